@@ -1,0 +1,106 @@
+"""Choosing where the step runs: the CPU (numba threads) or a CUDA GPU.
+
+Precedence: an explicit choice (``--backend``), then the ``GPUSIM_BACKEND``
+environment variable, then the config's ``run.backend``; ``auto`` takes the
+GPU when one is usable and the CPU otherwise.  With ``NUMBA_ENABLE_CUDASIM=1``
+the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
+slow, but it proves the GPU launch path without a GPU.
+"""
+
+import os
+
+import numpy as np
+
+from gpusim.kernels.launch import CPULauncher, CUDALauncher
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here."""
+
+
+class Backend:
+    """An array module (``xp``) and a launcher for rules, with host transfers."""
+
+    def __init__(self, name, xp, launch, simulated=False):
+        self.name = name
+        self.xp = xp
+        self.launch = launch
+        self.simulated = simulated
+
+    @property
+    def label(self):
+        return f"{self.name} (CUDA simulator)" if self.simulated else self.name
+
+    def to_host(self, array):
+        return array if self.xp is np else self.xp.asnumpy(array)
+
+    def to_device(self, array):
+        return self.xp.asarray(array)
+
+    def synchronize(self):
+        if self.xp is not np:
+            self.xp.cuda.Device().synchronize()
+
+    def memory_available(self):
+        """Bytes this backend can still allocate (host RAM, or free GPU memory)."""
+        if self.xp is not np:
+            free, _total = self.xp.cuda.runtime.memGetInfo()
+            return free
+        return host_memory_available()
+
+
+def host_memory_available():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def cuda_simulated():
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def cuda_problem():
+    """None if a CUDA GPU is usable, else the reason why not."""
+    if cuda_simulated():
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return "cupy is not installed (pip install 'gpusim[cuda]')"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device found"
+    except Exception as exc:  # cupy raises its own runtime errors without a driver
+        return f"no usable CUDA driver ({type(exc).__name__})"
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return "numba cannot reach the CUDA driver"
+    except Exception as exc:
+        return f"numba-cuda is not usable ({exc})"
+    return None
+
+
+def select(requested=None, configured="auto"):
+    """The backend for ``requested`` (CLI), else ``GPUSIM_BACKEND``, else ``configured``."""
+    choice = requested or os.environ.get("GPUSIM_BACKEND") or configured or "auto"
+    if choice not in ("auto", "cpu", "cuda"):
+        raise BackendError(f"unknown backend {choice!r}; expected auto, cpu or cuda")
+    if choice == "auto":
+        choice = "cuda" if cuda_problem() is None and not cuda_simulated() else "cpu"
+    if choice == "cpu":
+        return Backend("cpu", np, CPULauncher())
+    problem = cuda_problem()
+    if problem is not None:
+        raise BackendError(f"backend cuda is not usable here: {problem}; use --backend cpu")
+    if cuda_simulated():
+        return Backend("cuda", np, CUDALauncher(threads_per_block=32), simulated=True)
+    import cupy
+
+    return Backend("cuda", cupy, CUDALauncher())

@@ -1,0 +1,260 @@
+"""The ``gpusim`` command line.
+
+Exit status: 0 on success, 2 on bad input or usage (nothing is written),
+1 on a failure while running, 130 when interrupted.
+"""
+
+import argparse
+import sys
+import time
+from collections import deque
+
+from gpusim import __version__
+from gpusim.units import format_minutes
+
+EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"gpusim: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _fail_input(problems):
+    for line in problems:
+        print(f"gpusim: error: {line}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+def build_parser():
+    parser = _Parser(prog="gpusim", description="Cell-by-cell simulation of CAR immune-cell therapy against a 3D tumour.")
+    parser.add_argument("--version", action="version", version=f"gpusim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a preset or a TOML config, writing an OME-Zarr store")
+    run.add_argument("config", metavar="PRESET_OR_FILE", help="a preset name (see `gpusim presets`) or a TOML file")
+    run.add_argument("-o", "--output", required=True, metavar="OUT.ome.zarr", help="the store to write")
+    run.add_argument("--seed", type=int, help="random seed (overrides run.seed)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a config key; the value is read as TOML, else as a string (repeatable)")
+    run.add_argument("--backend", choices=["auto", "cpu", "cuda"], help="where to run (default: config, GPUSIM_BACKEND, auto)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    run.add_argument("--debug", action="store_true", help="check the lattice invariants after every step (slow)")
+
+    info = sub.add_parser("info", help="summarise a store")
+    info.add_argument("store")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sub.add_parser("presets", help="list the presets shipped with gpusim")
+
+    report = sub.add_parser("report", help="write a PNG figure of a store's populations over time")
+    report.add_argument("store")
+    report.add_argument("-o", "--output", help="PNG path (default: beside the store, NAME.png)")
+
+    bench = sub.add_parser("bench", help="measure step throughput (agent-steps per second) on the CPU")
+    bench.add_argument("--agents", default="1e5,1e6,4e6", help="comma-separated agent counts (default 1e5,1e6,4e6)")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per size (default 20)")
+    bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
+    bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
+    return parser
+
+
+# --- run ---------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A progress bar with simulated time, cell counts and agent-steps per second."""
+
+    def __init__(self, sim, quiet):
+        self.sim = sim
+        self.quiet = quiet
+        self.started = time.perf_counter()
+        self.first_step_s = None
+        self.agent_steps = 0
+        self.window = deque(maxlen=64)
+        self.last_draw = 0.0
+        self.bar = None
+        if not quiet:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.fields[clock]}"),
+                BarColumn(),
+                TextColumn("{task.fields[cells]}"),
+                TextColumn("[cyan]{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self.task = self.bar.add_task("run", total=sim.end_step, completed=sim.clock, clock="", cells="", rate="")
+            self.bar.start()
+
+    def __call__(self, sim):
+        now = time.perf_counter()
+        if self.first_step_s is None:
+            self.first_step_s = now - self.started
+        self.agent_steps += sim.state.n
+        self.window.append((now, self.agent_steps))
+        if self.bar is not None and (now - self.last_draw > 0.2 or sim.done):
+            self.last_draw = now
+            self.bar.update(self.task, completed=sim.clock, clock=self.clock_text(), cells=self.cells_text(),
+                            rate=self.rate_text())
+
+    def clock_text(self):
+        sim = self.sim
+        return f"t = {format_minutes(sim.time_min)} / {format_minutes(sim.end_step * sim.dt)}"
+
+    def cells_text(self):
+        from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
+
+        last = self.sim.timeseries.last()
+        parts = [f"{KIND_LABELS[k]} {last[f'cells_{n}']:,}" for k, n in enumerate(KIND_NAMES) if last[f"cells_{n}"]]
+        return " · ".join(parts) or "no cells"
+
+    def rate(self):
+        if len(self.window) < 2:
+            return 0.0
+        (t0, a0), (t1, a1) = self.window[0], self.window[-1]
+        return (a1 - a0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def rate_text(self):
+        return f"{self.rate():.2e} agent-steps/s"
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_run(args):
+    from gpusim import backend as backends
+    from gpusim import config
+    from gpusim.engine import Simulation, preflight
+    from gpusim.store import RunStore, StoreError, check_target, disk_usage
+
+    try:
+        cfg, raw = config.load(args.config, args.overrides, seed=args.seed)
+        check_target(args.output, args.overwrite)
+        backend = backends.select(args.backend, cfg.run.backend)
+        preflight(cfg, backend)
+    except config.ConfigError as exc:
+        return _fail_input(exc.problems)
+    except (StoreError, backends.BackendError) as exc:
+        return _fail_input([str(exc)])
+
+    wall_start = time.perf_counter()
+    store = None
+    progress = None
+    try:
+        sim = Simulation(cfg, backend=backend, debug=args.debug)
+        store = RunStore(args.output, cfg, raw, backend.label, overwrite=args.overwrite)
+        progress = _Progress(sim, args.quiet)
+        sim.run(store=store, progress=progress)
+    except KeyboardInterrupt:
+        if progress:
+            progress.close()
+        if store is not None:
+            store.finish(sim)
+        print(f"gpusim: interrupted at {format_minutes(sim.time_min)}; {args.output} holds the run so far", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failure at run time, after the input was accepted
+        if progress:
+            progress.close()
+        print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    progress.close()
+    wall = time.perf_counter() - wall_start
+    if not args.quiet:
+        from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
+
+        last = sim.timeseries.last()
+        steady = progress.agent_steps / max(wall - (progress.first_step_s or 0), 1e-9)
+        cells = " · ".join(f"{KIND_LABELS[k]} {last[f'cells_{n}']:,}" for k, n in enumerate(KIND_NAMES) if last[f"cells_{n}"])
+        size = disk_usage(args.output)
+        print(f"gpusim: wrote {args.output}  ({format_minutes(sim.time_min)} simulated in {sim.clock} steps, "
+              f"{store.meta['snapshots_written']} snapshots, {size / 2**20:.1f} MiB)")
+        print(f"  wall time   {wall:.1f} s (first step incl. compilation {progress.first_step_s or 0:.1f} s) "
+              f"on {backend.label}")
+        print(f"  throughput  {progress.agent_steps:.3g} agent-steps, {steady:.3g} agent-steps/s after the first step")
+        print(f"  final cells {cells or 'none'}")
+        print(f"  look at it  gpusim info {args.output}   |   gpusim report {args.output}   |   "
+              f"napari {args.output}/labels/cells  (napari-ome-zarr)")
+    return EXIT_OK
+
+
+# --- other commands ------------------------------------------------------------------------
+
+
+def cmd_info(args):
+    from gpusim.store import StoreError, summary, to_json
+
+    try:
+        info = summary(args.store)
+    except StoreError as exc:
+        return _fail_input([str(exc)])
+    if args.json:
+        print(to_json(info))
+        return EXIT_OK
+    z, y, x = info["lattice_shape"]
+    print(f"{info['path']}  (gpusim {info['gpusim_version']}, {info['status']})")
+    if info["description"]:
+        print(f"  {info['description']}")
+    print(f"  backend      {info['backend']}, seed {info['seed']}, created {info['created']}")
+    print(f"  lattice      {z} x {y} x {x} voxels of {info['voxel_size_um']:g} um "
+          f"({z * info['voxel_size_um'] / 1000:.2f} x {y * info['voxel_size_um'] / 1000:.2f} x "
+          f"{x * info['voxel_size_um'] / 1000:.2f} mm)")
+    print(f"  progress     {info['steps_done']} of {info['steps_total']} steps of {info['dt_min']:g} min "
+          f"({format_minutes(info['simulated_min'])} simulated), {info['snapshots']} snapshots "
+          f"(levels {', '.join(info['labels_levels'])})")
+    print("  final cells  " + ", ".join(f"{k[6:]} {v:,}" for k, v in info["final_counts"].items() if v) or "none")
+    print("  totals       " + ", ".join(f"{k} {v:,}" for k, v in info["totals"].items() if v))
+    print(f"  on disk      {info['bytes_on_disk'] / 2**20:.1f} MiB")
+    return EXIT_OK
+
+
+def cmd_presets(_args):
+    from gpusim import config
+
+    names = config.preset_names()
+    width = max(len(n) for n in names)
+    for name in names:
+        raw = config.read_source(name)
+        print(f"{name:<{width}}  {raw.get('description', '')}")
+    return EXIT_OK
+
+
+def cmd_report(args):
+    from gpusim.report import write_report
+    from gpusim.store import StoreError
+
+    try:
+        path = write_report(args.store, args.output)
+    except StoreError as exc:
+        return _fail_input([str(exc)])
+    print(f"gpusim: wrote {path}")
+    return EXIT_OK
+
+
+def cmd_bench(args):
+    from gpusim import bench
+
+    try:
+        sizes = [int(float(a)) for a in args.agents.split(",") if a.strip()]
+    except ValueError:
+        return _fail_input([f"--agents {args.agents!r}: expected comma-separated numbers such as 1e5,1e6"])
+    rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, echo=print)
+    table = bench.markdown(rows, args)
+    print(table)
+    if args.record:
+        bench.record(args.record, table)
+        print(f"gpusim: appended to {args.record}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "info": cmd_info, "presets": cmd_presets, "report": cmd_report, "bench": cmd_bench}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

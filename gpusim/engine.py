@@ -1,0 +1,194 @@
+"""The step pipeline: one dt of the model, phase by phase.
+
+Each phase reads the state as it was at the phase's start and is made of
+rules from :mod:`gpusim.kernels`, launched on the chosen backend.  The phases
+that exist so far, in DESIGN order:
+
+4. move   - effectors take a persistent random-walk step (claim, resolve, commit)
+5. divide - due tumour cells put a daughter in a free neighbour voxel
+6. die    - apoptosis; dead slots are compacted away
+8. dose   - scheduled infusions add effectors
+9. observe - counts, births, deaths and moves every step
+
+(engage, synapse, express and fields arrive with the trogocytosis model and
+the diffusing fields.)
+"""
+
+import numpy as np
+
+from gpusim import backend as backends
+from gpusim import parameters
+from gpusim.config import ConfigError
+from gpusim.dosing import Placement, add_cells
+from gpusim.kernels.apoptosis import apoptosis
+from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
+from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, TUMOUR
+from gpusim.kernels.claims import resolve_claim
+from gpusim.kernels.migration import choose_step, commit_step
+from gpusim.kernels.occupancy import paint_kind
+from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
+from gpusim.observables import Timeseries, census
+from gpusim.state import State, bytes_per_agent
+
+
+def memory_needed(cfg):
+    """Bytes the run needs at its start: occupancy grid, label buffers and the agent table with room to grow."""
+    voxels = cfg.voxels
+    agents = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose)
+    return voxels * (4 + 2) + int(max(agents, 1024) * 2 * bytes_per_agent())
+
+
+def preflight(cfg, backend):
+    """Refuse, before allocating anything, a run that will not fit in the backend's memory."""
+    needed = memory_needed(cfg)
+    available = backend.memory_available()
+    if needed > available:
+        z, y, x = cfg.lattice.shape
+        raise ConfigError(
+            [
+                f"lattice.shape: a {z}x{y}x{x} lattice with {cfg.tumour.initial_cells} initial cells needs "
+                f"{needed / 2**30:.1f} GiB, but {backend.label} has {available / 2**30:.1f} GiB available"
+            ]
+        )
+
+
+class Simulation:
+    """A run of the model: state, parameters, backend and the observables so far."""
+
+    def __init__(self, cfg, backend=None, debug=False):
+        self.cfg = cfg
+        self.backend = backend if backend is not None else backends.select(configured=cfg.run.backend)
+        self.xp = self.backend.xp
+        self.launch = self.backend.launch
+        self.debug = debug
+        self.seed = int(cfg.run.seed)
+        self.dt = float(cfg.run.dt)
+        self.clock = 0
+        host_params, host_cycle_table = parameters.build(cfg)
+        self.params = self.backend.to_device(host_params)
+        self.cycle_table = self.backend.to_device(host_cycle_table)
+        self.end_step = cfg.steps
+        self.snapshot_steps = cfg.steps_of(cfg.run.snapshot_every)
+        self.sort_steps = cfg.steps_of(cfg.run.sort_every)
+        self.doses = sorted(
+            ((cfg.steps_of(d.time), n, d) for n, d in enumerate(cfg.dose)), key=lambda item: (item[0], item[1])
+        )
+        initial = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) == 0)
+        self.state = State(self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * 1.25)))
+        self.timeseries = Timeseries()
+        self._seen_ids = None
+        self._seed_population()
+
+    # --- set-up -------------------------------------------------------------------
+    def _seed_population(self):
+        s = self.state
+        add_cells(self, self.cfg.tumour.initial_cells, TUMOUR, Placement.BALL)
+        self.launch(start_cycle, s.n, self.seed, 0, s["agent_id"], s["kind"], s["cycle_timer"], self.cycle_table)
+        dosed = self._dose()
+        if self.debug:
+            self._check()
+        table = census(s)
+        zero = np.zeros(N_KINDS, dtype=np.int64)
+        self.timeseries.record(0, self.dt, table, zero, zero, dosed, 0)
+
+    # --- the step -----------------------------------------------------------------
+    def step(self):
+        """Advance the model by one dt."""
+        t = self.clock
+        moves = self._move(t)
+        births = self._divide(t)
+        deaths = self._die(t)
+        self.clock = t + 1
+        dosed = self._dose()
+        if self.sort_steps and self.clock % self.sort_steps == 0:
+            self.state.sort_by_voxel()
+        if self.debug:
+            self._check()
+        self.timeseries.record(self.clock, self.dt, census(self.state), births, deaths, dosed, moves)
+
+    def _move(self, t):
+        s = self.state
+        self.launch(
+            choose_step, s.n, self.seed, t, s["agent_id"], s["kind"], s["voxel"], s["heading"], s.occ,
+            self.params, s["claim"],
+        )
+        self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"])
+        moves = int(self.xp.count_nonzero(s.view("won")))
+        self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ)
+        return moves
+
+    def _divide(self, t):
+        s = self.state
+        self.launch(
+            choose_division_site, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"],
+            s["cycle_timer"], s.occ, self.params, s["claim"],
+        )
+        self.launch(
+            resolve_claim, s.n, self.seed, t, DIVISION_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"]
+        )
+        parents = self.xp.flatnonzero(s.view("won"))
+        births = np.zeros(N_KINDS, dtype=np.int64)
+        if parents.shape[0]:
+            births = self.backend.to_host(self.xp.bincount(s["kind"][parents], minlength=N_KINDS))
+            first_slot, first_id = s.append_copies(parents)
+            self.launch(
+                place_daughter, parents.shape[0], self.seed, t, first_slot, first_id, parents, s["claim"],
+                s["agent_id"], s["voxel"], s["cycle_timer"], s.occ, self.cycle_table,
+            )
+        return births
+
+    def _die(self, t):
+        s = self.state
+        self.launch(apoptosis, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s.occ, self.params)
+        dead = (s.view("state") & DEAD) != 0
+        deaths = self.backend.to_host(self.xp.bincount(s.view("kind")[dead], minlength=N_KINDS))
+        if deaths.sum():
+            s.compact(~dead)
+        return deaths
+
+    def _dose(self):
+        """Infusions due at the current clock; returns the cells added per kind."""
+        dosed = np.zeros(N_KINDS, dtype=np.int64)
+        for step, _n, dose in self.doses:
+            if step == self.clock:
+                kind = KIND_NAMES.index(dose.kind)
+                dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
+        return dosed
+
+    def _check(self):
+        previous_next = getattr(self, "_checked_next_id", 0)
+        self._seen_ids = self.state.check_invariants(self._seen_ids, previous_next)
+        self._checked_next_id = self.state.next_id
+
+    # --- running and looking ------------------------------------------------------
+    @property
+    def time_min(self):
+        return self.clock * self.dt
+
+    @property
+    def done(self):
+        return self.clock >= self.end_step
+
+    def is_snapshot_step(self):
+        return self.clock % self.snapshot_steps == 0 or self.clock == self.end_step
+
+    def kind_volume(self):
+        """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""
+        volume = self.xp.zeros(self.state.occ.shape[0], dtype=np.uint8)
+        self.launch(paint_kind, self.state.n, self.state["voxel"], self.state["kind"], volume)
+        return self.backend.to_host(volume).reshape(self.state.shape)
+
+    def run(self, steps=None, store=None, progress=None):
+        """Advance ``steps`` steps (default: to the end of the run), writing snapshots to ``store``."""
+        target = self.end_step if steps is None else min(self.end_step, self.clock + steps)
+        if store is not None:
+            store.start(self)
+        while self.clock < target:
+            self.step()
+            if store is not None and self.is_snapshot_step():
+                store.snapshot(self)
+            if progress is not None:
+                progress(self)
+        if store is not None:
+            store.finish(self)
+        return self

@@ -1,0 +1,151 @@
+"""The simulation state: agent columns (structure of arrays) and the occupancy grid.
+
+Agents live in dense slots ``0..n-1`` of per-attribute columns allocated with
+spare capacity, grown geometrically.  ``occ`` (flat, one int32 per voxel)
+holds the slot of the cell in each voxel or -1.  Dead slots are compacted
+away in a stable order, and the table is periodically sorted by voxel
+(stable) so that neighbours sit close in memory.  Both reorderings keep every
+relation intact because relations between cells are directions on the
+lattice, never slots.
+"""
+
+import numpy as np
+
+from gpusim.kernels.occupancy import claim_own_voxel
+
+# name -> dtype; the order is the order of the agent table in the store.
+COLUMNS = {
+    "agent_id": np.int64,  # unique, never reused
+    "voxel": np.int64,  # flat voxel index
+    "kind": np.uint8,  # kernels.cells.TUMOUR, CAR_T, ...
+    "state": np.uint8,  # kernels.cells flags
+    "heading": np.int8,  # direction 0..25 of a migrating effector
+    "cycle_timer": np.int32,  # steps until a tumour cell is due to divide
+}
+# per-slot scratch written and read within one phase
+SCRATCH = {
+    "claim": np.int64,  # the voxel a cell claims this phase, or -1
+    "won": np.uint8,  # 1 if the claim succeeded
+}
+
+GROWTH = 1.5
+
+
+def bytes_per_agent():
+    return sum(np.dtype(t).itemsize for t in {**COLUMNS, **SCRATCH}.values())
+
+
+class State:
+    """Agent columns and occupancy grid on one backend."""
+
+    def __init__(self, backend, shape, capacity=1024):
+        self.backend = backend
+        self.xp = backend.xp
+        self.shape = tuple(int(s) for s in shape)
+        self.n = 0
+        self.next_id = 0
+        self.capacity = 0
+        self.columns = {}
+        self.scratch = {}
+        self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
+        self._allocate(max(int(capacity), 16))
+
+    # --- storage ---------------------------------------------------------------
+    def _allocate(self, capacity):
+        xp = self.xp
+        for table, spec in ((self.columns, COLUMNS), (self.scratch, SCRATCH)):
+            for name, dtype in spec.items():
+                fresh = xp.zeros(capacity, dtype=dtype)
+                if name in table:
+                    fresh[: self.n] = table[name][: self.n]
+                table[name] = fresh
+        self.capacity = capacity
+
+    def reserve(self, needed):
+        """Make room for ``needed`` agents, growing geometrically."""
+        if needed > self.capacity:
+            self._allocate(max(int(needed), int(self.capacity * GROWTH) + 1))
+
+    def __getitem__(self, name):
+        """The full-capacity column (or scratch array) ``name``."""
+        return self.columns[name] if name in self.columns else self.scratch[name]
+
+    def view(self, name):
+        """The live part ``[:n]`` of a column."""
+        return self[name][: self.n]
+
+    # --- growth, compaction and sorting -----------------------------------------
+    def append(self, count):
+        """Open ``count`` new zeroed slots at the end; return the first slot and first id."""
+        self.reserve(self.n + count)
+        first_slot, first_id = self.n, self.next_id
+        for col in self.columns.values():
+            col[first_slot : first_slot + count] = 0
+        self.n += count
+        self.next_id += count
+        return first_slot, first_id
+
+    def append_copies(self, parents):
+        """New slots holding copies of every column of ``parents`` (slot order); returns first slot and id."""
+        count = int(parents.shape[0])
+        self.reserve(self.n + count)
+        first_slot, first_id = self.n, self.next_id
+        for col in self.columns.values():
+            col[first_slot : first_slot + count] = col[parents]
+        self.n += count
+        self.next_id += count
+        return first_slot, first_id
+
+    def _reorder(self, order):
+        """Gather every column by ``order`` (new slot k takes old slot order[k]) and rewrite occupancy."""
+        count = int(order.shape[0])
+        for col in self.columns.values():
+            col[:count] = col[order]
+        self.n = count
+        self.backend.launch(claim_own_voxel, self.n, self.columns["voxel"], self.occ)
+
+    def compact(self, keep):
+        """Drop slots whose ``keep`` is False, keeping the order of the rest."""
+        self._reorder(self.xp.flatnonzero(keep))
+
+    def sort_by_voxel(self):
+        """Stable sort of the agent table by voxel index."""
+        self._reorder(self.xp.argsort(self.view("voxel"), kind="stable"))
+
+    def snapshot(self):
+        """Host copies of the live columns and of the occupancy grid."""
+        out = {name: self.backend.to_host(self.view(name)).copy() for name in COLUMNS}
+        out["occ"] = self.backend.to_host(self.occ).copy()
+        out["next_id"] = self.next_id
+        return out
+
+    def check_invariants(self, previous_ids=None, previous_next_id=0):
+        """Assert the lattice invariants; returns the sorted ids for the next check.
+
+        Occupancy and agent columns agree one-to-one, no voxel holds two
+        cells, ids are unique, and ids that appear are new ids, never reused.
+        """
+        host = self.snapshot()
+        voxel, occ, ids = host["voxel"], host["occ"], host["agent_id"]
+        n = self.n
+        problems = []
+        if n and (voxel.min() < 0 or voxel.max() >= occ.size):
+            problems.append("a cell sits outside the lattice")
+        elif np.unique(voxel).size != n:
+            problems.append("two cells share a voxel")
+        elif n and not np.array_equal(occ[voxel], np.arange(n, dtype=occ.dtype)):
+            problems.append("occupancy grid and agent voxels disagree")
+        if np.count_nonzero(occ >= 0) != n:
+            problems.append(f"occupancy grid holds {np.count_nonzero(occ >= 0)} cells, agent table {n}")
+        sorted_ids = np.sort(ids)
+        if n and np.any(sorted_ids[1:] == sorted_ids[:-1]):
+            problems.append("two cells share an id")
+        if n and sorted_ids[-1] >= self.next_id:
+            problems.append("an id beyond the id counter")
+        if previous_ids is not None:
+            new = np.setdiff1d(sorted_ids, previous_ids, assume_unique=True)
+            if new.size and new.min() < previous_next_id:
+                problems.append("an id was reused")
+        if problems:
+            raise AssertionError("lattice invariants broken: " + "; ".join(problems))
+        return sorted_ids

@@ -1,0 +1,260 @@
+"""The run's store: ``NAME.ome.zarr``, zarr v3 with OME-NGFF 0.5 metadata.
+
+Layout (DESIGN §6; later writers add the field image at the root, ``agents/``
+and checkpoints beside these)::
+
+    NAME.ome.zarr/
+      zarr.json            root group; attributes["gpusim"]: config, seed, version,
+                           backend, progress, snapshot clock
+      labels/              attributes["ome"]["labels"] = ["cells"]
+        cells/             OME-NGFF multiscale label image, axes t, z, y, x,
+          s0, s1, ...      uint8: 0 empty, 1 tumour cell, 2 CAR-T, 3 CAR-NK, 4 CAR-M
+      timeseries/          one 1-D array per observable, one entry per step
+"""
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
+from gpusim.observables import SERIES
+
+NGFF_VERSION = "0.5"
+KIND_COLOURS = {  # RGBA of label value 1 + kind
+    "tumour": [214, 96, 77, 255],
+    "car_t": [67, 147, 195, 255],
+    "car_nk": [90, 174, 97, 255],
+    "car_m": [153, 112, 171, 255],
+}
+MIN_LEVEL_EDGE = 16
+
+
+class StoreError(ValueError):
+    """A path that is not a usable gpusim store (missing, foreign, or in the way)."""
+
+
+def _zarr():
+    import zarr
+
+    return zarr
+
+
+def _compressor():
+    return _zarr().codecs.ZstdCodec(level=3)
+
+
+def level_shapes(shape):
+    """Spatial shapes of the multiscale levels: halve (nearest) while every edge stays >= 16."""
+    levels = [tuple(shape)]
+    while min(s // 2 for s in levels[-1]) >= MIN_LEVEL_EDGE:
+        levels.append(tuple((s + 1) // 2 for s in levels[-1]))
+    return levels
+
+
+def check_target(path, overwrite):
+    """Refuse to touch an existing path unless ``overwrite``, and never remove something that is not a store."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not overwrite:
+        raise StoreError(f"{path} already exists; pass --overwrite to replace it")
+    if path.is_dir() and not (path / "zarr.json").exists() and any(path.iterdir()):
+        raise StoreError(f"{path} is a non-empty folder that is not a zarr store; refusing to replace it")
+    if not path.is_dir():
+        raise StoreError(f"{path} is a file, not a store; refusing to replace it")
+
+
+class RunStore:
+    """Writes one run: label snapshots and the time series, with the run's metadata."""
+
+    def __init__(self, path, cfg, raw_config, backend_label, overwrite=False):
+        from gpusim import __version__
+
+        self.path = Path(path)
+        check_target(self.path, overwrite)
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        zarr = _zarr()
+        self.cfg = cfg
+        end = cfg.steps
+        every = cfg.steps_of(cfg.run.snapshot_every)
+        self.snapshot_clocks = list(range(0, end + 1, every))
+        self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
+        self.meta = {
+            "version": __version__,
+            "config": raw_config,
+            "description": cfg.description,
+            "seed": cfg.run.seed,
+            "backend": backend_label,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "status": "running",
+            "dt_min": cfg.run.dt,
+            "steps_total": end,
+            "steps_done": 0,
+            "lattice_shape": list(cfg.lattice.shape),
+            "voxel_size_um": cfg.lattice.voxel_size,
+            "snapshot_steps": self.snapshot_clocks,
+            "snapshots_written": 0,
+            "kinds": {str(k + 1): name for k, name in enumerate(KIND_NAMES)},
+        }
+        self.root.attrs["gpusim"] = self.meta
+        self._create_labels()
+        self._create_timeseries(end + 1)
+        self._rows_written = 0
+
+    def _create_labels(self):
+        cfg = self.cfg
+        voxel = cfg.lattice.voxel_size
+        snap_min = cfg.run.snapshot_every
+        labels = self.root.create_group("labels")
+        labels.attrs["ome"] = {"version": NGFF_VERSION, "labels": ["cells"]}
+        cells = labels.create_group("cells")
+        t = len(self.snapshot_clocks)
+        datasets = []
+        self.levels = []
+        for level, shape in enumerate(level_shapes(cfg.lattice.shape)):
+            chunks = (1,) + tuple(min(s, 64) for s in shape)
+            array = cells.create_array(
+                f"s{level}", shape=(t,) + shape, chunks=chunks, dtype="uint8", fill_value=0,
+                compressors=_compressor(), dimension_names=["t", "z", "y", "x"],
+            )
+            self.levels.append(array)
+            scale = voxel * 2**level
+            datasets.append(
+                {"path": f"s{level}", "coordinateTransformations": [{"type": "scale", "scale": [snap_min, scale, scale, scale]}]}
+            )
+        cells.attrs["ome"] = {
+            "version": NGFF_VERSION,
+            "multiscales": [
+                {
+                    "name": "cells",
+                    "axes": [
+                        {"name": "t", "type": "time", "unit": "minute"},
+                        {"name": "z", "type": "space", "unit": "micrometer"},
+                        {"name": "y", "type": "space", "unit": "micrometer"},
+                        {"name": "x", "type": "space", "unit": "micrometer"},
+                    ],
+                    "datasets": datasets,
+                }
+            ],
+            "image-label": {
+                "colors": [{"label-value": k + 1, "rgba": KIND_COLOURS[name]} for k, name in enumerate(KIND_NAMES)],
+                "properties": [
+                    {"label-value": k + 1, "kind": name, "name": KIND_LABELS[k]} for k, name in enumerate(KIND_NAMES)
+                ],
+            },
+        }
+
+    def _create_timeseries(self, length):
+        group = self.root.create_group("timeseries")
+        self.series = {}
+        for name in SERIES:
+            self.series[name] = group.create_array(
+                name, shape=(length,), chunks=(min(length, 1 << 16),),
+                dtype="float64" if name == "time_min" else "int64", fill_value=0, compressors=_compressor(),
+            )
+
+    # --- writing --------------------------------------------------------------------
+    def start(self, sim):
+        if self.meta["snapshots_written"] == 0 and sim.clock == 0:
+            self.snapshot(sim)
+
+    def snapshot(self, sim):
+        """Write the cell-kind map of the current clock, and the time series so far."""
+        if sim.clock in self.snapshot_clocks:
+            index = self.snapshot_clocks.index(sim.clock)
+            volume = sim.kind_volume()
+            for level, array in enumerate(self.levels):
+                step = 2**level
+                array[index] = volume[::step, ::step, ::step]
+            self.meta["snapshots_written"] = index + 1
+        self._flush(sim)
+
+    def _flush(self, sim):
+        rows = sim.timeseries.arrays(self._rows_written)
+        count = len(rows["step"])
+        if count:
+            for name, values in rows.items():
+                self.series[name][self._rows_written : self._rows_written + count] = values
+            self._rows_written += count
+        self.meta["steps_done"] = sim.clock
+        self.root.attrs["gpusim"] = self.meta
+
+    def finish(self, sim):
+        self.meta["status"] = "complete" if sim.done else "stopped"
+        self._flush(sim)
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def open_store(path):
+    """Open an existing gpusim store for reading; :class:`StoreError` if it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such store")
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path}: not a zarr v3 store (no zarr.json)")
+    try:
+        root = _zarr().open_group(str(path), mode="r", zarr_format=3)
+        meta = root.attrs.asdict().get("gpusim")
+    except Exception as exc:
+        raise StoreError(f"{path}: cannot be read as a zarr store ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise StoreError(f"{path}: a zarr store, but not one written by gpusim (no gpusim attributes)")
+    return root, meta
+
+
+def read_timeseries(path):
+    """The time series of a store as a dict of numpy arrays, trimmed to the steps done."""
+    root, meta = open_store(path)
+    rows = meta["steps_done"] + 1
+    try:
+        group = root["timeseries"]
+        return {name: np.asarray(group[name][:rows]) for name in SERIES if name in group}
+    except KeyError as exc:
+        raise StoreError(f"{path}: the store has no time series ({exc})") from None
+
+
+def disk_usage(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def summary(path):
+    """A JSON-able summary of a store: what ``gpusim info`` prints."""
+    root, meta = open_store(path)
+    series = read_timeseries(path)
+    final = {name: int(values[-1]) for name, values in series.items() if name.startswith("cells_")}
+    totals = {
+        name: int(values.sum())
+        for name, values in series.items()
+        if name.startswith(("births_", "deaths_", "dosed_")) or name == "moves"
+    }
+    return {
+        "path": str(path),
+        "description": meta.get("description", ""),
+        "gpusim_version": meta["version"],
+        "status": meta["status"],
+        "backend": meta["backend"],
+        "seed": meta["seed"],
+        "created": meta["created"],
+        "lattice_shape": meta["lattice_shape"],
+        "voxel_size_um": meta["voxel_size_um"],
+        "dt_min": meta["dt_min"],
+        "steps_done": meta["steps_done"],
+        "steps_total": meta["steps_total"],
+        "simulated_min": meta["steps_done"] * meta["dt_min"],
+        "snapshots": meta["snapshots_written"],
+        "labels_levels": sorted(root["labels/cells"].array_keys(), key=lambda k: int(k[1:])) if "labels" in root else [],
+        "final_counts": final,
+        "totals": totals,
+        "bytes_on_disk": disk_usage(path),
+        "config": meta["config"],
+    }
+
+
+def to_json(obj):
+    return json.dumps(obj, indent=2, sort_keys=False)

@@ -1,0 +1,110 @@
+"""Tumour cell cycle and division.
+
+Each tumour cell carries a countdown (``cycle_timer``, in steps) to its next
+division, drawn at birth from the population's cycle-length distribution
+(tumour doubling 26-40 h in vitro, Raji in vivo 1.37 d: Cazaux 2019,
+Barros 2021).  The distribution is tabulated on the host as a lookup table of
+cycle lengths in whole steps at equally spaced quantiles, so a draw is an
+integer index and CPU and GPU agree exactly.
+
+A cell whose countdown has run out divides into a free neighbour voxel,
+chosen at random; where none is free it waits, quiescent (contact
+inhibition), and tries again every step.  Two cells that pick the same voxel
+resolve it by claim (:mod:`gpusim.kernels.claims`); the loser retries next
+step.  Daughters take slots after the last cell, in the order of their
+parents' slots.
+"""
+
+import numpy as np
+
+from gpusim.kernels.cells import NOT_QUIESCENT, QUIESCENT, TUMOUR
+from gpusim.kernels.lattice import voxel_coords, voxel_index
+from gpusim.kernels.launch import device, rule
+from gpusim.kernels.params import NX, NY, NZ
+from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, draw_index
+
+
+@device
+def cycle_length(seed, step, agent_id, cycle_table):
+    """A cycle length in steps, drawn from the tabulated distribution."""
+    return cycle_table[draw_index(seed, step, agent_id, CYCLE_LENGTH, cycle_table.shape[0])]
+
+
+@rule
+def start_cycle(i, seed, step, agent_id, kind, cycle_timer, cycle_table):
+    """Place a cell of the initial tumour at a uniformly random point of a freshly drawn cycle."""
+    if kind[i] != TUMOUR:
+        return
+    length = cycle_length(seed, step, agent_id[i], cycle_table)
+    cycle_timer[i] = draw_index(seed, step, agent_id[i], CYCLE_PHASE, length)
+
+
+@rule
+def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_timer, occ, params, claim):
+    """Advance the cycle clock; a due cell claims a random free neighbour voxel."""
+    claim[i] = -1
+    if kind[i] != TUMOUR:
+        return
+    remaining = cycle_timer[i]
+    if remaining > 0:
+        cycle_timer[i] = remaining - 1
+        return
+    nz = params[NZ]
+    ny = params[NY]
+    nx = params[NX]
+    z, y, x = voxel_coords(voxel[i], ny, nx)
+    free = 0
+    for dz in range(-1, 2):
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
+                if v >= 0 and occ[v] < 0:
+                    free += 1
+    if free == 0:
+        state[i] = state[i] | QUIESCENT
+        return
+    state[i] = state[i] & NOT_QUIESCENT
+    pick = draw_index(seed, step, agent_id[i], DIVISION_SITE, free)
+    for dz in range(-1, 2):
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
+                if v >= 0 and occ[v] < 0:
+                    if pick == 0:
+                        claim[i] = v
+                        return
+                    pick -= 1
+
+
+@rule
+def place_daughter(j, seed, step, first_slot, first_id, parents, claim, agent_id, voxel, cycle_timer, occ, cycle_table):
+    """Daughter ``j`` of this step: its id, its voxel, and fresh cycles for it and its parent.
+
+    The host has already copied the parent's columns into the daughter's slot
+    (``first_slot + j``) and will split the molecule pools; this sets what
+    differs.
+    """
+    parent = parents[j]
+    daughter = first_slot + j
+    daughter_id = first_id + j
+    agent_id[daughter] = daughter_id
+    site = claim[parent]
+    voxel[daughter] = site
+    occ[site] = daughter
+    cycle_timer[parent] = cycle_length(seed, step, agent_id[parent], cycle_table)
+    cycle_timer[daughter] = cycle_length(seed, step, daughter_id, cycle_table)
+
+
+def cycle_table_steps(median_min, cv, dt_min, size=1024):
+    """Host side: the lookup table of cycle lengths (whole steps, at least 1).
+
+    Cycle lengths are log-normal with the given median and coefficient of
+    variation, tabulated at the mid-points of ``size`` equal quantile bins.
+    """
+    from statistics import NormalDist
+
+    sigma = float(np.sqrt(np.log1p(cv * cv)))
+    unit = NormalDist()
+    quantiles = [unit.inv_cdf((q + 0.5) / size) for q in range(size)]
+    lengths = median_min * np.exp(sigma * np.asarray(quantiles)) / dt_min
+    return np.maximum(np.rint(lengths), 1).astype(np.int32)

@@ -1,0 +1,52 @@
+"""Voxels of the cubic lattice and their 26 neighbours (Moore neighbourhood).
+
+Voxels are numbered ``(z * ny + y) * nx + x`` (C order of ``occ[z, y, x]``).
+A *direction* is an integer 0..25 naming one of the 26 neighbours; it is stored
+instead of a slot (for example the heading of a migrating cell) because it
+survives sorting and compaction of the agent table.  Directions are ordered so
+that ``opposite(d) == 25 - d``.  Walls are closed: a neighbour past the edge
+does not exist (-1).
+"""
+
+from gpusim.kernels.launch import device
+
+N_DIRECTIONS = 26
+
+
+@device
+def direction_offset(direction):
+    """(dz, dy, dx), each in -1..1, of a direction 0..25."""
+    d = direction + 1 if direction >= 13 else direction
+    return d // 9 - 1, (d // 3) % 3 - 1, d % 3 - 1
+
+
+@device
+def opposite(direction):
+    """The direction pointing back."""
+    return 25 - direction
+
+
+@device
+def voxel_coords(voxel, ny, nx):
+    """(z, y, x) of a flat voxel index."""
+    plane = ny * nx
+    z = voxel // plane
+    rest = voxel - z * plane
+    y = rest // nx
+    return z, y, rest - y * nx
+
+
+@device
+def voxel_index(z, y, x, nz, ny, nx):
+    """Flat index of (z, y, x), or -1 outside the lattice."""
+    if z < 0 or y < 0 or x < 0 or z >= nz or y >= ny or x >= nx:
+        return -1
+    return (z * ny + y) * nx + x
+
+
+@device
+def neighbour(voxel, direction, nz, ny, nx):
+    """Flat index of the neighbour of ``voxel`` in ``direction``, or -1 past a wall."""
+    z, y, x = voxel_coords(voxel, ny, nx)
+    dz, dy, dx = direction_offset(direction)
+    return voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
