@@ -9,7 +9,7 @@ export GPUSIM_CACHE_DIR ?= $(CURDIR)/.cache/gpusim
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=68" wheel
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

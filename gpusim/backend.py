@@ -8,6 +8,7 @@ slow, but it proves the GPU launch path without a GPU.
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -100,6 +101,9 @@ def select(requested=None, configured="auto"):
     if problem is not None:
         raise BackendError(f"backend cuda is not usable here: {problem}; use --backend cpu")
     if cuda_simulated():
+        # The simulator runs rules as Python on NumPy scalars, which warn on the
+        # uint64 wrap-around that the hash relies on (on the device it is silent).
+        warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
         return Backend("cuda", np, CUDALauncher(threads_per_block=32), simulated=True)
     import cupy
 

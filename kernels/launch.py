@@ -101,7 +101,7 @@ def compile_device(fn, target):
     if target == "cpu":
         import numba
 
-        compiled = numba.njit(clone)
+        compiled = numba.njit(inline="always")(clone)
     else:
         from numba import cuda
 

@@ -1,0 +1,161 @@
+"""The lattice invariants hold at every step, and the first rules do what biology says."""
+
+import numpy as np
+import pytest
+
+from gpusim.engine import Simulation
+from gpusim.kernels.cells import CAR_T, TUMOUR
+from gpusim.kernels.launch import compile_device
+from gpusim.kernels.lattice import direction_offset, neighbour, opposite
+
+from conftest import small_config
+
+
+def paired(start, end, column="voxel"):
+    """``column`` at start and at end for the cells present in both, ordered by id."""
+    common = np.intersect1d(start["agent_id"], end["agent_id"])
+
+    def pick(snap):
+        keep = np.isin(snap["agent_id"], common)
+        return snap[column][keep][np.argsort(snap["agent_id"][keep])]
+
+    return pick(start), pick(end)
+
+
+def test_directions_are_the_26_neighbours_and_opposites_point_back():
+    offsets = [direction_offset(d) for d in range(26)]
+    assert len(set(offsets)) == 26 and (0, 0, 0) not in offsets
+    for d in range(26):
+        assert tuple(-c for c in offsets[d]) == direction_offset(opposite(d))
+
+
+def test_neighbour_stops_at_closed_walls():
+    fn = compile_device(neighbour, "cpu")
+    corner = 0
+    outside = [d for d in range(26) if fn(corner, d, 4, 4, 4) < 0]
+    assert len(outside) == 26 - 7  # a corner voxel has 7 neighbours
+
+
+def test_invariants_hold_every_step_through_divisions_deaths_moves_sorts_and_doses(small):
+    cfg, _ = small
+    sim = Simulation(cfg, debug=True)  # debug checks after every step and raises on a broken invariant
+    sim.run()
+    series = sim.timeseries.arrays()
+    assert series["births_tumour"].sum() > 20
+    assert series["deaths_tumour"].sum() > 20
+    assert series["deaths_car_t"].sum() > 0
+    assert series["moves"].sum() > 100
+    assert series["dosed_car_t"].sum() == 80
+
+
+def test_invariant_check_catches_a_broken_grid(small):
+    cfg, _ = small
+    sim = Simulation(cfg)
+    sim.state.occ[sim.state["voxel"][0]] = -1
+    with pytest.raises(AssertionError, match="occupancy"):
+        sim.state.check_invariants()
+
+
+def test_ids_are_never_reused(small):
+    cfg, _ = small
+    sim = Simulation(cfg, debug=True)
+    seen = set(sim.state.snapshot()["agent_id"].tolist())
+    for _ in range(60):
+        before = sim.state.next_id
+        sim.step()
+        ids = set(sim.state.snapshot()["agent_id"].tolist())
+        new = ids - seen
+        assert all(i >= before for i in new)
+        seen |= ids
+
+
+def test_population_bookkeeping_adds_up(small):
+    cfg, _ = small
+    sim = Simulation(cfg)
+    sim.run()
+    s = sim.timeseries.arrays()
+    for kind in ("tumour", "car_t"):
+        cells = s[f"cells_{kind}"]
+        change = s[f"births_{kind}"][1:] - s[f"deaths_{kind}"][1:] + s[f"dosed_{kind}"][1:]
+        assert np.array_equal(np.diff(cells), change)
+
+
+def test_tumour_grows_and_crowded_cells_wait(small):
+    cfg, _ = small_config(tumour={"apoptosis_rate": "0 /h", "cycle_time": "2 h"}, dose=[])
+    sim = Simulation(cfg)
+    start = sim.timeseries.last()["cells_tumour"]
+    sim.run()
+    last = sim.timeseries.last()
+    assert last["cells_tumour"] > start * 1.2
+    assert last["tumour_quiescent"] > 0  # the core has no room to divide
+
+
+def test_daughters_sit_next_to_their_parents():
+    cfg, _ = small_config(tumour={"apoptosis_rate": "0 /h", "cycle_time": "1 h", "initial_cells": 50}, dose=[])
+    sim = Simulation(cfg)
+    before = sim.state.snapshot()
+    sim.run(90)
+    after = sim.state.snapshot()
+    assert after["agent_id"].size > before["agent_id"].size
+    # every tumour cell keeps a tumour neighbour: growth is by adjacent daughters, not scattering
+    shape = cfg.lattice.shape
+    occ = after["occ"].reshape(shape)
+    zz, yy, xx = np.unravel_index(after["voxel"], shape)
+    for z, y, x in zip(zz, yy, xx):
+        block = occ[max(z - 1, 0) : z + 2, max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
+        assert np.count_nonzero(block >= 0) >= 2
+
+
+def test_effectors_wander_and_tumour_cells_stay_put_without_effectors():
+    cfg, _ = small_config(
+        tumour={"apoptosis_rate": "0 /h", "cycle_time": "100 d"},
+        effectors={"car_t": {"lifespan": "100 d"}},
+        dose=[{"time": "0 min", "count": 40, "placement": "uniform"}],
+    )
+    sim = Simulation(cfg, debug=True)
+    start = sim.state.snapshot()
+    sim.run(60)
+    end = sim.state.snapshot()
+    order_s, order_e = np.argsort(start["agent_id"]), np.argsort(end["agent_id"])
+    moved = start["voxel"][order_s] != end["voxel"][order_e]
+    kind = start["kind"][order_s]
+    assert moved[kind == CAR_T].mean() > 0.8
+    # tumour cells only move when an effector squeezes past them
+    assert moved[kind == TUMOUR].mean() < 0.2
+
+
+def test_speed_sets_the_distance_walked():
+    def displacement(speed):
+        cfg, _ = small_config(
+            lattice={"shape": [32, 32, 32]},
+            tumour={"initial_cells": 0},
+            effectors={"car_t": {"speed": speed, "persistence": "30 min", "lifespan": "100 d"}},
+            dose=[{"time": "0 min", "count": 200, "placement": "uniform"}],
+        )
+        sim = Simulation(cfg)
+        start = sim.state.snapshot()
+        sim.run(40)
+        end = sim.state.snapshot()
+        a, b = paired(start, end)
+        a, b = np.array(np.unravel_index(a, (32, 32, 32))), np.array(np.unravel_index(b, (32, 32, 32)))
+        return np.sqrt(((a - b) ** 2).sum(axis=0)).mean()
+
+    assert displacement("8 um/min") > 2 * displacement("2 um/min")
+
+
+def test_rim_dose_lands_closer_to_the_tumour_than_uniform():
+    def mean_distance(placement):
+        cfg, _ = small_config(
+            lattice={"shape": [32, 32, 32]},
+            tumour={"initial_cells": 2000},
+            dose=[{"time": "0 min", "count": 200, "placement": placement}],
+        )
+        sim = Simulation(cfg)
+        snap = sim.state.snapshot()
+        z, y, x = np.unravel_index(snap["voxel"][snap["kind"] == CAR_T], (32, 32, 32))
+        return np.sqrt((z - 16.0) ** 2 + (y - 16.0) ** 2 + (x - 16.0) ** 2).mean()
+
+    rim = mean_distance("rim")
+    radius = (3 * 2000 / (4 * np.pi)) ** (1 / 3)
+    assert abs(rim - radius) < 2.5
+    assert mean_distance("uniform") > rim + 2

@@ -1,0 +1,90 @@
+"""The run's store: layout, metadata, `gpusim info`, the report figure, and refusing foreign paths."""
+
+import json
+
+import numpy as np
+import zarr
+
+from gpusim.engine import Simulation
+from gpusim.store import RunStore, read_timeseries
+
+from conftest import run_gpusim, small_config
+
+
+def write_store(path, seed=None):
+    cfg, raw = small_config(run={"seed": seed}) if seed is not None else small_config()
+    sim = Simulation(cfg)
+    sim.run(store=RunStore(path, cfg, raw, sim.backend.label))
+    return sim
+
+
+def test_store_layout_and_metadata(tmp_path):
+    path = tmp_path / "run.ome.zarr"
+    sim = write_store(path)
+    root = zarr.open_group(str(path), mode="r")
+    meta = root.attrs["gpusim"]
+    assert meta["status"] == "complete" and meta["steps_done"] == sim.clock == 120
+    assert meta["seed"] == 3 and meta["backend"] == "cpu" and meta["version"]
+    assert meta["config"]["tumour"]["initial_cells"] == 500
+    assert root["labels"].attrs["ome"]["labels"] == ["cells"]
+    ome = root["labels/cells"].attrs["ome"]
+    assert ome["version"] == "0.5"
+    axes = ome["multiscales"][0]["axes"]
+    assert [a["name"] for a in axes] == ["t", "z", "y", "x"]
+    assert axes[1]["unit"] == "micrometer" and axes[0]["unit"] == "minute"
+    assert ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] == [30.0, 10.0, 10.0, 10.0]
+    labels = root["labels/cells/s0"]
+    assert labels.shape == (5, 16, 16, 16) and labels.dtype == np.uint8
+    assert np.array_equal(labels[-1], sim.kind_volume())
+    assert np.count_nonzero(labels[0] == 1) == 500
+    series = read_timeseries(path)
+    assert series["step"].tolist() == list(range(121))
+    assert series["cells_tumour"][-1] == sim.timeseries.last()["cells_tumour"]
+
+
+def test_same_seed_gives_identical_stores(tmp_path):
+    a, b = tmp_path / "a.ome.zarr", tmp_path / "b.ome.zarr"
+    write_store(a)
+    write_store(b)
+    ra, rb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    assert np.array_equal(ra["labels/cells/s0"][:], rb["labels/cells/s0"][:])
+    for name in ra["timeseries"].array_keys():
+        assert np.array_equal(ra["timeseries"][name][:], rb["timeseries"][name][:]), name
+    strip = lambda m: {k: v for k, v in m.items() if k != "created"}  # noqa: E731
+    assert strip(ra.attrs["gpusim"]) == strip(rb.attrs["gpusim"])
+
+
+def test_cli_run_info_and_report(tmp_path):
+    out = tmp_path / "tiny.ome.zarr"
+    run = run_gpusim("run", "tiny", "-o", out, "--seed", "5", "--set", "run.duration=2 h")
+    assert run.returncode == 0, run.stderr
+    assert "wrote" in run.stdout and "agent-steps/s" in run.stdout
+    info = run_gpusim("info", out)
+    assert info.returncode == 0 and "120 of 120 steps" in info.stdout and "tumour" in info.stdout
+    as_json = json.loads(run_gpusim("info", out, "--json").stdout)
+    assert as_json["seed"] == 5 and as_json["steps_done"] == 120 and as_json["final_counts"]["cells_tumour"] > 0
+    report = run_gpusim("report", out)
+    png = tmp_path / "tiny.png"
+    assert report.returncode == 0 and png.exists()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info_refuses_foreign_and_corrupt_paths(tmp_path):
+    missing = run_gpusim("info", tmp_path / "nothing.ome.zarr")
+    assert missing.returncode == 2 and "no such store" in missing.stderr
+    foreign = tmp_path / "foreign.zarr"
+    zarr.open_group(str(foreign), mode="w").attrs["hello"] = 1
+    result = run_gpusim("info", foreign)
+    assert result.returncode == 2 and "not one written by gpusim" in result.stderr
+    corrupt = tmp_path / "corrupt.ome.zarr"
+    corrupt.mkdir()
+    (corrupt / "zarr.json").write_text("{not json")
+    result = run_gpusim("info", corrupt)
+    assert result.returncode == 2 and "cannot be read" in result.stderr
+
+
+def test_presets_command_lists_one_line_each():
+    result = run_gpusim("presets")
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and any(line.startswith("demo ") for line in lines)
+    assert all(len(line.split()) > 2 for line in lines)
