@@ -46,6 +46,7 @@ def run(sizes, steps=20, backend_name="cpu", echo=print):
         for _ in range(WARMUP_STEPS):
             sim.step()
         backend.synchronize()
+        sim.profile_phases()
         per_step = []
         agent_counts = []
         for _ in range(steps):
@@ -64,6 +65,7 @@ def run(sizes, steps=20, backend_name="cpu", echo=print):
             "min_step_ms": min(per_step) * 1e3,
             "agent_steps_per_s": mean_agents / median_s,
             "setup_s": setup_s,
+            "phases_ms": {name: statistics.median(t) * 1e3 for name, t in sim.phase_seconds.items()},
         }
         rows.append(row)
         echo(f"  {mean_agents:12,.0f} agents  {row['lattice']}^3 lattice  median step {row['median_step_ms']:8.2f} ms"
@@ -98,7 +100,18 @@ def markdown(rows, args=None):
         "|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['agents']:,.0f} | {r['lattice']}³ | {r['median_step_ms']:.2f} | {r['min_step_ms']:.2f} | {r['agent_steps_per_s']:.3g} |")
+        lines.append(f"| {r['agents']:,.0f} | {r['lattice']}³ | {r['median_step_ms']:.2f} | {r['min_step_ms']:.2f} "
+                     f"| {r['agent_steps_per_s']:.3g} |")
+    phases = list(rows[0]["phases_ms"]) if rows else []
+    lines += [
+        "",
+        "Median wall time per phase (ms; the sort runs every 60 steps, so its median is ~0):",
+        "",
+        "| agents | " + " | ".join(phases) + " |",
+        "|---:|" + "---:|" * len(phases),
+    ]
+    for r in rows:
+        lines.append(f"| {r['agents']:,.0f} | " + " | ".join(f"{r['phases_ms'][p]:.2f}" for p in phases) + " |")
     return "\n".join(lines) + "\n"
 
 

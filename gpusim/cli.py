@@ -144,8 +144,7 @@ def cmd_run(args):
         return _fail_input([str(exc)])
 
     wall_start = time.perf_counter()
-    store = None
-    progress = None
+    sim = store = progress = None
     try:
         sim = Simulation(cfg, backend=backend, debug=args.debug)
         store = RunStore(args.output, cfg, raw, backend.label, overwrite=args.overwrite)
@@ -156,7 +155,10 @@ def cmd_run(args):
             progress.close()
         if store is not None:
             store.finish(sim)
-        print(f"gpusim: interrupted at {format_minutes(sim.time_min)}; {args.output} holds the run so far", file=sys.stderr)
+            print(f"gpusim: interrupted at {format_minutes(sim.time_min)}; {args.output} holds the run so far",
+                  file=sys.stderr)
+        else:
+            print("gpusim: interrupted before the run started; nothing written", file=sys.stderr)
         return 130
     except Exception as exc:  # a failure at run time, after the input was accepted
         if progress:
@@ -207,8 +209,10 @@ def cmd_info(args):
     print(f"  progress     {info['steps_done']} of {info['steps_total']} steps of {info['dt_min']:g} min "
           f"({format_minutes(info['simulated_min'])} simulated), {info['snapshots']} snapshots "
           f"(levels {', '.join(info['labels_levels'])})")
-    print("  final cells  " + ", ".join(f"{k[6:]} {v:,}" for k, v in info["final_counts"].items() if v) or "none")
-    print("  totals       " + ", ".join(f"{k} {v:,}" for k, v in info["totals"].items() if v))
+    cells = ", ".join(f"{k[len('cells_'):]} {v:,}" for k, v in info["final_counts"].items() if v)
+    totals = ", ".join(f"{k} {v:,}" for k, v in info["totals"].items() if v)
+    print(f"  final cells  {cells or 'none'}")
+    print(f"  totals       {totals or 'none'}")
     print(f"  on disk      {info['bytes_on_disk'] / 2**20:.1f} MiB")
     return EXIT_OK
 

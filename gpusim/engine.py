@@ -14,6 +14,9 @@ that exist so far, in DESIGN order:
 the diffusing fields.)
 """
 
+import contextlib
+import time
+
 import numpy as np
 
 from gpusim import backend as backends
@@ -29,6 +32,24 @@ from gpusim.kernels.occupancy import paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.observables import Timeseries, census
 from gpusim.state import State, bytes_per_agent
+
+
+PHASES = ("move", "divide", "die", "dose", "sort", "observe")
+
+
+class _PhaseTimer:
+    """Wall time of one phase, the device synchronised at both ends."""
+
+    def __init__(self, sim, name):
+        self.sim, self.name = sim, name
+
+    def __enter__(self):
+        self.sim.backend.synchronize()
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.sim.backend.synchronize()
+        self.sim.phase_seconds[self.name].append(time.perf_counter() - self.start)
 
 
 def memory_needed(cfg):
@@ -77,6 +98,7 @@ class Simulation:
         self.state = State(self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * 1.25)))
         self.timeseries = Timeseries()
         self._seen_ids = None
+        self.phase_seconds = None
         self._seed_population()
 
     # --- set-up -------------------------------------------------------------------
@@ -95,16 +117,31 @@ class Simulation:
     def step(self):
         """Advance the model by one dt."""
         t = self.clock
-        moves = self._move(t)
-        births = self._divide(t)
-        deaths = self._die(t)
+        with self._phase("move"):
+            moves = self._move(t)
+        with self._phase("divide"):
+            births = self._divide(t)
+        with self._phase("die"):
+            deaths = self._die(t)
         self.clock = t + 1
-        dosed = self._dose()
-        if self.sort_steps and self.clock % self.sort_steps == 0:
-            self.state.sort_by_voxel()
+        with self._phase("dose"):
+            dosed = self._dose()
+        with self._phase("sort"):
+            if self.sort_steps and self.clock % self.sort_steps == 0:
+                self.state.sort_by_voxel()
         if self.debug:
             self._check()
-        self.timeseries.record(self.clock, self.dt, census(self.state), births, deaths, dosed, moves)
+        with self._phase("observe"):
+            self.timeseries.record(self.clock, self.dt, census(self.state), births, deaths, dosed, moves)
+
+    def profile_phases(self):
+        """Start recording the wall time of every phase of every step in ``self.phase_seconds``."""
+        self.phase_seconds = {name: [] for name in PHASES}
+
+    def _phase(self, name):
+        if self.phase_seconds is None:
+            return contextlib.nullcontext()
+        return _PhaseTimer(self, name)
 
     def _move(self, t):
         s = self.state

@@ -24,10 +24,9 @@ _STATE_CODES = 4  # (state & (DEAD | QUIESCENT)) takes values 0..3
 
 def census(state):
     """Counts per (kind, DEAD/QUIESCENT flags) of the live table, as a host array [kind, code]."""
-    xp = state.xp
-    kind = state.view("kind").astype(np.int64)
-    code = (state.view("state") & (DEAD | QUIESCENT)).astype(np.int64)
-    counts = xp.bincount(kind * _STATE_CODES + code, minlength=N_KINDS * _STATE_CODES)
+    # uint8 throughout (at most 4 * 3 + 3): no wide temporaries on the hot path
+    code = state.view("kind") * np.uint8(_STATE_CODES) + (state.view("state") & (DEAD | QUIESCENT))
+    counts = state.xp.bincount(code, minlength=N_KINDS * _STATE_CODES)
     return state.backend.to_host(counts).reshape(N_KINDS, _STATE_CODES)
 
 

@@ -113,3 +113,16 @@ def test_cuda_backend_without_a_gpu_is_a_clear_error(tmp_path):
 def test_usage_errors_exit_2():
     assert run_gpusim("run").returncode == 2
     assert run_gpusim("frobnicate").returncode == 2
+
+
+def test_a_failure_while_running_exits_1(tmp_path, monkeypatch, capsys):
+    from gpusim import cli
+    from gpusim.engine import Simulation
+
+    def broken_step(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Simulation, "step", broken_step)
+    status = cli.main(["run", "tiny", "-o", str(tmp_path / "o.ome.zarr"), "--quiet"])
+    assert status == 1
+    assert "run failed: RuntimeError: disk on fire" in capsys.readouterr().err
