@@ -104,7 +104,7 @@ def select(requested=None, configured="auto"):
         # The simulator runs rules as Python on NumPy scalars, which warn on the
         # uint64 wrap-around that the hash relies on (on the device it is silent).
         warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
-        return Backend("cuda", np, CUDALauncher(threads_per_block=32), simulated=True)
+        return Backend("cuda", np, CUDALauncher(np, threads_per_block=32), simulated=True)
     import cupy
 
-    return Backend("cuda", cupy, CUDALauncher())
+    return Backend("cuda", cupy, CUDALauncher(cupy))
