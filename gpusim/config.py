@@ -50,7 +50,11 @@ Moment = _quantity("time", non_negative=True)
 Length = _quantity("length", positive=True)
 Speed = _quantity("speed", non_negative=True)
 Rate = _quantity("rate", non_negative=True)
+Area = _quantity("area", positive=True)
+Affinity = _quantity("concentration", positive=True)
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0, lt=2**30)]
+Spread = Annotated[float, Field(ge=0.0, le=3.0)]
 
 
 class _Section(BaseModel):
@@ -76,6 +80,17 @@ class TumourSection(_Section):
     cycle_time: Duration = "24 h"
     cycle_time_cv: Annotated[float, Field(ge=0.0, le=2.0)] = 0.25
     apoptosis_rate: Rate = "0.002 /h"
+    # molecules (per cell); set points are log-normal across cells, heritable
+    antigen_a: Count = 20000  # median CD19-like density (B-ALL/NALM6 1-4e4, Ginaldi 1998)
+    antigen_a_cv: Spread = 0.5
+    antigen_b: Count = 0
+    antigen_b_cv: Spread = 0.5
+    icar_ligand: Count = 0  # the NK self-marker is absent from tumour cells
+    set_point_noise: Spread = 0.05  # CV of the multiplicative noise a daughter's set points inherit
+    antigen_loss: Fraction = 1e-4  # chance per division that a daughter becomes antigen-A negative
+    reexpression_time: Duration = "24 h"  # time constant of antigen returning to its set point [est]
+    acquired_car_half_life: Duration = "6 h"  # internalisation of CAR gained by reverse trogocytosis [est]
+    adherence: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0  # resistance to whole-cell phagocytosis
 
 
 class EffectorSection(_Section):
@@ -83,12 +98,86 @@ class EffectorSection(_Section):
     persistence: Duration = "10 min"
     squeeze: Fraction = 0.3
     lifespan: Duration = "8.6 d"
+    # receptors and markers (molecules per cell)
+    car: Count = 30000  # CARCADE; Singh 2020: 1.5e4-5e4
+    car_kd: Affinity = "50 nM"  # FMC63-like, 34-100 nM (Singh 2020; CARCADE)
+    receptor_b: Count = 0
+    receptor_b_kd: Affinity = "50 nM"
+    receptor_b_role: Literal["car", "ccr"] = "ccr"  # a CAR kills on B; a CCR only costimulates
+    icar: Count = 0
+    icar_kd: Affinity = "50 nM"
+    icar_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0  # inhibition per iCAR complex
+    icar_ligand: Count = 0  # NK self-marker carried by this kind
+    car_reexpression_time: Duration = "12 h"  # [est]
+    acquired_antigen_half_life: Duration = "8 h"  # internalisation, 2-24 h [est]
+    costimulation: Literal["cd28", "41bb"] = "cd28"
+    # signalling: thresholds in bound complexes (signal) at half-maximal response
+    recognition: Count = 20  # signal needed to engage a neighbour
+    lysis_threshold: Count = 400  # ~2,000 CD19/target at default CAR and affinity (Majzner ASH 2018)
+    proliferation_threshold: Count = 4000  # ~10x the lysis threshold (Watanabe 2015)
+    hill: Annotated[float, Field(gt=0.0, le=20.0)] = 2.0
+    hit_chance: Fraction = 0.15  # lytic hits per step at full signal
+    trogocytosis: Fraction = 0.05  # of the synapse's bound antigen taken per contact, at the reference affinity [est] 1-10%
+    reverse_trogocytosis: Fraction = 0.02  # of the synapse's bound CAR given per contact (Zhai 2023) [est]
+    tonic_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1  # signal per cis complex of acquired antigen and own CAR [est]
+    synapse_time: Duration = "25 min"  # engage-kill-detach ~25 min (Cazaux 2019)
+    refractory_time: Duration = "10 min"
+    divisions: Annotated[int, Field(ge=0, le=100)] = 3
+    division_time: Duration = "12 h"  # from activation to division
+    exhaustion_limit: Duration = "250 min"  # stimulated time that exhausts: ~10 engagements (CARCADE)
+    exhaustion_recovery_time: Duration = "1 h"  # mean time to recover one step of stimulation
+    # CAR-macrophages: how a contact ends
+    phagocytosis: Fraction = 0.0  # chance that a contact ends in engulfment of a non-adherent target
+    bite_fraction: Annotated[float, Field(ge=0.0, le=1.0 / 27.0)] = 0.0  # of each target pool per bite
+
+
+class CarNKSection(EffectorSection):
+    """CAR-NK defaults: slower, shorter-lived, carrying the NK self-marker an iCAR can recognise (Li 2022)."""
+
+    speed: Speed = "4 um/min"
+    lifespan: Duration = "7 d"
+    car: Count = 20000
+    icar_ligand: Count = 20000
+    divisions: Annotated[int, Field(ge=0, le=100)] = 2
+
+
+class CarMSection(EffectorSection):
+    """CAR-macrophage defaults: slow; contacts end in engulfment or a trogocytic bite, no lytic hits."""
+
+    speed: Speed = "1 um/min"
+    persistence: Duration = "30 min"
+    squeeze: Fraction = 0.05
+    lifespan: Duration = "30 d"
+    hit_chance: Fraction = 0.0
+    trogocytosis: Fraction = 0.0
+    reverse_trogocytosis: Fraction = 0.0
+    divisions: Annotated[int, Field(ge=0, le=100)] = 0
+    synapse_time: Duration = "30 min"
+    phagocytosis: Fraction = 0.3
+    bite_fraction: Annotated[float, Field(ge=0.0, le=1.0 / 27.0)] = 0.03
 
 
 class EffectorsSection(_Section):
     car_t: EffectorSection = EffectorSection()
-    car_nk: EffectorSection = EffectorSection(speed="4 um/min", lifespan="7 d")
-    car_m: EffectorSection = EffectorSection(speed="1 um/min", persistence="30 min", squeeze=0.05, lifespan="30 d")
+    car_nk: CarNKSection = CarNKSection()
+    car_m: CarMSection = CarMSection()
+
+
+class DamageSection(_Section):
+    """How targets (tumour cells, and effectors attacked by effectors) take and repair damage."""
+
+    lethal_hits: Annotated[int, Field(ge=1, le=10000)] = 3  # lytic hits that kill; they add up across effectors
+    hit_repair_time: Duration = "2 h"  # mean time to repair one hit
+    lethal_bites: Annotated[int, Field(ge=1, le=10000)] = 6  # CAR-M bites that kill (trogoptosis)
+    bite_repair_time: Duration = "6 h"
+
+
+class SynapseSection(_Section):
+    contact_fraction: Fraction = 0.2  # of each surface inside the synapse (CARCADE CONTACT_FRAC)
+    contact_area: Area = "40 um2"  # membrane area of one synapse
+    confinement_length: Length = "10 nm"  # converts a 3D KD to a 2D one [est]
+    trogocytosis_reference_kd: Affinity = "50 nM"  # the affinity at which `trogocytosis` applies
+    trogocytosis_detection: Count = 500  # acquired antigen that makes an effector trog-positive
 
 
 class DoseEntry(_Section):
@@ -104,6 +193,8 @@ class Config(_Section):
     lattice: LatticeSection = LatticeSection()
     tumour: TumourSection = TumourSection()
     effectors: EffectorsSection = EffectorsSection()
+    synapse: SynapseSection = SynapseSection()
+    damage: DamageSection = DamageSection()
     dose: list[DoseEntry] = []
 
     # --- derived quantities used by the engine ---------------------------------
@@ -167,6 +258,25 @@ def _check_whole(cfg):
             problems.append(
                 f"effectors.{name}.speed: {eff.speed:g} um/min covers {per_step:.2f} voxels per step; "
                 "at most one voxel per step (lower run.dt or the speed)"
+            )
+    for name in ("car_t", "car_nk", "car_m"):
+        eff = getattr(cfg.effectors, name)
+        if eff.proliferation_threshold < eff.lysis_threshold:
+            problems.append(
+                f"effectors.{name}.proliferation_threshold: {eff.proliferation_threshold} is below the lysis "
+                f"threshold ({eff.lysis_threshold}); proliferation needs the stronger signal (Watanabe 2015)"
+            )
+        if eff.receptor_b > 0 and cfg.tumour.antigen_b == 0:
+            problems.append(
+                f"effectors.{name}.receptor_b: {eff.receptor_b} receptors against antigen B, but tumour.antigen_b "
+                "is 0: the receptor has no ligand (set tumour.antigen_b or drop the receptor)"
+            )
+        if eff.icar > 0 and cfg.tumour.icar_ligand == 0 and all(
+            getattr(cfg.effectors, other).icar_ligand == 0 for other in ("car_t", "car_nk", "car_m")
+        ):
+            problems.append(
+                f"effectors.{name}.icar: {eff.icar} iCARs, but no cell carries their ligand "
+                "(set icar_ligand on an effector kind or on the tumour)"
             )
     dosed = sum(d.count for d in cfg.dose)
     if cfg.tumour.initial_cells + dosed > cfg.voxels:

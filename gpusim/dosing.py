@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from gpusim.kernels.cells import KIND_NAMES, TUMOUR
-from gpusim.kernels.occupancy import initial_heading, placement_key
+from gpusim.kernels.occupancy import equip_cell, placement_key
 
 
 class Placement:
@@ -85,6 +85,8 @@ def add_cells(sim, count, kind, placement):
     state["voxel"][new] = voxels
     state["kind"][new] = kind
     state.occ[voxels] = sim.xp.arange(first_slot, first_slot + placed, dtype=np.int32)
-    if kind != TUMOUR:
-        sim.launch(initial_heading, placed, sim.seed, sim.clock, first_slot, state["agent_id"], state["heading"])
+    sim.launch(
+        equip_cell, placed, sim.seed, sim.clock, first_slot, state["agent_id"], state["kind"], state["heading"],
+        state["partner"], state["divisions_left"], state["pools"], state["set_points"], sim.params, sim.set_point_table,
+    )
     return placed

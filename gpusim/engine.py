@@ -1,17 +1,18 @@
-"""The step pipeline: one dt of the model, phase by phase.
+"""The step pipeline: one dt of the model, phase by phase (DESIGN §3).
 
 Each phase reads the state as it was at the phase's start and is made of
-rules from :mod:`gpusim.kernels`, launched on the chosen backend.  The phases
-that exist so far, in DESIGN order:
+rules from :mod:`gpusim.kernels`, launched on the chosen backend:
 
-4. move   - effectors take a persistent random-walk step (claim, resolve, commit)
-5. divide - due tumour cells put a daughter in a free neighbour voxel
-6. die    - apoptosis; dead slots are compacted away
-8. dose   - scheduled infusions add effectors
-9. observe - counts, births, deaths and moves every step
+1. engage  - free effectors pick a synapse partner (tumour cells; effectors wearing antigen)
+2. synapse - binding, lytic hits, trogocytosis both ways, stimulation, synapse ends
+3. express - pools relax to their set points; exhaustion, damage and bites recover
+4. move    - effectors take a persistent random-walk step (claim, resolve, commit)
+5. divide  - due tumour cells and activated effectors put a daughter in a free voxel
+6. die     - lethal damage, engulfment, trogoptosis, apoptosis; dead slots compacted away
+8. dose    - scheduled infusions add effectors
+9. observe - the census and the step's ledger become one row of the time series
 
-(engage, synapse, express and fields arrive with the trogocytosis model and
-the diffusing fields.)
+(7, the diffusing fields, arrives with the fields issue.)
 """
 
 import contextlib
@@ -23,18 +24,21 @@ from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
-from gpusim.kernels.apoptosis import apoptosis
 from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
+from gpusim.kernels.census import census
 from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, TUMOUR
 from gpusim.kernels.claims import resolve_claim
+from gpusim.kernels.death import die
+from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.occupancy import paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
-from gpusim.observables import Timeseries, census
+from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange
+from gpusim.kernels.tally import STEP_TALLY
+from gpusim.observables import Timeseries
 from gpusim.state import State, bytes_per_agent
 
-
-PHASES = ("move", "divide", "die", "dose", "sort", "observe")
+PHASES = ("engage", "synapse", "express", "move", "divide", "die", "dose", "sort", "observe")
 
 
 class _PhaseTimer:
@@ -85,9 +89,13 @@ class Simulation:
         self.seed = int(cfg.run.seed)
         self.dt = float(cfg.run.dt)
         self.clock = 0
-        host_params, host_cycle_table = parameters.build(cfg)
-        self.params = self.backend.to_device(host_params)
-        self.cycle_table = self.backend.to_device(host_cycle_table)
+        inputs = parameters.build(cfg)
+        self.params = self.backend.to_device(inputs["params"])
+        self.tables = self.backend.to_device(inputs["tables"])
+        self.cycle_table = self.backend.to_device(inputs["cycle_table"])
+        self.set_point_table = self.backend.to_device(inputs["set_point_table"])
+        self.inheritance_table = self.backend.to_device(inputs["inheritance_table"])
+        self.detection = int(cfg.synapse.trogocytosis_detection)
         self.end_step = cfg.steps
         self.snapshot_steps = cfg.steps_of(cfg.run.snapshot_every)
         self.sort_steps = cfg.steps_of(cfg.run.sort_every)
@@ -109,20 +117,26 @@ class Simulation:
         dosed = self._dose()
         if self.debug:
             self._check()
-        table = census(s)
         zero = np.zeros(N_KINDS, dtype=np.int64)
-        self.timeseries.record(0, self.dt, table, zero, zero, dosed, 0)
+        self.timeseries.record(0, self.dt, self.census(), np.zeros(STEP_TALLY, dtype=np.int64), zero, dosed, 0)
 
     # --- the step -----------------------------------------------------------------
     def step(self):
         """Advance the model by one dt."""
         t = self.clock
+        ledger = np.zeros(STEP_TALLY, dtype=np.int64)
+        with self._phase("engage"):
+            ledger += self._engage()
+        with self._phase("synapse"):
+            ledger += self._synapse(t)
+        with self._phase("express"):
+            ledger += self._express(t)
         with self._phase("move"):
             moves = self._move(t)
         with self._phase("divide"):
             births = self._divide(t)
         with self._phase("die"):
-            deaths = self._die(t)
+            ledger += self._die(t)
         self.clock = t + 1
         with self._phase("dose"):
             dosed = self._dose()
@@ -132,7 +146,7 @@ class Simulation:
         if self.debug:
             self._check()
         with self._phase("observe"):
-            self.timeseries.record(self.clock, self.dt, census(self.state), births, deaths, dosed, moves)
+            self.timeseries.record(self.clock, self.dt, self.census(), ledger, births, dosed, moves)
 
     def profile_phases(self):
         """Start recording the wall time of every phase of every step in ``self.phase_seconds``."""
@@ -143,11 +157,42 @@ class Simulation:
             return contextlib.nullcontext()
         return _PhaseTimer(self, name)
 
+    def _engage(self):
+        s = self.state
+        return self.launch(
+            choose_partner, s.n, s["kind"], s["voxel"], s["partner"], s["refractory_steps"], s["synapse_steps"],
+            s["pools"], s.occ, self.params,
+        )
+
+    def _synapse(self, t):
+        s = self.state
+        self.launch(
+            synapse_exchange, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["partner"],
+            s["synapse_steps"], s["refractory_steps"], s["stimulation"], s["divisions_left"], s["cycle_timer"],
+            s["pools"], s.occ, self.params, self.tables, s["contact"], s["taken_a"], s["taken_b"], s["car_given"],
+            s["strike"],
+        )
+        return self.launch(
+            synapse_apply, s.n, s["kind"], s["state"], s["voxel"], s["partner"], s["pools"], s["damage"], s["bites"],
+            s.occ, self.params, s["contact"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"],
+        )
+
+    def _express(self, t):
+        s = self.state
+        ledger = self.launch(
+            express, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["pools"], s["set_points"], self.params
+        )
+        self.launch(
+            recover, s.n, self.seed, t, s["agent_id"], s["kind"], s["partner"], s["refractory_steps"],
+            s["stimulation"], s["damage"], s["bites"], s["pools"], self.params, self.tables,
+        )
+        return ledger
+
     def _move(self, t):
         s = self.state
         self.launch(
-            choose_step, s.n, self.seed, t, s["agent_id"], s["kind"], s["voxel"], s["heading"], s.occ,
-            self.params, s["claim"],
+            choose_step, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["heading"],
+            s["partner"], s.occ, self.params, s["claim"],
         )
         self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"])
         moves = int(self.xp.count_nonzero(s.view("won")))
@@ -158,7 +203,7 @@ class Simulation:
         s = self.state
         self.launch(
             choose_division_site, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"],
-            s["cycle_timer"], s.occ, self.params, s["claim"],
+            s["cycle_timer"], s["divisions_left"], s.occ, self.params, s["claim"],
         )
         self.launch(
             resolve_claim, s.n, self.seed, t, DIVISION_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"]
@@ -170,18 +215,33 @@ class Simulation:
             first_slot, first_id = s.append_copies(parents)
             self.launch(
                 place_daughter, parents.shape[0], self.seed, t, first_slot, first_id, parents, s["claim"],
-                s["agent_id"], s["voxel"], s["cycle_timer"], s.occ, self.cycle_table,
+                s["agent_id"], s["kind"], s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"],
+                s["partner"], s["pools"], s["set_points"], s.occ, self.params, self.cycle_table,
+                self.inheritance_table,
             )
         return births
 
     def _die(self, t):
         s = self.state
-        self.launch(apoptosis, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s.occ, self.params)
+        ledger = self.launch(
+            die, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
+            s["pools"], s.occ, self.params,
+        )
+        self.launch(
+            release_partner, s.n, s["kind"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
+            s.occ, self.params,
+        )
         dead = (s.view("state") & DEAD) != 0
-        deaths = self.backend.to_host(self.xp.bincount(s.view("kind")[dead], minlength=N_KINDS))
-        if deaths.sum():
+        if ledger.sum() and bool(self.xp.any(dead)):
             s.compact(~dead)
-        return deaths
+        return ledger
+
+    def census(self):
+        """The census tally of the live table (host int64 vector, layout in kernels.census)."""
+        s = self.state
+        return self.launch(
+            census, s.n, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params, self.detection
+        )
 
     def _dose(self):
         """Infusions due at the current clock; returns the cells added per kind."""

@@ -1,33 +1,51 @@
-"""Observables recorded at every step: counts by kind and state, births, deaths, moves, doses.
+"""Observables recorded at every step, and the flow-cytometer histograms of every snapshot.
 
-One row per clock tick (the initial state and the state after each step);
-each observable is a named integer series.  The column list below is the one
-source of the names used by the store, ``gpusim info`` and the plots.
+One row per clock tick (the initial state and the state after each step).
+The names below are the one source for the store, ``gpusim info`` and the
+figures.  Counts and sums come from exact integer tallies
+(:mod:`gpusim.kernels.census`, :mod:`gpusim.kernels.tally`); means and
+medians are derived from them (medians at the flow cytometer's resolution, a
+quarter of a doubling).
 """
 
 import numpy as np
 
-from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, QUIESCENT, TUMOUR
+from gpusim.kernels import census as C
+from gpusim.kernels import tally as T
+from gpusim.kernels.cells import CAUSE_NAMES, EFFECTOR_KINDS, KIND_NAMES, N_CAUSES, N_KINDS, QUIESCENT, TUMOUR
+from gpusim.kernels.molecules import ANTIGEN_A, HIST_BINS, SPECIES_NAMES, log_bin_edges
+
+EFFECTOR_NAMES = [KIND_NAMES[k] for k in EFFECTOR_KINDS]
 
 SERIES = (
     ["step", "time_min"]
     + [f"cells_{k}" for k in KIND_NAMES]
     + ["tumour_quiescent"]
+    + [f"{what}_{k}" for what in ("engaged", "exhausted", "trog_positive", "activated") for k in EFFECTOR_NAMES]
     + [f"births_{k}" for k in KIND_NAMES]
     + [f"deaths_{k}" for k in KIND_NAMES]
+    + [f"deaths_{c}" for c in CAUSE_NAMES]
     + [f"dosed_{k}" for k in KIND_NAMES]
-    + ["moves"]
+    + ["moves", "engagements", "hits", "bites"]
+    + [f"taken_{s}" for s in SPECIES_NAMES]
+    + [f"given_{s}" for s in SPECIES_NAMES]
+    + [f"{what}_{s}" for what in ("total", "synthesised", "degraded", "lost") for s in SPECIES_NAMES]
+    + [f"{what}_antigen_a_{k}" for what in ("mean", "median") for k in KIND_NAMES]
+    + [f"mean_stimulation_{k}" for k in EFFECTOR_NAMES]
 )
+FLOAT_SERIES = {name for name in SERIES if name.startswith(("mean_", "median_")) or name == "time_min"}
 
-_STATE_CODES = 4  # (state & (DEAD | QUIESCENT)) takes values 0..3
+_EDGES = log_bin_edges()
+_BIN_MIDDLES = np.where(_EDGES[:-1] < 4, _EDGES[:-1], np.sqrt(_EDGES[:-1] * (_EDGES[1:] - 1.0)))
 
 
-def census(state):
-    """Counts per (kind, DEAD/QUIESCENT flags) of the live table, as a host array [kind, code]."""
-    # uint8 throughout (at most 4 * 3 + 3): no wide temporaries on the hot path
-    code = state.view("kind") * np.uint8(_STATE_CODES) + (state.view("state") & (DEAD | QUIESCENT))
-    counts = state.xp.bincount(code, minlength=N_KINDS * _STATE_CODES)
-    return state.backend.to_host(counts).reshape(N_KINDS, _STATE_CODES)
+def histogram_median(counts):
+    """The median of a flow-cytometer histogram, as the middle of the bin holding it (NaN if empty)."""
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    b = int(np.searchsorted(np.cumsum(counts), (total + 1) / 2.0))
+    return float(_BIN_MIDDLES[min(b, HIST_BINS - 1)])
 
 
 class Timeseries:
@@ -39,19 +57,44 @@ class Timeseries:
     def __len__(self):
         return len(self.rows["step"])
 
-    def record(self, clock, dt_min, table, births, deaths, dosed, moves):
-        """One row; ``table`` is a :func:`census` taken after deaths were removed."""
+    def record(self, clock, dt_min, counts, ledger, births, dosed, moves):
+        """One row: ``counts`` a census tally (live cells), ``ledger`` the step's tally."""
         row = self.rows
-        row["step"].append(clock)
-        row["time_min"].append(clock * dt_min)
-        alive = table.sum(axis=1)
+        add = lambda name, value: row[name].append(value)  # noqa: E731
+        add("step", clock)
+        add("time_min", clock * dt_min)
+        per_kind = counts[: N_KINDS * C.CENSUS_ROW].reshape(N_KINDS, C.CENSUS_ROW)
+        hist = counts[C.ANTIGEN_HISTOGRAM :].reshape(N_KINDS, HIST_BINS)
+        deaths = ledger[T.DEATHS : T.DEATHS + N_CAUSES * N_KINDS].reshape(N_CAUSES, N_KINDS)
         for k, name in enumerate(KIND_NAMES):
-            row[f"cells_{name}"].append(int(alive[k]))
-            row[f"births_{name}"].append(int(births[k]))
-            row[f"deaths_{name}"].append(int(deaths[k]))
-            row[f"dosed_{name}"].append(int(dosed[k]))
-        row["tumour_quiescent"].append(int(table[TUMOUR, QUIESCENT]))
-        row["moves"].append(int(moves))
+            alive = int(per_kind[k, : C.STATE_CODES].sum())
+            add(f"cells_{name}", alive)
+            add(f"births_{name}", int(births[k]))
+            add(f"deaths_{name}", int(deaths[:, k].sum()))
+            add(f"dosed_{name}", int(dosed[k]))
+            mean = per_kind[k, C.POOL_SUM + ANTIGEN_A] / alive if alive else float("nan")
+            add(f"mean_antigen_a_{name}", float(mean))
+            add(f"median_antigen_a_{name}", histogram_median(hist[k]))
+            if k != TUMOUR:
+                add(f"engaged_{name}", int(per_kind[k, C.ENGAGED]))
+                add(f"exhausted_{name}", int(per_kind[k, C.EXHAUSTED]))
+                add(f"trog_positive_{name}", int(per_kind[k, C.TROG_POSITIVE]))
+                add(f"activated_{name}", int(per_kind[k, C.ACTIVATED_COUNT]))
+                add(f"mean_stimulation_{name}", float(per_kind[k, C.STIMULATION_SUM] / alive) if alive else float("nan"))
+        add("tumour_quiescent", int(per_kind[TUMOUR, QUIESCENT]))
+        for c, cause in enumerate(CAUSE_NAMES):
+            add(f"deaths_{cause}", int(deaths[c].sum()))
+        add("moves", int(moves))
+        add("engagements", int(ledger[T.ENGAGEMENTS]))
+        add("hits", int(ledger[T.HITS]))
+        add("bites", int(ledger[T.BITES]))
+        for s, species in enumerate(SPECIES_NAMES):
+            add(f"taken_{species}", int(ledger[T.TAKEN + s]))
+            add(f"given_{species}", int(ledger[T.GIVEN + s]))
+            add(f"total_{species}", int(per_kind[:, C.POOL_SUM + s].sum()))
+            add(f"synthesised_{species}", int(ledger[T.SYNTHESISED + s]))
+            add(f"degraded_{species}", int(ledger[T.DEGRADED + s]))
+            add(f"lost_{species}", int(ledger[T.LOST + s]))
 
     def last(self):
         return {name: values[-1] for name, values in self.rows.items()}
@@ -59,6 +102,6 @@ class Timeseries:
     def arrays(self, start=0):
         """Rows from ``start`` on, as numpy arrays."""
         return {
-            name: np.asarray(values[start:], dtype=np.float64 if name == "time_min" else np.int64)
+            name: np.asarray(values[start:], dtype=np.float64 if name in FLOAT_SERIES else np.int64)
             for name, values in self.rows.items()
         }

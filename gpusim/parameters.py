@@ -1,8 +1,13 @@
 """From the validated config to what the rules read: integer parameters and lookup tables.
 
 Every probability per step is turned into a 32-bit threshold here, on the
-host, once, so that rules decide events by integer comparison and every
-backend decides alike.
+host, once; every duration into whole steps; every affinity into a 2D
+dissociation constant in molecules per contact area; every sigmoidal response
+into a table over signal buckets.  Rules then decide events by integer
+arithmetic, and every backend decides alike.
+
+Conventions marked [est] are estimates no paper measured (BIOLOGY.md), exposed
+in the config to be calibrated.
 """
 
 import math
@@ -10,14 +15,44 @@ import math
 import numpy as np
 
 from gpusim.kernels import params as P
-from gpusim.kernels.cell_cycle import cycle_table_steps
-from gpusim.kernels.cells import EFFECTOR_KINDS, KIND_NAMES, TUMOUR
-from gpusim.kernels.rng import probability_threshold
+from gpusim.kernels.cell_cycle import cycle_table_steps, inheritance_factors_q16, lognormal_quantiles
+from gpusim.kernels.cells import CAR_M, EFFECTOR_KINDS, KIND_NAMES, N_KINDS, TUMOUR
+from gpusim.kernels.molecules import (
+    ANTIGEN_A,
+    ANTIGEN_B,
+    CAR,
+    ICAR,
+    ICAR_LIGAND,
+    N_SET_POINTS,
+    N_SPECIES,
+    RECEPTOR_B,
+    SET_A,
+    SET_B,
+)
+from gpusim.kernels.rng import probability_threshold as q32
+from gpusim.kernels.signal import N_BUCKETS, bucket_signals
+
+AVOGADRO = 6.02214076e23
+# costimulation domains shift the signal thresholds and trogocytosis [est]:
+# CD28 signals from less antigen than 4-1BB (Majzner 2020); the configured
+# thresholds are those of a CD28 CAR (the CD19-CD28z threshold, Majzner ASH 2018).
+COSTIMULATION = {"cd28": {"threshold": 1.0, "trogocytosis": 1.0}, "41bb": {"threshold": 2.0, "trogocytosis": 0.7}}
+ACTIVATION_MAX = 0.1  # chance per step of activation at saturating signal [est]
 
 
 def chance_per_step(rate_per_min, dt_min):
     """Probability of at least one event of a Poisson process in one step."""
     return -math.expm1(-rate_per_min * dt_min)
+
+
+def relaxation_per_step(time_constant_min, dt_min):
+    """Fraction of the way to a set point covered in one step of first-order relaxation."""
+    return -math.expm1(-dt_min / time_constant_min)
+
+
+def per_step_fraction(per_contact, contact_steps):
+    """The fraction per step that compounds to ``per_contact`` over a contact of ``contact_steps`` steps."""
+    return -math.expm1(math.log1p(-min(per_contact, 1.0 - 1e-12)) / contact_steps)
 
 
 def effector_step_chances(effector, dt_min, voxel_um):
@@ -32,18 +67,117 @@ def effector_step_chances(effector, dt_min, voxel_um):
     return attempt, turn
 
 
+def k_2d(kd_nm, synapse):
+    """A 3D dissociation constant (nM) as a 2D one in molecules per contact area.
+
+    K2D = KD * N_A * confinement length (Dustin's confinement approximation),
+    times the contact area.
+    """
+    per_m3 = kd_nm * 1e-9 * AVOGADRO * 1e3
+    per_um2 = per_m3 * synapse.confinement_length * 1e-6 * 1e-12
+    return max(1, int(round(per_um2 * synapse.contact_area)))
+
+
+def sigmoid(signal, threshold, hill):
+    """Hill response: 0 at no signal, 1/2 at the threshold, toward 1 above."""
+    s = np.asarray(signal, dtype=np.float64)
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(s > 0, 1.0 / (1.0 + (threshold / np.maximum(s, 1e-300)) ** hill), 0.0)
+
+
+def signal_tables(cfg):
+    """tables[row, kind, bucket]: hit, stimulation and activation chances (times 2**32) per signal bucket."""
+    signals = bucket_signals()
+    tables = np.zeros((P.N_TABLES, N_KINDS, N_BUCKETS), dtype=np.int64)
+    for kind in EFFECTOR_KINDS:
+        eff = getattr(cfg.effectors, KIND_NAMES[kind])
+        shift = COSTIMULATION[eff.costimulation]["threshold"]
+        lysis = sigmoid(signals, eff.lysis_threshold * shift, eff.hill)
+        proliferation = sigmoid(signals, eff.proliferation_threshold * shift, eff.hill)
+        tables[P.HIT_TABLE, kind] = [q32(p) for p in eff.hit_chance * lysis]
+        tables[P.STIMULATION_TABLE, kind] = [q32(p) for p in lysis]
+        tables[P.ACTIVATION_TABLE, kind] = [q32(p) for p in ACTIVATION_MAX * proliferation]
+    return tables
+
+
+def _set(params, block, kind, species, value):
+    params[block + kind * N_SPECIES + species] = value
+
+
 def build(cfg):
-    """``(params, cycle_table)`` as host numpy arrays."""
+    """All the integer inputs of the rules, as host numpy arrays (a dict)."""
     dt = cfg.run.dt
+    steps = lambda minutes: max(1, int(round(minutes / dt)))  # noqa: E731
+    relax = lambda minutes: q32(relaxation_per_step(minutes, dt))  # noqa: E731
+    half_life = lambda minutes: q32(relaxation_per_step(minutes / math.log(2), dt))  # noqa: E731
+    tumour, synapse, damage = cfg.tumour, cfg.synapse, cfg.damage
     params = np.zeros(P.N_PARAMS, dtype=np.int64)
     params[P.NZ], params[P.NY], params[P.NX] = cfg.lattice.shape
-    params[P.APOPTOSIS_THRESHOLD + TUMOUR] = probability_threshold(chance_per_step(cfg.tumour.apoptosis_rate, dt))
+    params[P.CONTACT_Q16] = int(round(synapse.contact_fraction * 65536))
+    params[P.ANTIGEN_LOSS] = q32(tumour.antigen_loss)
+
+    for kind in range(N_KINDS):
+        params[P.LETHAL_DAMAGE + kind] = damage.lethal_hits
+        params[P.DAMAGE_REPAIR + kind] = q32(chance_per_step(1.0 / damage.hit_repair_time, dt))
+        params[P.LETHAL_BITES + kind] = damage.lethal_bites
+        params[P.BITE_REPAIR + kind] = q32(chance_per_step(1.0 / damage.bite_repair_time, dt))
+
+    # tumour cells: antigens relax to their own set points; acquired receptors are internalised
+    params[P.APOPTOSIS_THRESHOLD + TUMOUR] = q32(chance_per_step(tumour.apoptosis_rate, dt))
+    for species, set_point in ((ANTIGEN_A, tumour.antigen_a), (ANTIGEN_B, tumour.antigen_b), (ICAR_LIGAND, tumour.icar_ligand)):
+        _set(params, P.SET_POINT, TUMOUR, species, set_point)
+        _set(params, P.SYNTHESIS, TUMOUR, species, relax(tumour.reexpression_time))
+        _set(params, P.DECAY, TUMOUR, species, relax(tumour.reexpression_time))
+    for species in (CAR, RECEPTOR_B, ICAR):
+        _set(params, P.DECAY, TUMOUR, species, half_life(tumour.acquired_car_half_life))
+
     for kind in EFFECTOR_KINDS:
-        effector = getattr(cfg.effectors, KIND_NAMES[kind])
-        attempt, turn = effector_step_chances(effector, dt, cfg.lattice.voxel_size)
-        params[P.MOVE_THRESHOLD + kind] = probability_threshold(attempt)
-        params[P.TURN_THRESHOLD + kind] = probability_threshold(turn)
-        params[P.SQUEEZE_THRESHOLD + kind] = probability_threshold(effector.squeeze)
-        params[P.APOPTOSIS_THRESHOLD + kind] = probability_threshold(chance_per_step(1.0 / effector.lifespan, dt))
-    cycle_table = cycle_table_steps(cfg.tumour.cycle_time, cfg.tumour.cycle_time_cv, dt)
-    return params, cycle_table
+        eff = getattr(cfg.effectors, KIND_NAMES[kind])
+        attempt, turn = effector_step_chances(eff, dt, cfg.lattice.voxel_size)
+        params[P.MOVE_THRESHOLD + kind] = q32(attempt)
+        params[P.TURN_THRESHOLD + kind] = q32(turn)
+        params[P.SQUEEZE_THRESHOLD + kind] = q32(eff.squeeze)
+        params[P.APOPTOSIS_THRESHOLD + kind] = q32(chance_per_step(1.0 / eff.lifespan, dt))
+        for species, set_point in ((CAR, eff.car), (RECEPTOR_B, eff.receptor_b), (ICAR, eff.icar), (ICAR_LIGAND, eff.icar_ligand)):
+            _set(params, P.SET_POINT, kind, species, set_point)
+            _set(params, P.SYNTHESIS, kind, species, relax(eff.car_reexpression_time))
+            _set(params, P.DECAY, kind, species, relax(eff.car_reexpression_time))
+        for species in (ANTIGEN_A, ANTIGEN_B):
+            _set(params, P.DECAY, kind, species, half_life(eff.acquired_antigen_half_life))
+        costim = COSTIMULATION[eff.costimulation]
+        params[P.K_CAR + kind] = k_2d(eff.car_kd, synapse)
+        params[P.K_RECEPTOR_B + kind] = k_2d(eff.receptor_b_kd, synapse)
+        params[P.K_ICAR + kind] = k_2d(eff.icar_kd, synapse)
+        params[P.RECEPTOR_B_KILLS + kind] = 1 if eff.receptor_b_role == "car" else 0
+        params[P.COSTIMULATION_HALF + kind] = max(1, int(eff.lysis_threshold))  # [est]
+        params[P.ICAR_WEIGHT_Q16 + kind] = int(round(eff.icar_weight * 65536))
+        params[P.RECOGNITION + kind] = max(1, eff.recognition)
+        reference = synapse.trogocytosis_reference_kd
+        affinity_factor = 2.0 * reference / (reference + eff.car_kd)  # weaker binding rips off less [est]
+        contact_steps = steps(eff.synapse_time)
+        per_contact = min(1.0, eff.trogocytosis * affinity_factor * costim["trogocytosis"])
+        params[P.TROGOCYTOSIS + kind] = q32(per_step_fraction(per_contact, contact_steps))
+        reverse = min(1.0, eff.reverse_trogocytosis * affinity_factor)
+        params[P.REVERSE_TROGOCYTOSIS + kind] = q32(per_step_fraction(reverse, contact_steps))
+        params[P.TONIC_WEIGHT_Q16 + kind] = int(round(eff.tonic_weight * 65536))
+        params[P.SYNAPSE_STEPS + kind] = contact_steps
+        params[P.REFRACTORY_STEPS + kind] = steps(eff.refractory_time)
+        params[P.BITE_SHARE + kind] = q32(eff.bite_fraction)
+        for target in range(N_KINDS):
+            adherence = tumour.adherence if target == TUMOUR else 0.0
+            params[P.ENGULF + kind * N_KINDS + target] = q32(eff.phagocytosis / (1.0 + adherence)) if kind == CAR_M else 0
+        params[P.EXHAUSTION_LIMIT + kind] = steps(eff.exhaustion_limit)
+        params[P.EXHAUSTION_RECOVERY + kind] = q32(chance_per_step(1.0 / eff.exhaustion_recovery_time, dt))
+        params[P.DIVISION_BUDGET + kind] = eff.divisions
+        params[P.DIVISION_STEPS + kind] = steps(eff.division_time)
+
+    set_point_table = np.zeros((N_SET_POINTS, 1024), dtype=np.int32)
+    for row, (median, cv) in ((SET_A, (tumour.antigen_a, tumour.antigen_a_cv)), (SET_B, (tumour.antigen_b, tumour.antigen_b_cv))):
+        set_point_table[row] = np.clip(np.rint(lognormal_quantiles(median, cv)), 0, 2**30)
+    return {
+        "params": params,
+        "tables": signal_tables(cfg),
+        "cycle_table": cycle_table_steps(tumour.cycle_time, tumour.cycle_time_cv, dt),
+        "set_point_table": set_point_table,
+        "inheritance_table": inheritance_factors_q16(tumour.set_point_noise),
+    }

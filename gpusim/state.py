@@ -11,28 +11,44 @@ lattice, never slots.
 
 import numpy as np
 
+from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
 from gpusim.kernels.occupancy import claim_own_voxel
 
-# name -> dtype; the order is the order of the agent table in the store.
+# name -> (dtype, rows); rows > 1 is a table column indexed [row, slot]
+# (one contiguous column per species).  The order is the agent table's order in the store.
 COLUMNS = {
-    "agent_id": np.int64,  # unique, never reused
-    "voxel": np.int64,  # flat voxel index
-    "kind": np.uint8,  # kernels.cells.TUMOUR, CAR_T, ...
-    "state": np.uint8,  # kernels.cells flags
-    "heading": np.int8,  # direction 0..25 of a migrating effector
-    "cycle_timer": np.int32,  # steps until a tumour cell is due to divide
+    "agent_id": (np.int64, 1),  # unique, never reused
+    "voxel": (np.int64, 1),  # flat voxel index
+    "kind": (np.uint8, 1),  # kernels.cells.TUMOUR, CAR_T, ...
+    "state": (np.uint8, 1),  # kernels.cells flags
+    "heading": (np.int8, 1),  # direction 0..25 of a migrating effector
+    "cycle_timer": (np.int32, 1),  # steps until a cell is due to divide
+    "partner": (np.int8, 1),  # direction 0..25 of the synapse partner, or -1
+    "synapse_steps": (np.int16, 1),  # steps spent in the current synapse
+    "refractory_steps": (np.int16, 1),  # steps until an effector may engage again
+    "stimulation": (np.int32, 1),  # cumulative stimulation (exhaustion), in stimulated steps
+    "damage": (np.int16, 1),  # lytic hits received, not yet repaired
+    "bites": (np.int16, 1),  # trogocytic bites received, not yet repaired
+    "divisions_left": (np.int8, 1),  # an effector's remaining division budget
+    "pools": (np.int32, N_SPECIES),  # molecules per species (kernels.molecules)
+    "set_points": (np.int32, N_SET_POINTS),  # a tumour cell's heritable antigen A and B set points
 }
 # per-slot scratch written and read within one phase
 SCRATCH = {
-    "claim": np.int64,  # the voxel a cell claims this phase, or -1
-    "won": np.uint8,  # 1 if the claim succeeded
+    "claim": (np.int64, 1),  # the voxel a cell claims this phase, or -1
+    "won": (np.uint8, 1),  # 1 if the claim succeeded
+    "contact": (np.int8, 1),  # direction of the cell an effector struck this step, or -1
+    "taken_a": (np.int32, 1),  # antigen A an effector takes from its partner this step
+    "taken_b": (np.int32, 1),  # antigen B likewise
+    "car_given": (np.int32, 1),  # CAR an effector gives its partner (negative: bitten off the partner)
+    "strike": (np.uint8, 1),  # hit / bite / engulf flags (kernels.synapse.STRUCK_*)
 }
 
 GROWTH = 1.5
 
 
 def bytes_per_agent():
-    return sum(np.dtype(t).itemsize for t in {**COLUMNS, **SCRATCH}.values())
+    return sum(np.dtype(t).itemsize * rows for t, rows in {**COLUMNS, **SCRATCH}.values())
 
 
 class State:
@@ -54,10 +70,10 @@ class State:
     def _allocate(self, capacity):
         xp = self.xp
         for table, spec in ((self.columns, COLUMNS), (self.scratch, SCRATCH)):
-            for name, dtype in spec.items():
-                fresh = xp.zeros(capacity, dtype=dtype)
+            for name, (dtype, rows) in spec.items():
+                fresh = xp.zeros(capacity if rows == 1 else (rows, capacity), dtype=dtype)
                 if name in table:
-                    fresh[: self.n] = table[name][: self.n]
+                    fresh[..., : self.n] = table[name][..., : self.n]
                 table[name] = fresh
         self.capacity = capacity
 
@@ -71,8 +87,8 @@ class State:
         return self.columns[name] if name in self.columns else self.scratch[name]
 
     def view(self, name):
-        """The live part ``[:n]`` of a column."""
-        return self[name][: self.n]
+        """The live part ``[..., :n]`` of a column."""
+        return self[name][..., : self.n]
 
     # --- growth, compaction and sorting -----------------------------------------
     def append(self, count):
@@ -80,7 +96,7 @@ class State:
         self.reserve(self.n + count)
         first_slot, first_id = self.n, self.next_id
         for col in self.columns.values():
-            col[first_slot : first_slot + count] = 0
+            col[..., first_slot : first_slot + count] = 0
         self.n += count
         self.next_id += count
         return first_slot, first_id
@@ -91,7 +107,7 @@ class State:
         self.reserve(self.n + count)
         first_slot, first_id = self.n, self.next_id
         for col in self.columns.values():
-            col[first_slot : first_slot + count] = col[parents]
+            col[..., first_slot : first_slot + count] = col[..., parents]
         self.n += count
         self.next_id += count
         return first_slot, first_id
@@ -100,7 +116,7 @@ class State:
         """Gather every column by ``order`` (new slot k takes old slot order[k]) and rewrite occupancy."""
         count = int(order.shape[0])
         for col in self.columns.values():
-            col[:count] = col[order]
+            col[..., :count] = col[..., order]
         self.n = count
         self.backend.launch(claim_own_voxel, self.n, self.columns["voxel"], self.occ)
 

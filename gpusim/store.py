@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
-from gpusim.observables import SERIES
+from gpusim.observables import FLOAT_SERIES, SERIES
 
 NGFF_VERSION = "0.5"
 KIND_COLOURS = {  # RGBA of label value 1 + kind
@@ -154,7 +154,8 @@ class RunStore:
         for name in SERIES:
             self.series[name] = group.create_array(
                 name, shape=(length,), chunks=(min(length, 1 << 16),),
-                dtype="float64" if name == "time_min" else "int64", fill_value=0, compressors=_compressor(),
+                dtype="float64" if name in FLOAT_SERIES else "int64",
+                fill_value=float("nan") if name in FLOAT_SERIES else 0, compressors=_compressor(),
             )
 
     # --- writing --------------------------------------------------------------------
@@ -231,7 +232,8 @@ def summary(path):
     totals = {
         name: int(values.sum())
         for name, values in series.items()
-        if name.startswith(("births_", "deaths_", "dosed_")) or name == "moves"
+        if name.startswith(("births_", "deaths_", "dosed_", "taken_", "given_"))
+        or name in ("moves", "engagements", "hits", "bites")
     }
     return {
         "path": str(path),

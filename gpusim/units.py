@@ -9,6 +9,7 @@ micrometres, minutes, micrometres per minute, and events per minute.
 import re
 
 LENGTH_UNITS = {  # in micrometres
+    "nm": 1e-3,
     "um": 1.0,
     "µm": 1.0,
     "μm": 1.0,
@@ -40,11 +41,27 @@ TIME_UNITS = {  # in minutes
     "weeks": 10080.0,
 }
 
+AREA_UNITS = {  # in square micrometres
+    "um2": 1.0,
+    "um^2": 1.0,
+    "µm²": 1.0,
+    "µm2": 1.0,
+}
+CONCENTRATION_UNITS = {  # in nanomolar
+    "pM": 1e-3,
+    "nM": 1.0,
+    "uM": 1e3,
+    "µM": 1e3,
+    "mM": 1e6,
+}
+
 DIMENSIONS = {
     "length": ("micrometres", "um, mm", "10 um"),
     "time": ("minutes", "s, min, h, d", "2 d"),
     "speed": ("micrometres per minute", "um/min, um/h", "5 um/min"),
     "rate": ("events per minute", "/min, /h, /d", "0.01 /h"),
+    "area": ("square micrometres", "um2", "40 um2"),
+    "concentration": ("nanomolar", "pM, nM, uM", "50 nM"),
 }
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -93,6 +110,10 @@ def parse_quantity(text, dimension):
         parts = unit.split("/")
         if len(parts) == 2 and parts[0].strip() in LENGTH_UNITS and parts[1].strip() in TIME_UNITS:
             factor = LENGTH_UNITS[parts[0].strip()] / TIME_UNITS[parts[1].strip()]
+    elif dimension == "area":
+        factor = AREA_UNITS.get(unit)
+    elif dimension == "concentration":
+        factor = CONCENTRATION_UNITS.get(unit)
     elif dimension == "rate":
         per = _per(unit)
         if per in TIME_UNITS:

@@ -1,4 +1,4 @@
-"""Tumour cell cycle and division.
+"""Cell cycle and division: tumour cells, and activated effectors within their division budget.
 
 Each tumour cell carries a countdown (``cycle_timer``, in steps) to its next
 division, drawn at birth from the population's cycle-length distribution
@@ -13,15 +13,29 @@ inhibition), and tries again every step.  Two cells that pick the same voxel
 resolve it by claim (:mod:`gpusim.kernels.claims`); the loser retries next
 step.  Daughters take slots after the last cell, in the order of their
 parents' slots.
+
+An effector activated by a strong enough signal (see
+:mod:`gpusim.kernels.synapse`) divides the same way when its activation
+clock runs out, if it has divisions left; both cells then have one division
+fewer and must be activated again.
+
+Division splits every molecule pool exactly (the parent keeps the odd
+molecule).  A tumour daughter inherits its parent's antigen set points with
+small multiplicative noise (a log-normal factor from a lookup table) and, at a
+rare chance, loses antigen A altogether (an antigen-negative clone).
 """
 
 import numpy as np
 
-from gpusim.kernels.cells import NOT_QUIESCENT, QUIESCENT, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR
 from gpusim.kernels.lattice import voxel_coords, voxel_index
 from gpusim.kernels.launch import device, rule
-from gpusim.kernels.params import NX, NY, NZ
-from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, draw_index
+from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
+from gpusim.kernels.params import ANTIGEN_LOSS, NX, NY, NZ
+from gpusim.kernels.rng import ANTIGEN_LOSS as ANTIGEN_LOSS_DRAW
+from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, INHERIT, draw_below, draw_index
+
+_Q16 = np.int64(16)
 
 
 @device
@@ -40,10 +54,10 @@ def start_cycle(i, seed, step, agent_id, kind, cycle_timer, cycle_table):
 
 
 @rule
-def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_timer, occ, params, claim):
+def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_timer, divisions_left, occ, params, claim):
     """Advance the cycle clock; a due cell claims a random free neighbour voxel."""
     claim[i] = -1
-    if kind[i] != TUMOUR:
+    if kind[i] != TUMOUR and ((state[i] & ACTIVATED) == 0 or divisions_left[i] <= 0):
         return
     remaining = cycle_timer[i]
     if remaining > 0:
@@ -77,12 +91,14 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
 
 
 @rule
-def place_daughter(j, seed, step, first_slot, first_id, parents, claim, agent_id, voxel, cycle_timer, occ, cycle_table):
-    """Daughter ``j`` of this step: its id, its voxel, and fresh cycles for it and its parent.
+def place_daughter(
+    j, seed, step, first_slot, first_id, parents, claim, agent_id, kind, state, voxel, cycle_timer, divisions_left,
+    partner, pools, set_points, occ, params, cycle_table, inheritance_table,
+):
+    """Daughter ``j`` of this step: id, voxel, split pools, inherited set points, fresh clocks.
 
     The host has already copied the parent's columns into the daughter's slot
-    (``first_slot + j``) and will split the molecule pools; this sets what
-    differs.
+    (``first_slot + j``); this sets what differs.
     """
     parent = parents[j]
     daughter = first_slot + j
@@ -91,8 +107,42 @@ def place_daughter(j, seed, step, first_slot, first_id, parents, claim, agent_id
     site = claim[parent]
     voxel[daughter] = site
     occ[site] = daughter
-    cycle_timer[parent] = cycle_length(seed, step, agent_id[parent], cycle_table)
-    cycle_timer[daughter] = cycle_length(seed, step, daughter_id, cycle_table)
+    partner[daughter] = -1
+    for s in range(N_SPECIES):
+        total = pools[s, parent]
+        pools[s, daughter] = total // 2
+        pools[s, parent] = total - total // 2
+    if kind[parent] == TUMOUR:
+        cycle_timer[parent] = cycle_length(seed, step, agent_id[parent], cycle_table)
+        cycle_timer[daughter] = cycle_length(seed, step, daughter_id, cycle_table)
+        for r in range(N_SET_POINTS):
+            factor = inheritance_table[draw_index(seed, step, daughter_id, INHERIT + r, inheritance_table.shape[0])]
+            set_points[r, daughter] = (np.int64(set_points[r, parent]) * factor) >> _Q16
+        if draw_below(seed, step, daughter_id, ANTIGEN_LOSS_DRAW, params[ANTIGEN_LOSS]):
+            set_points[SET_A, daughter] = 0
+    else:
+        left = divisions_left[parent] - 1
+        divisions_left[parent] = left
+        divisions_left[daughter] = left
+        state[parent] = state[parent] & NOT_ACTIVATED
+        state[daughter] = state[daughter] & NOT_ACTIVATED
+        cycle_timer[parent] = 0
+        cycle_timer[daughter] = 0
+
+
+def lognormal_quantiles(median, cv, size=1024):
+    """Host side: a log-normal distribution (median, coefficient of variation) at ``size`` mid-quantiles."""
+    from statistics import NormalDist
+
+    sigma = float(np.sqrt(np.log1p(cv * cv)))
+    unit = NormalDist()
+    quantiles = np.asarray([unit.inv_cdf((q + 0.5) / size) for q in range(size)])
+    return median * np.exp(sigma * quantiles)
+
+
+def inheritance_factors_q16(cv, size=1024):
+    """Host side: multiplicative set-point noise at division, as factors times 2**16 (median 1)."""
+    return np.rint(lognormal_quantiles(1.0, cv, size) * 65536).astype(np.int64)
 
 
 def cycle_table_steps(median_min, cv, dt_min, size=1024):
@@ -101,10 +151,5 @@ def cycle_table_steps(median_min, cv, dt_min, size=1024):
     Cycle lengths are log-normal with the given median and coefficient of
     variation, tabulated at the mid-points of ``size`` equal quantile bins.
     """
-    from statistics import NormalDist
-
-    sigma = float(np.sqrt(np.log1p(cv * cv)))
-    unit = NormalDist()
-    quantiles = [unit.inv_cdf((q + 0.5) / size) for q in range(size)]
-    lengths = median_min * np.exp(sigma * np.asarray(quantiles)) / dt_min
+    lengths = lognormal_quantiles(median_min, cv, size) / dt_min
     return np.maximum(np.rint(lengths), 1).astype(np.int32)

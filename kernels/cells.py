@@ -3,6 +3,11 @@
 ``kind`` and ``state`` are uint8 columns.  The flags are uint8 constants so that
 ``state | FLAG`` stays uint8 on every target (numba, the CUDA simulator and
 NumPy's scalar rules alike).
+
+A rule that does arithmetic with a small-integer column (an index such as
+``params[NAME + kind]``) first widens it with ``int(...)``: numba widens to
+int64 on its own, but the CUDA simulator follows NumPy, where ``uint8 + 200``
+stays uint8 and wraps.
 """
 
 import numpy as np
@@ -20,4 +25,18 @@ EFFECTOR_KINDS = (CAR_T, CAR_NK, CAR_M)
 # state flags
 DEAD = np.uint8(1)  # marked for removal at the end of the step
 QUIESCENT = np.uint8(2)  # tumour cell due to divide but without a free neighbour voxel
+ACTIVATED = np.uint8(4)  # effector activated to proliferate, dividing when its clock runs out
+HELD = np.uint8(8)  # held in a synapse by an effector this step: does not move
+ENGULFED = np.uint8(16)  # engulfed whole by a CAR-macrophage this step
 NOT_QUIESCENT = np.uint8(0xFF ^ 2)
+NOT_ACTIVATED = np.uint8(0xFF ^ 4)
+NOT_HELD = np.uint8(0xFF ^ 8)
+
+# causes of death (kills by cause are tallied per cause and kind)
+APOPTOSIS = 0
+LYSIS = 1  # lethal lytic damage of a tumour cell
+FRATRICIDE = 2  # lethal lytic damage of an effector, dealt by another effector
+PHAGOCYTOSIS = 3  # engulfed whole by a CAR-macrophage
+TROGOPTOSIS = 4  # killed by enough trogocytic bites
+N_CAUSES = 5
+CAUSE_NAMES = ("apoptosis", "lysis", "fratricide", "phagocytosis", "trogoptosis")

@@ -50,3 +50,10 @@ def neighbour(voxel, direction, nz, ny, nx):
     z, y, x = voxel_coords(voxel, ny, nx)
     dz, dy, dx = direction_offset(direction)
     return voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
+
+
+@device
+def neighbour_at(z, y, x, direction, nz, ny, nx):
+    """Flat index of the neighbour of voxel (z, y, x) in ``direction``, or -1 past a wall."""
+    dz, dy, dx = direction_offset(direction)
+    return voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)

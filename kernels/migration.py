@@ -8,10 +8,12 @@ along its heading; with a probability set by its persistence it first turns to
 a random new heading.  A step into an empty voxel is a claim on it; a step
 into a tumour cell's voxel succeeds with a squeeze probability and swaps the
 two cells (effectors squeeze between tumour cells, tumour cells do not push
-effectors); any other obstacle turns the cell for its next attempt.
+effectors); any other obstacle turns the cell for its next attempt.  Cells in
+a synapse stay where they are: an engaged effector does not walk, and a cell
+held by an effector is neither walked nor squeezed past.
 """
 
-from gpusim.kernels.cells import TUMOUR
+from gpusim.kernels.cells import HELD, TUMOUR
 from gpusim.kernels.lattice import N_DIRECTIONS, neighbour
 from gpusim.kernels.launch import rule
 from gpusim.kernels.params import MOVE_THRESHOLD, NX, NY, NZ, SQUEEZE_THRESHOLD, TURN_THRESHOLD
@@ -27,11 +29,11 @@ from gpusim.kernels.rng import (
 
 
 @rule
-def choose_step(i, seed, step, agent_id, kind, voxel, heading, occ, params, claim):
+def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, occ, params, claim):
     """Set ``claim[i]`` to the voxel effector ``i`` steps into this step, or -1."""
     claim[i] = -1
-    k = kind[i]
-    if k == TUMOUR:
+    k = int(kind[i])
+    if k == TUMOUR or partner[i] >= 0 or (state[i] & HELD) != 0:
         return
     me = agent_id[i]
     if not draw_below(seed, step, me, MOVE_ATTEMPT, params[MOVE_THRESHOLD + k]):
@@ -46,7 +48,7 @@ def choose_step(i, seed, step, agent_id, kind, voxel, heading, occ, params, clai
         if other < 0:
             claim[i] = target
             return
-        if kind[other] == TUMOUR and draw_below(seed, step, me, MOVE_SQUEEZE, params[SQUEEZE_THRESHOLD + k]):
+        if kind[other] == TUMOUR and (state[other] & HELD) == 0 and draw_below(seed, step, me, MOVE_SQUEEZE, params[SQUEEZE_THRESHOLD + k]):
             claim[i] = target
             return
     heading[i] = draw_index(seed, step, me, MOVE_BOUNCE, N_DIRECTIONS)

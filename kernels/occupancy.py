@@ -8,10 +8,12 @@ ranking free voxels with :func:`placement_key`.
 
 import numpy as np
 
+from gpusim.kernels.cells import TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
-from gpusim.kernels.params import NX, NY
-from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, draw, draw_index
+from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A, SET_B, ANTIGEN_A, ANTIGEN_B
+from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT
+from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
 
 _S32 = np.uint64(32)
 
@@ -51,7 +53,25 @@ def placement_key(j, seed, step, candidates, centre_z, centre_y, centre_x, radiu
 
 
 @rule
-def initial_heading(i, seed, step, first_slot, agent_id, heading):
-    """A random heading for a new effector."""
-    slot = first_slot + i
-    heading[slot] = draw_index(seed, step, agent_id[slot], INITIAL_HEADING, N_DIRECTIONS)
+def equip_cell(j, seed, step, first_slot, agent_id, kind, heading, partner, divisions_left, pools, set_points, params,
+               set_point_table):
+    """A new cell ``first_slot + j``: pools at their set points, and for effectors a heading and a division budget.
+
+    A new tumour cell draws its heritable antigen set points from the
+    population's log-normal distribution (``set_point_table[row]``, values at
+    equally spaced quantiles).
+    """
+    slot = first_slot + j
+    k = int(kind[slot])
+    me = agent_id[slot]
+    partner[slot] = -1
+    for s in range(N_SPECIES):
+        pools[s, slot] = params[SET_POINT + k * N_SPECIES + s]
+    if k == TUMOUR:
+        for r in range(N_SET_POINTS):
+            set_points[r, slot] = set_point_table[r, draw_index(seed, step, me, SET_POINT_DRAW + r, set_point_table.shape[1])]
+        pools[ANTIGEN_A, slot] = set_points[SET_A, slot]
+        pools[ANTIGEN_B, slot] = set_points[SET_B, slot]
+    else:
+        heading[slot] = draw_index(seed, step, me, INITIAL_HEADING, N_DIRECTIONS)
+        divisions_left[slot] = params[DIVISION_BUDGET + k]

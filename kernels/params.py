@@ -1,25 +1,78 @@
 """Layout of the integer parameter vector every rule receives.
 
-Rules read ``params[NAME]``, or ``params[NAME + kind]`` for a per-kind value.
+Rules read ``params[NAME]``, ``params[NAME + kind]`` for a per-kind value, or
+``params[NAME + kind * N_SPECIES + species]`` for a per-kind, per-species one.
 The host (:mod:`gpusim.parameters`) fills the vector from the validated
-config; every probability arrives here already converted to a 32-bit
-threshold (:func:`gpusim.kernels.rng.probability_threshold`), so rules decide
-events by integer comparison alone.
+config.  Every probability and fraction arrives already converted to a 32-bit
+fixed-point number (``round(p * 2**32)``, see
+:func:`gpusim.kernels.rng.probability_threshold`), every duration to whole
+steps and every affinity to a 2D dissociation constant in molecules per
+contact area, so rules decide events by integer arithmetic alone.
 """
 
 from gpusim.kernels.cells import N_KINDS
+from gpusim.kernels.molecules import N_SPECIES
+
+_next = 0
+
+
+def _block(width):
+    global _next
+    start = _next
+    _next += width
+    return start
+
 
 # lattice extent in voxels
-NZ = 0
-NY = 1
-NX = 2
-# per kind: chance per step to attempt a step to a neighbour voxel
-MOVE_THRESHOLD = 3
-# per kind: chance per attempt to pick a new heading (1 - persistence)
-TURN_THRESHOLD = MOVE_THRESHOLD + N_KINDS
-# per kind: chance that a step into a tumour cell's voxel swaps the two cells
-SQUEEZE_THRESHOLD = TURN_THRESHOLD + N_KINDS
-# per kind: chance per step of apoptosis
-APOPTOSIS_THRESHOLD = SQUEEZE_THRESHOLD + N_KINDS
+NZ = _block(1)
+NY = _block(1)
+NX = _block(1)
 
-N_PARAMS = APOPTOSIS_THRESHOLD + N_KINDS
+# --- migration (per kind) -------------------------------------------------------------
+MOVE_THRESHOLD = _block(N_KINDS)  # chance per step to attempt a step to a neighbour voxel
+TURN_THRESHOLD = _block(N_KINDS)  # chance per attempt to pick a new heading (1 - persistence)
+SQUEEZE_THRESHOLD = _block(N_KINDS)  # chance that a step into a tumour cell's voxel swaps the two
+
+# --- death (per kind) ---------------------------------------------------------------------
+APOPTOSIS_THRESHOLD = _block(N_KINDS)  # chance per step of apoptosis
+LETHAL_DAMAGE = _block(N_KINDS)  # lytic hits that kill
+DAMAGE_REPAIR = _block(N_KINDS)  # chance per step to repair one hit
+LETHAL_BITES = _block(N_KINDS)  # CAR-M bites that kill (trogoptosis)
+BITE_REPAIR = _block(N_KINDS)  # chance per step to repair one bite
+
+# --- expression (per kind and species) -----------------------------------------------------
+SET_POINT = _block(N_KINDS * N_SPECIES)  # molecules; tumour antigens use the per-cell set points
+SYNTHESIS = _block(N_KINDS * N_SPECIES)  # fraction of the gap below the set point made per step
+DECAY = _block(N_KINDS * N_SPECIES)  # fraction of the excess above the set point lost per step
+
+# --- synapse (per effector kind) ----------------------------------------------------------
+CONTACT_Q16 = _block(1)  # fraction of a surface inside the synapse, times 2**16
+K_CAR = _block(N_KINDS)  # 2D dissociation constants, molecules per contact area
+K_RECEPTOR_B = _block(N_KINDS)
+K_ICAR = _block(N_KINDS)
+RECEPTOR_B_KILLS = _block(N_KINDS)  # 1: receptor B is a CAR; 0: a costimulatory receptor
+COSTIMULATION_HALF = _block(N_KINDS)  # CCR complexes giving half the maximal boost of the CAR signal
+ICAR_WEIGHT_Q16 = _block(N_KINDS)  # signal removed per iCAR complex, times 2**16
+TONIC_WEIGHT_Q16 = _block(N_KINDS)  # signal per cis complex of acquired antigen with own CAR, times 2**16
+RECOGNITION = _block(N_KINDS)  # signal needed to engage
+TROGOCYTOSIS = _block(N_KINDS)  # fraction of bound antigen taken per step (from the per-contact fraction)
+REVERSE_TROGOCYTOSIS = _block(N_KINDS)  # fraction of bound CAR given per step
+SYNAPSE_STEPS = _block(N_KINDS)  # steps until a synapse ends
+REFRACTORY_STEPS = _block(N_KINDS)  # steps after a synapse before the next
+ENGULF = _block(N_KINDS * N_KINDS)  # [effector kind * N_KINDS + target kind]: chance a CAR-M contact ends in engulfment
+BITE_SHARE = _block(N_KINDS)  # fraction of each target pool removed by a bite
+EXHAUSTION_LIMIT = _block(N_KINDS)  # stimulated steps at which hits and proliferation stop
+EXHAUSTION_RECOVERY = _block(N_KINDS)  # chance per unstimulated step to recover one step
+DIVISION_BUDGET = _block(N_KINDS)  # divisions an effector may make
+DIVISION_STEPS = _block(N_KINDS)  # steps from activation to division
+
+# --- tumour inheritance ---------------------------------------------------------------------
+ANTIGEN_LOSS = _block(1)  # chance per division that the daughter loses antigen A
+
+N_PARAMS = _next
+
+# rows of the signal response tables (tables[row, kind, bucket], probabilities times 2**32)
+HIT_TABLE = 0  # lytic hit per step
+STIMULATION_TABLE = 1  # a step that counts towards exhaustion
+ACTIVATION_TABLE = 2  # activation for proliferation
+N_TABLES = 3

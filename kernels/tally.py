@@ -5,9 +5,14 @@ counters, and adds to it with :func:`tally_add`.  On the CPU each thread adds
 into a private row; on the GPU the add is atomic in the block's shared
 memory.  Integer addition is exact in any order, so the sums are identical on
 every backend and thread count.
+
+Every tallying rule of the step uses the one layout below (``STEP_TALLY``
+counters), so the engine adds their results into one ledger per step.
 """
 
+from gpusim.kernels.cells import N_CAUSES, N_KINDS
 from gpusim.kernels.launch import device_for_targets
+from gpusim.kernels.molecules import N_SPECIES
 
 
 def _tally_add_cuda(tally, slot, amount):
@@ -18,3 +23,25 @@ def _tally_add_cuda(tally, slot, amount):
 def tally_add(tally, slot, amount):
     """``tally[slot] += amount``, safely on every target."""
     tally[slot] += amount
+
+
+_next = 0
+
+
+def _block(width):
+    global _next
+    start = _next
+    _next += width
+    return start
+
+
+SYNTHESISED = _block(N_SPECIES)  # molecules made by expression, per species
+DEGRADED = _block(N_SPECIES)  # molecules internalised or degraded, per species
+LOST = _block(N_SPECIES)  # molecules on cells that died, per species
+TAKEN = _block(N_SPECIES)  # molecules moved from targets to effectors (trogocytosis, bites)
+GIVEN = _block(N_SPECIES)  # molecules moved from effectors to targets (reverse trogocytosis)
+DEATHS = _block(N_CAUSES * N_KINDS)  # [cause * N_KINDS + kind]
+HITS = _block(1)  # lytic hits delivered
+BITES = _block(1)  # trogocytic bites by CAR-macrophages
+ENGAGEMENTS = _block(1)  # synapses formed
+STEP_TALLY = _next

@@ -36,7 +36,7 @@ def test_same_seed_gives_identical_state_and_series():
     for key in a:
         assert np.array_equal(a[key], b[key]), key
     for key in sa:
-        assert np.array_equal(sa[key], sb[key]), key
+        assert np.array_equal(sa[key], sb[key], equal_nan=sa[key].dtype.kind == "f"), key
     assert np.array_equal(va, vb)
 
 
@@ -48,23 +48,24 @@ def test_other_seed_gives_another_run():
     assert not np.array_equal(a["voxel"], b["voxel"]) or a["voxel"].size != b["voxel"].size
 
 
-def _trace(backend, env, steps=12, edge=12):
-    result = run_script("trace_run.py", backend, steps, edge, env=env)
+def _trace(backend, env, steps=12, edge=12, density=1 / 6):
+    result = run_script("trace_run.py", backend, steps, edge, density, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
 
 def test_one_and_two_threads_agree_bit_for_bit():
-    one = _trace("cpu", {"NUMBA_NUM_THREADS": "1"})
-    two = _trace("cpu", {"NUMBA_NUM_THREADS": "2"})
+    one = _trace("cpu", {"NUMBA_NUM_THREADS": "1"}, steps=40)
+    two = _trace("cpu", {"NUMBA_NUM_THREADS": "2"}, steps=40)
     assert one["trace"] == two["trace"]
     assert one["final"] == two["final"]
 
 
 def test_cpu_and_cuda_simulator_agree_for_every_rule():
     """Every rule's launch, compared after each call on a 12^3 lattice: CPU (numba threads) vs CUDA kernels."""
-    cpu = _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"})
-    gpu = _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "1"})
+    # the simulator runs every CUDA thread in Python: a sparse 12^3 scene over a few steps
+    cpu = _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=7, density=1 / 14)
+    gpu = _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "1"}, steps=7, density=1 / 14)
     assert gpu["backend"] == "cuda (CUDA simulator)"
     launched = {name for name, _ in cpu["trace"]}
     assert launched == all_rules(), f"rules not exercised: {all_rules() - launched}"

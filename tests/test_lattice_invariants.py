@@ -116,9 +116,9 @@ def test_effectors_wander_and_tumour_cells_stay_put_without_effectors():
     start = sim.state.snapshot()
     sim.run(60)
     end = sim.state.snapshot()
-    order_s, order_e = np.argsort(start["agent_id"]), np.argsort(end["agent_id"])
-    moved = start["voxel"][order_s] != end["voxel"][order_e]
-    kind = start["kind"][order_s]
+    a, b = paired(start, end)
+    moved = a != b
+    kind, _ = paired(start, end, "kind")
     assert moved[kind == CAR_T].mean() > 0.8
     # tumour cells only move when an effector squeezes past them
     assert moved[kind == TUMOUR].mean() < 0.2

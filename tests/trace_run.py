@@ -3,7 +3,9 @@
 Used by the determinism tests in subprocesses, because NUMBA_NUM_THREADS and
 NUMBA_ENABLE_CUDASIM must be set before numba is imported:
 
-    python tests/trace_run.py BACKEND STEPS [EDGE]
+    python tests/trace_run.py BACKEND STEPS [EDGE] [DENSITY]
+
+DENSITY is the tumour's share of the lattice's voxels (default 1/6).
 """
 
 import hashlib
@@ -22,7 +24,7 @@ class Tracing:
         self.records = []
 
     def __call__(self, fn, n, *args):
-        self.inner(fn, n, *args)
+        result = self.inner(fn, n, *args)
         h = hashlib.sha256()
         h.update(repr(int(n)).encode())
         for a in args:
@@ -30,7 +32,10 @@ class Tracing:
                 h.update(np.ascontiguousarray(self.backend.to_host(a)).tobytes())
             else:
                 h.update(repr(int(a)).encode())
+        if result is not None:
+            h.update(np.ascontiguousarray(result).tobytes())
         self.records.append((f"{fn.__module__}.{fn.__name__}", h.hexdigest()[:16]))
+        return result
 
 
 def main():
@@ -40,12 +45,26 @@ def main():
 
     name, steps = sys.argv[1], int(sys.argv[2])
     edge = int(sys.argv[3]) if len(sys.argv) > 3 else 12
+    density = float(sys.argv[4]) if len(sys.argv) > 4 else 1 / 6
+    dose = max(2, int(edge**3 * density / 10))
+    fast = {"synapse_time": "4 min", "refractory_time": "2 min", "division_time": "5 min", "trogocytosis": 0.5,
+            "reverse_trogocytosis": 0.3, "exhaustion_limit": "6 min", "exhaustion_recovery_time": "3 min"}
     raw = {
         "run": {"duration": f"{steps} min", "snapshot_every": f"{steps} min", "sort_every": "3 min", "seed": 11},
         "lattice": {"shape": [edge, edge, edge]},
-        "tumour": {"initial_cells": edge**3 // 6, "cycle_time": "20 min", "cycle_time_cv": 0.5, "apoptosis_rate": "2 /h"},
-        "effectors": {"car_t": {"lifespan": "1 h", "speed": "10 um/min", "squeeze": 0.5}},
-        "dose": [{"time": "0 min", "count": 30, "placement": "rim"}, {"time": "2 min", "count": 20, "placement": "uniform"}],
+        "tumour": {"initial_cells": int(edge**3 * density), "cycle_time": "20 min", "cycle_time_cv": 0.5, "apoptosis_rate": "2 /h",
+                   "antigen_b": 5000, "antigen_loss": 0.3, "reexpression_time": "30 min"},
+        "damage": {"lethal_hits": 2, "lethal_bites": 2, "hit_repair_time": "5 min"},
+        "effectors": {
+            "car_t": {"lifespan": "1 h", "speed": "10 um/min", "squeeze": 0.5, "receptor_b": 8000, "hit_chance": 0.5,
+                      "acquired_antigen_half_life": "20 min", **fast},
+            "car_nk": {"icar": 10000, "receptor_b": 5000, "receptor_b_role": "car", "costimulation": "41bb", **fast},
+            "car_m": {"synapse_time": "3 min", "bite_fraction": 0.03, "phagocytosis": 0.4},
+        },
+        "dose": [{"time": "0 min", "count": dose, "placement": "rim"},
+                 {"time": "1 min", "count": dose // 2, "kind": "car_nk", "placement": "rim"},
+                 {"time": "2 min", "count": dose // 2, "placement": "uniform"},
+                 {"time": "2 min", "count": dose // 3, "kind": "car_m", "placement": "rim"}],
     }
     cfg = validate(raw)
     backend = backends.select(name)
@@ -53,12 +72,17 @@ def main():
     backend.launch = tracer
     sim = Simulation(cfg, backend=backend, debug=True)
     sim.run()
+    from gpusim.kernels.census import flow_cytometry
+
+    s = sim.state
+    cytometer = backend.launch(flow_cytometry, s.n, s["kind"], s["pools"])
     volume = sim.kind_volume()
     final = sim.state.snapshot()
     digest = hashlib.sha256()
     for key in sorted(k for k in final if k != "next_id"):
         digest.update(np.ascontiguousarray(final[key]).tobytes())
     digest.update(volume.tobytes())
+    digest.update(cytometer.tobytes())
     print(json.dumps({"backend": backend.label, "trace": tracer.records, "final": digest.hexdigest(),
                       "cells": int(sim.state.n), "series": {k: v for k, v in sim.timeseries.rows.items()}}))
 

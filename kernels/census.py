@@ -1,0 +1,60 @@
+"""Counting the population: the per-step census and the virtual flow cytometer.
+
+Both are tallying rules, so counts and sums are exact integers identical on
+every backend.  The census runs every step; the flow cytometer (a histogram of
+every pool per kind, on log-scale bins as a cytometrist would draw them) at
+every snapshot.
+"""
+
+from gpusim.kernels.cells import ACTIVATED, DEAD, N_KINDS, QUIESCENT, TUMOUR
+from gpusim.kernels.launch import rule
+from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, HIST_BINS, N_SPECIES, log_bin
+from gpusim.kernels.params import EXHAUSTION_LIMIT
+from gpusim.kernels.tally import tally_add
+
+# per-kind census rows: [kind * CENSUS_ROW + field]
+STATE_CODES = 4  # (state & (DEAD | QUIESCENT)): alive cycling, dead, quiescent, dead quiescent
+ENGAGED = STATE_CODES  # effectors in a synapse
+EXHAUSTED = ENGAGED + 1  # effectors at their exhaustion limit
+TROG_POSITIVE = EXHAUSTED + 1  # effectors wearing acquired antigen above the detection level
+ACTIVATED_COUNT = TROG_POSITIVE + 1  # effectors activated to divide
+STIMULATION_SUM = ACTIVATED_COUNT + 1  # sum of cumulative stimulation
+POOL_SUM = STIMULATION_SUM + 1  # + species: molecules of each species on cells of this kind
+CENSUS_ROW = POOL_SUM + N_SPECIES
+ANTIGEN_HISTOGRAM = N_KINDS * CENSUS_ROW  # + kind * HIST_BINS + bin: antigen A per kind
+CENSUS_SIZE = ANTIGEN_HISTOGRAM + N_KINDS * HIST_BINS
+
+CYTOMETER_SIZE = N_SPECIES * N_KINDS * HIST_BINS  # [(species * N_KINDS + kind) * HIST_BINS + bin]
+
+
+@rule(tally=CENSUS_SIZE)
+def census(i, kind, state, partner, stimulation, pools, params, detection, tally):
+    """Add cell ``i`` to the per-kind counts, pool sums and antigen-A histogram."""
+    k = int(kind[i])
+    flags = state[i]
+    row = k * CENSUS_ROW
+    tally_add(tally, row + int(flags & (DEAD | QUIESCENT)), 1)
+    if flags & DEAD:
+        return
+    for s in range(N_SPECIES):
+        tally_add(tally, row + POOL_SUM + s, pools[s, i])
+    tally_add(tally, ANTIGEN_HISTOGRAM + k * HIST_BINS + log_bin(pools[ANTIGEN_A, i]), 1)
+    if k == TUMOUR:
+        return
+    if partner[i] >= 0:
+        tally_add(tally, row + ENGAGED, 1)
+    if stimulation[i] >= params[EXHAUSTION_LIMIT + k]:
+        tally_add(tally, row + EXHAUSTED, 1)
+    if pools[ANTIGEN_A, i] + pools[ANTIGEN_B, i] >= detection:
+        tally_add(tally, row + TROG_POSITIVE, 1)
+    if flags & ACTIVATED:
+        tally_add(tally, row + ACTIVATED_COUNT, 1)
+    tally_add(tally, row + STIMULATION_SUM, stimulation[i])
+
+
+@rule(tally=CYTOMETER_SIZE)
+def flow_cytometry(i, kind, pools, tally):
+    """Add cell ``i`` to the histogram of every pool of its kind."""
+    k = int(kind[i])
+    for s in range(N_SPECIES):
+        tally_add(tally, (s * N_KINDS + k) * HIST_BINS + log_bin(pools[s, i]), 1)

@@ -1,0 +1,44 @@
+"""Death: lethal lytic damage, engulfment, trogoptosis, and apoptosis.
+
+A cell dies this step when
+
+* it was engulfed whole by a CAR-macrophage (phagocytosis; Morrissey 2018),
+* its lytic damage reached the lethal dose: lysis of a tumour cell, or
+  fratricide of an effector killed by another effector (BIOLOGY.md),
+* enough trogocytic bites have landed (trogoptosis; Velmurugan 2016),
+* or by apoptosis, at a constant chance per step per kind (tumour turnover;
+  effector lifespan, CAR-T ~8.6 d, Luque 2024).
+
+It is marked dead and leaves its voxel at once; its molecules are tallied as
+lost with dead cells, and the host compacts the table at the end of the step.
+"""
+
+from gpusim.kernels.cells import APOPTOSIS, DEAD, ENGULFED, FRATRICIDE, LYSIS, N_KINDS, PHAGOCYTOSIS, TROGOPTOSIS, TUMOUR
+from gpusim.kernels.launch import rule
+from gpusim.kernels.molecules import N_SPECIES
+from gpusim.kernels.params import APOPTOSIS_THRESHOLD, LETHAL_BITES, LETHAL_DAMAGE
+from gpusim.kernels.rng import APOPTOSIS as APOPTOSIS_DRAW
+from gpusim.kernels.rng import draw_below
+from gpusim.kernels.tally import DEATHS, LOST, STEP_TALLY, tally_add
+
+
+@rule(tally=STEP_TALLY)
+def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, pools, occ, params, tally):
+    """Mark cell ``i`` dead if anything killed it, free its voxel, and tally the cause and its molecules."""
+    k = int(kind[i])
+    flags = state[i]
+    if flags & ENGULFED:
+        cause = PHAGOCYTOSIS
+    elif damage[i] >= params[LETHAL_DAMAGE + k]:
+        cause = LYSIS if k == TUMOUR else FRATRICIDE
+    elif bites[i] >= params[LETHAL_BITES + k]:
+        cause = TROGOPTOSIS
+    elif draw_below(seed, step, agent_id[i], APOPTOSIS_DRAW, params[APOPTOSIS_THRESHOLD + k]):
+        cause = APOPTOSIS
+    else:
+        return
+    state[i] = flags | DEAD
+    occ[voxel[i]] = -1
+    tally_add(tally, DEATHS + cause * N_KINDS + k, 1)
+    for s in range(N_SPECIES):
+        tally_add(tally, LOST + s, pools[s, i])

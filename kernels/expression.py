@@ -1,0 +1,90 @@
+"""Expression: pools relax toward their set points; effectors recover between contacts.
+
+Each species on each cell moves a fixed fraction per step of the way to its
+set point (BIOLOGY.md "Expression"): below it, synthesis (tumour antigen
+re-expression over hours to days; CAR re-expression); above it,
+internalisation or degradation (acquired antigen on effectors, half-life
+2-24 h; acquired CAR on tumour cells).  The fraction is rounded
+stochastically to whole molecules, and every molecule made or removed is
+tallied, so the ledger start + synthesis - decay - lost with dead cells = end
+balances exactly.  Tumour cells take their antigen set points from their own
+heritable columns, every other pool from its kind's set point.
+
+Between contacts effectors recover: exhaustion (cumulative stimulation) falls
+back one step at a time, lytic damage and bites are repaired, refractory time
+runs out.  Acquired antigen meeting the cell's own CAR in cis stimulates it
+tonically, which exhausts trogocytosis-positive cells (Hamieh 2019; Kim 2025).
+"""
+
+import numpy as np
+
+from gpusim.kernels.cells import DEAD, TUMOUR
+from gpusim.kernels.launch import rule
+from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SPECIES, SET_A, SET_B, bound_complexes, share
+from gpusim.kernels.params import (
+    BITE_REPAIR,
+    DAMAGE_REPAIR,
+    DECAY,
+    EXHAUSTION_RECOVERY,
+    K_CAR,
+    SET_POINT,
+    STIMULATION_TABLE,
+    SYNTHESIS,
+    TONIC_WEIGHT_Q16,
+)
+from gpusim.kernels.rng import BITE_REPAIR as BITE_REPAIR_DRAW
+from gpusim.kernels.rng import DAMAGE_REPAIR as DAMAGE_REPAIR_DRAW
+from gpusim.kernels.rng import EXHAUSTION_RECOVERY as RECOVERY_DRAW
+from gpusim.kernels.rng import EXPRESS, TONIC, draw, draw_below
+from gpusim.kernels.signal import signal_bucket
+from gpusim.kernels.tally import DEGRADED, STEP_TALLY, SYNTHESISED, tally_add
+
+_Q16 = np.int64(16)
+
+
+@rule(tally=STEP_TALLY)
+def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tally):
+    """Every pool of cell ``i`` moves toward its set point; synthesis and decay are tallied."""
+    if state[i] & DEAD:
+        return
+    k = int(kind[i])
+    me = agent_id[i]
+    for s in range(N_SPECIES):
+        if k == TUMOUR and s == ANTIGEN_A:
+            target = set_points[SET_A, i]
+        elif k == TUMOUR and s == ANTIGEN_B:
+            target = set_points[SET_B, i]
+        else:
+            target = params[SET_POINT + k * N_SPECIES + s]
+        current = pools[s, i]
+        if current < target:
+            made = share(target - current, params[SYNTHESIS + k * N_SPECIES + s], draw(seed, step, me, EXPRESS + s))
+            if made > 0:
+                pools[s, i] = current + made
+                tally_add(tally, SYNTHESISED + s, made)
+        elif current > target:
+            lost = share(current - target, params[DECAY + k * N_SPECIES + s], draw(seed, step, me, EXPRESS + s))
+            if lost > 0:
+                pools[s, i] = current - lost
+                tally_add(tally, DEGRADED + s, lost)
+
+
+@rule
+def recover(i, seed, step, agent_id, kind, partner, refractory_steps, stimulation, damage, bites, pools, params, tables):
+    """Clocks and repair of cell ``i``: refractory time, exhaustion, damage and bites; tonic stimulation."""
+    k = int(kind[i])
+    me = agent_id[i]
+    if damage[i] > 0 and draw_below(seed, step, me, DAMAGE_REPAIR_DRAW, params[DAMAGE_REPAIR + k]):
+        damage[i] -= 1
+    if bites[i] > 0 and draw_below(seed, step, me, BITE_REPAIR_DRAW, params[BITE_REPAIR + k]):
+        bites[i] -= 1
+    if k == TUMOUR:
+        return
+    if refractory_steps[i] > 0:
+        refractory_steps[i] -= 1
+    cis = bound_complexes(pools[CAR, i], pools[ANTIGEN_A, i], params[K_CAR + k])
+    tonic = (cis * params[TONIC_WEIGHT_Q16 + k]) >> _Q16
+    if tonic > 0 and draw_below(seed, step, me, TONIC, tables[STIMULATION_TABLE, k, signal_bucket(tonic)]):
+        stimulation[i] += 1
+    elif partner[i] < 0 and stimulation[i] > 0 and draw_below(seed, step, me, RECOVERY_DRAW, params[EXHAUSTION_RECOVERY + k]):
+        stimulation[i] -= 1

@@ -1,0 +1,226 @@
+"""The immunological synapse: engaging a partner, and what passes between the two cells.
+
+engage
+    A free, non-refractory effector looks at its 26 neighbours and engages the
+    one that would give it the strongest signal, if that signal reaches the
+    recognition level: tumour cells, and effectors that wear acquired antigen
+    (fratricide, BIOLOGY.md).  The partner is stored as a direction.
+
+synapse
+    In two rules, so that every transfer is computed once and applied to both
+    cells (DESIGN §4.2).  :func:`synapse_exchange` runs per effector on the
+    state as it was: signal, a lytic hit (probability from the signal, lowered
+    by exhaustion), trogocytosis of bound antigen to the effector and reverse
+    trogocytosis of bound CAR to the target (fractions per step, integer,
+    stochastically rounded), stimulation, activation for proliferation, and
+    the end of the synapse on time-out (a CAR-macrophage's contact then ends
+    in engulfment or a trogocytic bite).  It writes what it did into scratch.
+    :func:`synapse_apply` runs per cell: it applies its own effector side, and
+    gathers from every neighbour that struck it this step the same amounts
+    with opposite sign, the hits, bites and engulfment.  Every outflow of a
+    pool is capped at ``pool // SHARES`` so a pool never goes negative, even
+    with every neighbour at it at once.  Lytic damage from several effectors
+    adds up on the target: cooperative killing (Weigelin 2021).
+"""
+
+from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, NOT_HELD, TUMOUR
+from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, opposite, voxel_coords
+from gpusim.kernels.launch import rule
+from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
+from gpusim.kernels.params import (
+    ACTIVATION_TABLE,
+    BITE_SHARE,
+    DIVISION_STEPS,
+    ENGULF,
+    EXHAUSTION_LIMIT,
+    HIT_TABLE,
+    NX,
+    NY,
+    NZ,
+    RECOGNITION,
+    REFRACTORY_STEPS,
+    REVERSE_TROGOCYTOSIS,
+    STIMULATION_TABLE,
+    SYNAPSE_STEPS,
+    TROGOCYTOSIS,
+)
+from gpusim.kernels.rng import (
+    SYNAPSE_ACTIVATE,
+    SYNAPSE_ENGULF,
+    SYNAPSE_HIT,
+    SYNAPSE_REVERSE,
+    SYNAPSE_STIMULATE,
+    SYNAPSE_TAKE_A,
+    SYNAPSE_TAKE_B,
+    draw,
+    draw_below,
+)
+from gpusim.kernels.signal import signal_bucket, synapse_signal
+from gpusim.kernels.tally import BITES, ENGAGEMENTS, GIVEN, HITS, STEP_TALLY, TAKEN, tally_add
+
+# what an effector did to its partner this step (the `strike` scratch)
+STRUCK_HIT = 1
+STRUCK_BITE = 2
+STRUCK_ENGULF = 4
+
+
+@rule(tally=STEP_TALLY)
+def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, pools, occ, params, tally):
+    """A free effector engages the neighbour giving the strongest signal, if it is recognised."""
+    k = int(kind[i])
+    if k == TUMOUR or partner[i] >= 0 or refractory_steps[i] > 0:
+        return
+    nz = params[NZ]
+    ny = params[NY]
+    nx = params[NX]
+    z, y, x = voxel_coords(voxel[i], ny, nx)
+    best = -1
+    best_signal = params[RECOGNITION + k] - 1
+    for d in range(N_DIRECTIONS):
+        v = neighbour_at(z, y, x, d, nz, ny, nx)
+        if v < 0:
+            continue
+        j = occ[v]
+        if j < 0:
+            continue
+        if kind[j] != TUMOUR and pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0:
+            continue
+        signal, _car, _b = synapse_signal(i, j, k, pools, params)
+        if signal > best_signal:
+            best_signal = signal
+            best = d
+    if best >= 0:
+        partner[i] = best
+        synapse_steps[i] = 0
+        tally_add(tally, ENGAGEMENTS, 1)
+
+
+@rule
+def synapse_exchange(
+    i, seed, step, agent_id, kind, state, voxel, partner, synapse_steps, refractory_steps, stimulation,
+    divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike,
+):
+    """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch."""
+    contact[i] = -1
+    taken_a[i] = 0
+    taken_b[i] = 0
+    car_given[i] = 0
+    strike[i] = 0
+    d = partner[i]
+    if d < 0:
+        return
+    k = int(kind[i])
+    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    j = occ[neighbour_at(z, y, x, d, params[NZ], params[NY], params[NX])]
+    if j < 0:  # the partner is gone
+        partner[i] = -1
+        synapse_steps[i] = 0
+        refractory_steps[i] = params[REFRACTORY_STEPS + k]
+        return
+    contact[i] = d
+    me = agent_id[i]
+    signal, car_complexes, b_complexes = synapse_signal(i, j, k, pools, params)
+    bucket = signal_bucket(signal)
+    limit = params[EXHAUSTION_LIMIT + k]
+    vigour = limit - min(stimulation[i], limit)  # exhaustion lowers hits and proliferation
+    hit_chance = (tables[HIT_TABLE, k, bucket] * vigour) // limit
+    if hit_chance > 0 and draw_below(seed, step, me, SYNAPSE_HIT, hit_chance):
+        strike[i] = STRUCK_HIT
+    taken_a[i] = min(share(car_complexes, params[TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_TAKE_A)),
+                     pools[ANTIGEN_A, j] // SHARES)
+    taken_b[i] = min(share(b_complexes, params[TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_TAKE_B)),
+                     pools[ANTIGEN_B, j] // SHARES)
+    car_given[i] = min(share(car_complexes, params[REVERSE_TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_REVERSE)),
+                       pools[CAR, i] // SHARES)
+    if draw_below(seed, step, me, SYNAPSE_STIMULATE, tables[STIMULATION_TABLE, k, bucket]):
+        stimulation[i] += 1
+    if divisions_left[i] > 0 and (state[i] & ACTIVATED) == 0:
+        activation = (tables[ACTIVATION_TABLE, k, bucket] * vigour) // limit
+        if activation > 0 and draw_below(seed, step, me, SYNAPSE_ACTIVATE, activation):
+            state[i] = state[i] | ACTIVATED
+            cycle_timer[i] = params[DIVISION_STEPS + k]
+    elapsed = synapse_steps[i] + 1
+    if elapsed < params[SYNAPSE_STEPS + k]:
+        synapse_steps[i] = elapsed
+        return
+    partner[i] = -1
+    synapse_steps[i] = 0
+    refractory_steps[i] = params[REFRACTORY_STEPS + k]
+    if k == CAR_M:
+        if draw_below(seed, step, me, SYNAPSE_ENGULF, params[ENGULF + k * N_KINDS + int(kind[j])]):
+            strike[i] = STRUCK_ENGULF
+        else:
+            strike[i] = STRUCK_BITE
+            bite = params[BITE_SHARE + k]
+            taken_a[i] = min(share(pools[ANTIGEN_A, j], bite, draw(seed, step, me, SYNAPSE_TAKE_A)),
+                             pools[ANTIGEN_A, j] // SHARES)
+            taken_b[i] = min(share(pools[ANTIGEN_B, j], bite, draw(seed, step, me, SYNAPSE_TAKE_B)),
+                             pools[ANTIGEN_B, j] // SHARES)
+            car_given[i] = -min(share(pools[CAR, j], bite, draw(seed, step, me, SYNAPSE_REVERSE)),
+                                pools[CAR, j] // SHARES)
+
+
+@rule(tally=STEP_TALLY)
+def synapse_apply(
+    i, kind, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b, car_given, strike,
+    tally,
+):
+    """Apply cell ``i``'s exchanges: its own as an effector, and those of every effector that struck it."""
+    if contact[i] >= 0:
+        pools[ANTIGEN_A, i] += taken_a[i]
+        pools[ANTIGEN_B, i] += taken_b[i]
+        pools[CAR, i] -= car_given[i]
+        tally_add(tally, TAKEN + ANTIGEN_A, taken_a[i])
+        tally_add(tally, TAKEN + ANTIGEN_B, taken_b[i])
+        if car_given[i] >= 0:
+            tally_add(tally, GIVEN + CAR, car_given[i])
+        else:
+            tally_add(tally, TAKEN + CAR, -car_given[i])
+        struck = strike[i]
+        if struck & STRUCK_HIT:
+            tally_add(tally, HITS, 1)
+        if struck & STRUCK_BITE:
+            tally_add(tally, BITES, 1)
+    nz = params[NZ]
+    ny = params[NY]
+    nx = params[NX]
+    z, y, x = voxel_coords(voxel[i], ny, nx)
+    held = False
+    for d in range(N_DIRECTIONS):
+        v = neighbour_at(z, y, x, d, nz, ny, nx)
+        if v < 0:
+            continue
+        e = occ[v]
+        if e < 0:
+            continue
+        towards_me = opposite(d)
+        if contact[e] == towards_me:
+            pools[ANTIGEN_A, i] -= taken_a[e]
+            pools[ANTIGEN_B, i] -= taken_b[e]
+            pools[CAR, i] += car_given[e]
+            struck = strike[e]
+            if struck & STRUCK_HIT:
+                damage[i] += 1
+            if struck & STRUCK_BITE:
+                bites[i] += 1
+            if struck & STRUCK_ENGULF:
+                state[i] = state[i] | ENGULFED
+        if partner[e] == towards_me:
+            held = True
+    if held:
+        state[i] = state[i] | HELD
+    else:
+        state[i] = state[i] & NOT_HELD
+
+
+@rule
+def release_partner(i, kind, voxel, partner, synapse_steps, refractory_steps, occ, params):
+    """An effector whose partner died this step leaves the synapse (before anything can take the voxel)."""
+    d = partner[i]
+    if d < 0:
+        return
+    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    if occ[neighbour_at(z, y, x, d, params[NZ], params[NY], params[NX])] < 0:
+        partner[i] = -1
+        synapse_steps[i] = 0
+        refractory_steps[i] = params[REFRACTORY_STEPS + int(kind[i])]
