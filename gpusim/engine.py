@@ -25,12 +25,13 @@ from gpusim import parameters
 from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
 from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
-from gpusim.kernels.census import census
+from gpusim.kernels.census import census, flow_cytometry
 from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import die
 from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
+from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
 from gpusim.kernels.occupancy import paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange
@@ -114,11 +115,11 @@ class Simulation:
         s = self.state
         add_cells(self, self.cfg.tumour.initial_cells, TUMOUR, Placement.BALL)
         self.launch(start_cycle, s.n, self.seed, 0, s["agent_id"], s["kind"], s["cycle_timer"], self.cycle_table)
-        dosed = self._dose()
+        dosed, infused = self._dose()
         if self.debug:
             self._check()
         zero = np.zeros(N_KINDS, dtype=np.int64)
-        self.timeseries.record(0, self.dt, self.census(), np.zeros(STEP_TALLY, dtype=np.int64), zero, dosed, 0)
+        self.timeseries.record(0, self.dt, self.census(), np.zeros(STEP_TALLY, dtype=np.int64), zero, dosed, 0, infused)
 
     # --- the step -----------------------------------------------------------------
     def step(self):
@@ -139,14 +140,14 @@ class Simulation:
             ledger += self._die(t)
         self.clock = t + 1
         with self._phase("dose"):
-            dosed = self._dose()
+            dosed, infused = self._dose()
         with self._phase("sort"):
             if self.sort_steps and self.clock % self.sort_steps == 0:
                 self.state.sort_by_voxel()
         if self.debug:
             self._check()
         with self._phase("observe"):
-            self.timeseries.record(self.clock, self.dt, self.census(), ledger, births, dosed, moves)
+            self.timeseries.record(self.clock, self.dt, self.census(), ledger, births, dosed, moves, infused)
 
     def profile_phases(self):
         """Start recording the wall time of every phase of every step in ``self.phase_seconds``."""
@@ -244,13 +245,16 @@ class Simulation:
         )
 
     def _dose(self):
-        """Infusions due at the current clock; returns the cells added per kind."""
+        """Infusions due at the current clock; returns the cells added per kind and their molecules per species."""
         dosed = np.zeros(N_KINDS, dtype=np.int64)
+        before = self.state.n
         for step, _n, dose in self.doses:
             if step == self.clock:
                 kind = KIND_NAMES.index(dose.kind)
                 dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
-        return dosed
+        new_pools = self.state["pools"][:, before : self.state.n]
+        infused = self.backend.to_host(new_pools.astype(np.int64).sum(axis=1))
+        return dosed, infused
 
     def _check(self):
         previous_next = getattr(self, "_checked_next_id", 0)
@@ -268,6 +272,12 @@ class Simulation:
 
     def is_snapshot_step(self):
         return self.clock % self.snapshot_steps == 0 or self.clock == self.end_step
+
+    def flow_cytometry(self):
+        """Histograms of every pool per kind, ``[species, kind, bin]`` (host int64; bins in kernels.molecules)."""
+        s = self.state
+        counts = self.launch(flow_cytometry, s.n, s["kind"], s["pools"])
+        return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
 
     def kind_volume(self):
         """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""

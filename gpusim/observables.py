@@ -29,7 +29,7 @@ SERIES = (
     + ["moves", "engagements", "hits", "bites"]
     + [f"taken_{s}" for s in SPECIES_NAMES]
     + [f"given_{s}" for s in SPECIES_NAMES]
-    + [f"{what}_{s}" for what in ("total", "synthesised", "degraded", "lost") for s in SPECIES_NAMES]
+    + [f"{what}_{s}" for what in ("total", "synthesised", "degraded", "lost", "infused") for s in SPECIES_NAMES]
     + [f"{what}_antigen_a_{k}" for what in ("mean", "median") for k in KIND_NAMES]
     + [f"mean_stimulation_{k}" for k in EFFECTOR_NAMES]
 )
@@ -57,8 +57,9 @@ class Timeseries:
     def __len__(self):
         return len(self.rows["step"])
 
-    def record(self, clock, dt_min, counts, ledger, births, dosed, moves):
-        """One row: ``counts`` a census tally (live cells), ``ledger`` the step's tally."""
+    def record(self, clock, dt_min, counts, ledger, births, dosed, moves, infused):
+        """One row: ``counts`` a census tally (live cells), ``ledger`` the step's tally,
+        ``infused`` the molecules per species that arrived on dosed cells."""
         row = self.rows
         add = lambda name, value: row[name].append(value)  # noqa: E731
         add("step", clock)
@@ -95,6 +96,7 @@ class Timeseries:
             add(f"synthesised_{species}", int(ledger[T.SYNTHESISED + s]))
             add(f"degraded_{species}", int(ledger[T.DEGRADED + s]))
             add(f"lost_{species}", int(ledger[T.LOST + s]))
+            add(f"infused_{species}", int(infused[s]))
 
     def last(self):
         return {name: values[-1] for name, values in self.rows.items()}

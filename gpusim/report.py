@@ -53,61 +53,118 @@ def _slice_panels(fig, grid, root, meta, panels=4):
                loc="upper right", fontsize=8, frameon=False, ncol=len(present))
 
 
+def _antigen_histograms(ax, store_path, species, kind, title, times=5):
+    """Flow-cytometry style: cells per log-scale bin of one pool at several snapshots."""
+    from gpusim.store import read_histograms
+
+    hist, clocks, edges = read_histograms(store_path)
+    if len(clocks) == 0:
+        return
+    picks = sorted(set(np.linspace(0, len(clocks) - 1, times).round().astype(int).tolist()))
+    lower = np.maximum(edges[:-1], 0.5)  # zero goes to the left edge of a log axis
+    colours = __import__("matplotlib").cm.viridis(np.linspace(0.0, 0.9, len(picks)))
+    _root, meta = open_store(store_path)
+    drawn = False
+    for colour, index in zip(colours, picks):
+        counts = hist[index, species, kind]
+        if counts.sum() == 0:
+            continue
+        drawn = True
+        hours = clocks[index] * meta["dt_min"] / 60.0
+        ax.stairs(counts / counts.sum(), np.append(lower, edges[-2] * 2), color=colour, lw=1.6, label=f"{hours:.0f} h")
+    ax.set_xscale("log")
+    ax.set_xlim(0.5, 2e6)  # the bin of cells with none sits at 0.5
+    ax.set_xlabel("molecules per cell")
+    ax.set_ylabel("fraction of cells")
+    ax.set_title(title, fontsize=9)
+    if drawn:
+        ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+
+
 def write_report(store_path, output=None):
-    """Write the figure of a store as PNG (sections of the cell map, populations, events); returns its path."""
+    """Write the figure of a store as PNG; returns its path.
+
+    Panels: mid-plane sections of the cell map; populations over time;
+    tumour antigen histograms at several times and effectors' acquired
+    antigen (flow cytometry on log axes); the trogocytosis-positive fraction
+    of effectors with the tumour's mean antigen; kills by cause.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from gpusim.kernels.cells import CAUSE_NAMES, EFFECTOR_KINDS, TUMOUR
+    from gpusim.kernels.molecules import ANTIGEN_A
+
     root, meta = open_store(store_path)
     series = read_timeseries(store_path)
     hours = series["time_min"] / 60.0
     output = Path(output) if output else default_output(store_path)
+    effectors = [k for k in EFFECTOR_KINDS if series[f"cells_{KIND_NAMES[k]}"].max() > 0]
 
-    fig = plt.figure(figsize=(9, 10.5))
-    grid = fig.add_gridspec(3, 4, height_ratios=[2.2, 3, 2])
+    fig = plt.figure(figsize=(11, 14))
+    grid = fig.add_gridspec(4, 4, height_ratios=[2.4, 2.4, 2.4, 2.4])
     _slice_panels(fig, grid, root, meta)
+
     ax_cells = fig.add_subplot(grid[1, :])
-    ax_events = fig.add_subplot(grid[2, :], sharex=ax_cells)
     for k, name in enumerate(KIND_NAMES):
         counts = series[f"cells_{name}"]
         if counts.max() > 0:
             ax_cells.plot(hours, counts, color=_colour(name), lw=2, label=KIND_LABELS[k])
-    if series["tumour_quiescent"].max() > 0:
-        ax_cells.plot(hours, series["tumour_quiescent"], color=_colour("tumour"), lw=1, ls="--",
-                      label="tumour, quiescent (no room)")
     for dose_hour in hours[np.flatnonzero(sum(series[f"dosed_{n}"] for n in KIND_NAMES))]:
         ax_cells.axvline(dose_hour, color="0.4", lw=0.8, ls=":")
     ax_cells.set_ylabel("cells")
     ax_cells.set_yscale("symlog", linthresh=10)
     ax_cells.set_ylim(bottom=0)
+    ax_cells.set_xlabel("simulated time (h)")
     ax_cells.legend(loc="best", frameon=False)
     ax_cells.grid(alpha=0.3)
+    ax_cells.set_title("populations (dotted: infusions)", fontsize=9)
+
+    _antigen_histograms(fig.add_subplot(grid[2, :2]), store_path, ANTIGEN_A, TUMOUR, "tumour cells: antigen A")
+    if effectors:
+        k = effectors[0]
+        _antigen_histograms(fig.add_subplot(grid[2, 2:]), store_path, ANTIGEN_A, k,
+                            f"{KIND_LABELS[k]}: acquired antigen A")
+
+    ax_trog = fig.add_subplot(grid[3, :2])
+    for k in effectors:
+        name = KIND_NAMES[k]
+        alive = series[f"cells_{name}"].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fraction = np.where(alive > 0, series[f"trog_positive_{name}"] / alive, np.nan)
+            exhausted = np.where(alive > 0, series[f"exhausted_{name}"] / alive, np.nan)
+        ax_trog.plot(hours, fraction, color=_colour(name), lw=2, label=f"{KIND_LABELS[k]} trog+")
+        ax_trog.plot(hours, exhausted, color=_colour(name), lw=1, ls="--", label=f"{KIND_LABELS[k]} exhausted")
+    ax_trog.set_ylim(0, 1.05)
+    ax_trog.set_ylabel("fraction of effectors")
+    ax_trog.set_xlabel("simulated time (h)")
+    ax_antigen = ax_trog.twinx()
+    ax_antigen.plot(hours, series["mean_antigen_a_tumour"], color=_colour("tumour"), lw=1.5, label="tumour mean antigen A")
+    ax_antigen.set_ylabel("mean antigen A per tumour cell", color=_colour("tumour"))
+    ax_antigen.set_ylim(bottom=0)
+    lines = ax_trog.get_legend_handles_labels()
+    more = ax_antigen.get_legend_handles_labels()
+    ax_trog.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, frameon=False, loc="center right")
+    ax_trog.grid(alpha=0.3)
+    ax_trog.set_title("trogocytosis-positive effectors and tumour antigen", fontsize=9)
+
+    ax_kills = fig.add_subplot(grid[3, 2:])
+    for cause in CAUSE_NAMES:
+        cumulative = np.cumsum(series[f"deaths_{cause}"])
+        if cumulative[-1] > 0:
+            ax_kills.plot(hours, cumulative, lw=1.8, label=cause)
+    ax_kills.set_ylabel("deaths, cumulative")
+    ax_kills.set_xlabel("simulated time (h)")
+    ax_kills.legend(fontsize=7, frameon=False)
+    ax_kills.grid(alpha=0.3)
+    ax_kills.set_title("deaths by cause", fontsize=9)
+
     desc = meta.get("description") or ""
     fig.suptitle(f"{Path(store_path).name}\n{desc}", fontsize=10, x=0.02, ha="left")
-
-    # events per simulated hour
-    per_hour = max(1, int(round(60.0 / meta["dt_min"])))
-    n_bins = len(hours) // per_hour
-    if n_bins:
-        centres = (np.arange(n_bins) + 0.5) * per_hour * meta["dt_min"] / 60.0
-
-        def hourly(values):
-            return values[1 : 1 + n_bins * per_hour].reshape(n_bins, per_hour).sum(axis=1)
-
-        ax_events.plot(centres, hourly(series["births_tumour"]), color=_colour("tumour"), label="tumour divisions")
-        ax_events.plot(centres, hourly(series["deaths_tumour"]), color=_colour("tumour"), ls="--",
-                       label="tumour apoptoses")
-        for k, name in enumerate(KIND_NAMES[1:], start=1):
-            deaths = hourly(series[f"deaths_{name}"])
-            if deaths.max() > 0:
-                ax_events.plot(centres, deaths, color=_colour(name), ls="--", label=f"{KIND_LABELS[k]} deaths")
-    ax_events.set_xlabel("simulated time (h)")
-    ax_events.set_ylabel("events per hour")
-    ax_events.legend(loc="best", frameon=False, fontsize=8)
-    ax_events.grid(alpha=0.3)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(output, dpi=110)
+    fig.tight_layout(rect=(0, 0, 1, 0.975))
+    fig.savefig(output, dpi=100)
     plt.close(fig)
     return output

@@ -10,6 +10,8 @@ and checkpoints beside these)::
         cells/             OME-NGFF multiscale label image, axes t, z, y, x,
           s0, s1, ...      uint8: 0 empty, 1 tumour cell, 2 CAR-T, 3 CAR-NK, 4 CAR-M
       timeseries/          one 1-D array per observable, one entry per step
+      histograms/pools     the virtual flow cytometer: at every snapshot, cells per
+                           [species, kind, log-scale bin] (edges in its attributes)
 """
 
 import datetime
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
+from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES, N_KINDS
+from gpusim.kernels.molecules import HIST_BINS, N_SPECIES, SPECIES_NAMES, log_bin_edges
 from gpusim.observables import FLOAT_SERIES, SERIES
 
 NGFF_VERSION = "0.5"
@@ -103,6 +106,7 @@ class RunStore:
         self.root.attrs["gpusim"] = self.meta
         self._create_labels()
         self._create_timeseries(end + 1)
+        self._create_histograms()
         self._rows_written = 0
 
     def _create_labels(self):
@@ -158,6 +162,19 @@ class RunStore:
                 fill_value=float("nan") if name in FLOAT_SERIES else 0, compressors=_compressor(),
             )
 
+    def _create_histograms(self):
+        group = self.root.create_group("histograms")
+        self.histograms = group.create_array(
+            "pools", shape=(len(self.snapshot_clocks), N_SPECIES, N_KINDS, HIST_BINS), chunks=(1, N_SPECIES, N_KINDS, HIST_BINS),
+            dtype="int64", fill_value=0, compressors=_compressor(), dimension_names=["t", "species", "kind", "bin"],
+        )
+        self.histograms.attrs.update({
+            "species": list(SPECIES_NAMES),
+            "kinds": list(KIND_NAMES),
+            "bin_edges": log_bin_edges().tolist(),
+            "description": "cells per log-scale bin of molecules; bin b holds bin_edges[b] <= molecules < bin_edges[b+1]",
+        })
+
     # --- writing --------------------------------------------------------------------
     def start(self, sim):
         if self.meta["snapshots_written"] == 0 and sim.clock == 0:
@@ -171,6 +188,7 @@ class RunStore:
             for level, array in enumerate(self.levels):
                 step = 2**level
                 array[index] = volume[::step, ::step, ::step]
+            self.histograms[index] = sim.flow_cytometry()
             self.meta["snapshots_written"] = index + 1
         self._flush(sim)
 
@@ -218,6 +236,14 @@ def read_timeseries(path):
         return {name: np.asarray(group[name][:rows]) for name in SERIES if name in group}
     except KeyError as exc:
         raise StoreError(f"{path}: the store has no time series ({exc})") from None
+
+
+def read_histograms(path):
+    """(histograms [t, species, kind, bin], snapshot clocks, bin edges) of a store's flow cytometer."""
+    root, meta = open_store(path)
+    written = meta["snapshots_written"]
+    array = root["histograms/pools"]
+    return np.asarray(array[:written]), meta["snapshot_steps"][:written], np.asarray(array.attrs["bin_edges"])
 
 
 def disk_usage(path):

@@ -43,6 +43,14 @@ BAD = [
     (["--set", "run.snapshot_every=7 min"], "run.snapshot_every:"),
     (["--set", "run.backend=tpu"], "run.backend:"),
     (["--set", "nonsense"], "expected section.key=value"),
+    (["--set", "effectors.car_t.receptor_b=5000"], "effectors.car_t.receptor_b: 5000 receptors against antigen B"),
+    (["--set", "effectors.car_t.proliferation_threshold=100"],
+     "effectors.car_t.proliferation_threshold: 100 is below the lysis threshold"),
+    (["--set", "effectors.car_t.trogocytosis=1.5"], "effectors.car_t.trogocytosis: input should be less than or equal to 1"),
+    (["--set", "effectors.car_m.bite_fraction=0.2"], "effectors.car_m.bite_fraction:"),
+    (["--set", "effectors.car_t.car_kd=50 kg"], "effectors.car_t.car_kd: unit 'kg' is not a concentration"),
+    (["--set", "effectors.car_t.icar=100", "--set", "effectors.car_nk.icar_ligand=0"],
+     "effectors.car_t.icar: 100 iCARs, but no cell carries their ligand"),
 ]
 
 
