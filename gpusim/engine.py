@@ -26,7 +26,7 @@ from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
 from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
-from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, TUMOUR
+from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, NOT_HELD, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import die
 from gpusim.kernels.expression import express, recover
@@ -34,7 +34,7 @@ from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
 from gpusim.kernels.occupancy import paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
-from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange
+from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive
 from gpusim.kernels.tally import STEP_TALLY
 from gpusim.observables import Timeseries
 from gpusim.state import State, bytes_per_agent
@@ -170,13 +170,21 @@ class Simulation:
         self.launch(
             synapse_exchange, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["partner"],
             s["synapse_steps"], s["refractory_steps"], s["stimulation"], s["divisions_left"], s["cycle_timer"],
-            s["pools"], s.occ, self.params, self.tables, s["contact"], s["taken_a"], s["taken_b"], s["car_given"],
-            s["strike"],
+            s["pools"], s.occ, self.params, self.tables, s["contact"], s["target_slot"], s["taken_a"], s["taken_b"],
+            s["car_given"], s["strike"],
         )
-        return self.launch(
-            synapse_apply, s.n, s["kind"], s["state"], s["voxel"], s["partner"], s["pools"], s["damage"], s["bites"],
-            s.occ, self.params, s["contact"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"],
+        ledger = self.launch(
+            synapse_apply, s.n, s["contact"], s["pools"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"]
         )
+        struck = s.view("target_slot")
+        targets = self.xp.unique(struck[struck >= 0])  # sorted, each struck cell once
+        live_state = s.view("state")
+        live_state &= NOT_HELD
+        self.launch(
+            synapse_receive, targets.shape[0], targets, s["state"], s["voxel"], s["partner"], s["pools"], s["damage"],
+            s["bites"], s.occ, self.params, s["contact"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"],
+        )
+        return ledger
 
     def _express(self, t):
         s = self.state

@@ -12,7 +12,7 @@ lattice, never slots.
 import numpy as np
 
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
-from gpusim.kernels.occupancy import claim_own_voxel
+from gpusim.kernels.occupancy import claim_own_voxel, gather_slots
 
 # name -> (dtype, rows); rows > 1 is a table column indexed [row, slot]
 # (one contiguous column per species).  The order is the agent table's order in the store.
@@ -38,6 +38,7 @@ SCRATCH = {
     "claim": (np.int64, 1),  # the voxel a cell claims this phase, or -1
     "won": (np.uint8, 1),  # 1 if the claim succeeded
     "contact": (np.int8, 1),  # direction of the cell an effector struck this step, or -1
+    "target_slot": (np.int64, 1),  # slot of that cell, or -1
     "taken_a": (np.int32, 1),  # antigen A an effector takes from its partner this step
     "taken_b": (np.int32, 1),  # antigen B likewise
     "car_given": (np.int32, 1),  # CAR an effector gives its partner (negative: bitten off the partner)
@@ -63,6 +64,7 @@ class State:
         self.capacity = 0
         self.columns = {}
         self.scratch = {}
+        self.spares = {}  # second buffers of the columns, for reordering without allocating
         self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
         self._allocate(max(int(capacity), 16))
 
@@ -75,6 +77,7 @@ class State:
                 if name in table:
                     fresh[..., : self.n] = table[name][..., : self.n]
                 table[name] = fresh
+        self.spares = {}
         self.capacity = capacity
 
     def reserve(self, needed):
@@ -113,10 +116,18 @@ class State:
         return first_slot, first_id
 
     def _reorder(self, order):
-        """Gather every column by ``order`` (new slot k takes old slot order[k]) and rewrite occupancy."""
+        """Gather every column by ``order`` (new slot k takes old slot order[k]) and rewrite occupancy.
+
+        Each column is gathered in parallel into its spare buffer, and the two swap.
+        """
         count = int(order.shape[0])
-        for col in self.columns.values():
-            col[..., :count] = col[..., order]
+        for name, col in self.columns.items():
+            spare = self.spares.get(name)
+            if spare is None:
+                spare = self.xp.zeros_like(col)  # zeros, so even unused slots are reproducible
+            as_table = lambda a: a if a.ndim == 2 else a.reshape(1, a.shape[0])  # noqa: E731
+            self.backend.launch(gather_slots, count, order, as_table(col), as_table(spare))
+            self.columns[name], self.spares[name] = spare, col
         self.n = count
         self.backend.launch(claim_own_voxel, self.n, self.columns["voxel"], self.occ)
 

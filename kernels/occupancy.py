@@ -75,3 +75,11 @@ def equip_cell(j, seed, step, first_slot, agent_id, kind, heading, partner, divi
     else:
         heading[slot] = draw_index(seed, step, me, INITIAL_HEADING, N_DIRECTIONS)
         divisions_left[slot] = params[DIVISION_BUDGET + k]
+
+
+@rule
+def gather_slots(j, order, source, destination):
+    """``destination[:, j] = source[:, order[j]]``: one column of the agent table reordered (compaction, sort)."""
+    slot = order[j]
+    for r in range(source.shape[0]):
+        destination[r, j] = source[r, slot]

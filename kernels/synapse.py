@@ -15,15 +15,16 @@ synapse
     stochastically rounded), stimulation, activation for proliferation, and
     the end of the synapse on time-out (a CAR-macrophage's contact then ends
     in engulfment or a trogocytic bite).  It writes what it did into scratch.
-    :func:`synapse_apply` runs per cell: it applies its own effector side, and
-    gathers from every neighbour that struck it this step the same amounts
-    with opposite sign, the hits, bites and engulfment.  Every outflow of a
+    :func:`synapse_apply` applies each effector's own side;
+    :func:`synapse_receive` runs per struck cell and gathers from every
+    neighbour that struck it this step the same amounts with opposite sign,
+    the hits, bites and engulfment.  Every outflow of a
     pool is capped at ``pool // SHARES`` so a pool never goes negative, even
     with every neighbour at it at once.  Lytic damage from several effectors
     adds up on the target: cooperative killing (Weigelin 2021).
 """
 
-from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, NOT_HELD, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, TUMOUR
 from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, opposite, voxel_coords
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
@@ -98,10 +99,11 @@ def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, poo
 @rule
 def synapse_exchange(
     i, seed, step, agent_id, kind, state, voxel, partner, synapse_steps, refractory_steps, stimulation,
-    divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike,
+    divisions_left, cycle_timer, pools, occ, params, tables, contact, target_slot, taken_a, taken_b, car_given, strike,
 ):
     """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch."""
     contact[i] = -1
+    target_slot[i] = -1
     taken_a[i] = 0
     taken_b[i] = 0
     car_given[i] = 0
@@ -118,6 +120,7 @@ def synapse_exchange(
         refractory_steps[i] = params[REFRACTORY_STEPS + k]
         return
     contact[i] = d
+    target_slot[i] = j
     me = agent_id[i]
     signal, car_complexes, b_complexes = synapse_signal(i, j, k, pools, params)
     bucket = signal_bucket(signal)
@@ -161,26 +164,35 @@ def synapse_exchange(
 
 
 @rule(tally=STEP_TALLY)
-def synapse_apply(
-    i, kind, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b, car_given, strike,
-    tally,
-):
-    """Apply cell ``i``'s exchanges: its own as an effector, and those of every effector that struck it."""
-    if contact[i] >= 0:
-        pools[ANTIGEN_A, i] += taken_a[i]
-        pools[ANTIGEN_B, i] += taken_b[i]
-        pools[CAR, i] -= car_given[i]
-        tally_add(tally, TAKEN + ANTIGEN_A, taken_a[i])
-        tally_add(tally, TAKEN + ANTIGEN_B, taken_b[i])
-        if car_given[i] >= 0:
-            tally_add(tally, GIVEN + CAR, car_given[i])
-        else:
-            tally_add(tally, TAKEN + CAR, -car_given[i])
-        struck = strike[i]
-        if struck & STRUCK_HIT:
-            tally_add(tally, HITS, 1)
-        if struck & STRUCK_BITE:
-            tally_add(tally, BITES, 1)
+def synapse_apply(i, contact, pools, taken_a, taken_b, car_given, strike, tally):
+    """Effector ``i`` applies its own side of this step's exchange, and tallies it."""
+    if contact[i] < 0:
+        return
+    pools[ANTIGEN_A, i] += taken_a[i]
+    pools[ANTIGEN_B, i] += taken_b[i]
+    pools[CAR, i] -= car_given[i]
+    tally_add(tally, TAKEN + ANTIGEN_A, taken_a[i])
+    tally_add(tally, TAKEN + ANTIGEN_B, taken_b[i])
+    if car_given[i] >= 0:
+        tally_add(tally, GIVEN + CAR, car_given[i])
+    else:
+        tally_add(tally, TAKEN + CAR, -car_given[i])
+    struck = strike[i]
+    if struck & STRUCK_HIT:
+        tally_add(tally, HITS, 1)
+    if struck & STRUCK_BITE:
+        tally_add(tally, BITES, 1)
+
+
+@rule
+def synapse_receive(j, targets, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b,
+                    car_given, strike):
+    """Target ``targets[j]`` gathers what every neighbour that struck it this step did, with opposite sign.
+
+    Only cells some effector was in contact with are visited (the host lists
+    them from ``target_slot``); a cell still in a synapse afterwards is HELD.
+    """
+    i = targets[j]
     nz = params[NZ]
     ny = params[NY]
     nx = params[NX]
@@ -209,8 +221,6 @@ def synapse_apply(
             held = True
     if held:
         state[i] = state[i] | HELD
-    else:
-        state[i] = state[i] & NOT_HELD
 
 
 @rule
