@@ -187,6 +187,13 @@ class DoseEntry(_Section):
     placement: Literal["rim", "uniform"] = "rim"
 
 
+class DepletionEntry(_Section):
+    """Every cell of a kind removed at a time (the CAR-T removal arm of Hamieh 2019)."""
+
+    time: Moment
+    kind: Literal["car_t", "car_nk", "car_m"] = "car_t"
+
+
 class Config(_Section):
     description: str = ""
     run: RunSection = RunSection()
@@ -196,6 +203,7 @@ class Config(_Section):
     synapse: SynapseSection = SynapseSection()
     damage: DamageSection = DamageSection()
     dose: list[DoseEntry] = []
+    depletion: list[DepletionEntry] = []
 
     # --- derived quantities used by the engine ---------------------------------
     @property
@@ -250,6 +258,10 @@ def _check_whole(cfg):
         whole_steps(f"dose.{n}.time", dose.time)
         if dose.time > cfg.run.duration:
             problems.append(f"dose.{n}.time: {dose.time:g} min is after the end of the run ({cfg.run.duration:g} min)")
+    for n, depletion in enumerate(cfg.depletion):
+        whole_steps(f"depletion.{n}.time", depletion.time)
+        if depletion.time > cfg.run.duration:
+            problems.append(f"depletion.{n}.time: {depletion.time:g} min is after the end of the run")
     voxel = cfg.lattice.voxel_size
     for name in ("car_t", "car_nk", "car_m"):
         eff = getattr(cfg.effectors, name)

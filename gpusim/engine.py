@@ -28,7 +28,7 @@ from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, star
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, NOT_HELD, TUMOUR
 from gpusim.kernels.claims import resolve_claim
-from gpusim.kernels.death import die
+from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
@@ -100,6 +100,7 @@ class Simulation:
         self.end_step = cfg.steps
         self.snapshot_steps = cfg.steps_of(cfg.run.snapshot_every)
         self.sort_steps = cfg.steps_of(cfg.run.sort_every)
+        self.depletions = sorted((cfg.steps_of(d.time), KIND_NAMES.index(d.kind)) for d in cfg.depletion)
         self.doses = sorted(
             ((cfg.steps_of(d.time), n, d) for n, d in enumerate(cfg.dose)), key=lambda item: (item[0], item[1])
         )
@@ -140,6 +141,7 @@ class Simulation:
             ledger += self._die(t)
         self.clock = t + 1
         with self._phase("dose"):
+            ledger += self._deplete()
             dosed, infused = self._dose()
         with self._phase("sort"):
             if self.sort_steps and self.clock % self.sort_steps == 0:
@@ -236,13 +238,7 @@ class Simulation:
             die, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
             s["pools"], s.occ, self.params,
         )
-        self.launch(
-            release_partner, s.n, s["kind"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
-            s.occ, self.params,
-        )
-        dead = (s.view("state") & DEAD) != 0
-        if ledger.sum() and bool(self.xp.any(dead)):
-            s.compact(~dead)
+        self._release_and_compact()
         return ledger
 
     def census(self):
@@ -251,6 +247,29 @@ class Simulation:
         return self.launch(
             census, s.n, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params, self.detection
         )
+
+    def _deplete(self):
+        """Scheduled depletions due at the current clock: every cell of the kind goes."""
+        ledger = np.zeros(STEP_TALLY, dtype=np.int64)
+        due = [kind for step, kind in self.depletions if step == self.clock]
+        if not due:
+            return ledger
+        s = self.state
+        for kind in due:
+            ledger += self.launch(deplete, s.n, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ)
+        self._release_and_compact()
+        return ledger
+
+    def _release_and_compact(self):
+        """Effectors whose partner died leave the synapse; dead slots are compacted away."""
+        s = self.state
+        self.launch(
+            release_partner, s.n, s["kind"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
+            s.occ, self.params,
+        )
+        dead = (s.view("state") & DEAD) != 0
+        if bool(self.xp.any(dead)):
+            s.compact(~dead)
 
     def _dose(self):
         """Infusions due at the current clock; returns the cells added per kind and their molecules per species."""

@@ -7,14 +7,28 @@ A cell dies this step when
   fratricide of an effector killed by another effector (BIOLOGY.md),
 * enough trogocytic bites have landed (trogoptosis; Velmurugan 2016),
 * or by apoptosis, at a constant chance per step per kind (tumour turnover;
-  effector lifespan, CAR-T ~8.6 d, Luque 2024).
+  effector lifespan, CAR-T ~8.6 d, Luque 2024);
+
+and every cell of a kind goes at a scheduled depletion (``[[depletion]]`` in
+the config: the CAR-T removal arm of Hamieh 2019).
 
 It is marked dead and leaves its voxel at once; its molecules are tallied as
 lost with dead cells, and the host compacts the table at the end of the step.
 """
 
-from gpusim.kernels.cells import APOPTOSIS, DEAD, ENGULFED, FRATRICIDE, LYSIS, N_KINDS, PHAGOCYTOSIS, TROGOPTOSIS, TUMOUR
-from gpusim.kernels.launch import rule
+from gpusim.kernels.cells import (
+    APOPTOSIS,
+    DEAD,
+    DEPLETION,
+    ENGULFED,
+    FRATRICIDE,
+    LYSIS,
+    N_KINDS,
+    PHAGOCYTOSIS,
+    TROGOPTOSIS,
+    TUMOUR,
+)
+from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SPECIES
 from gpusim.kernels.params import APOPTOSIS_THRESHOLD, LETHAL_BITES, LETHAL_DAMAGE
 from gpusim.kernels.rng import APOPTOSIS as APOPTOSIS_DRAW
@@ -27,6 +41,8 @@ def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, pools, occ, 
     """Mark cell ``i`` dead if anything killed it, free its voxel, and tally the cause and its molecules."""
     k = int(kind[i])
     flags = state[i]
+    if flags & DEAD:
+        return
     if flags & ENGULFED:
         cause = PHAGOCYTOSIS
     elif damage[i] >= params[LETHAL_DAMAGE + k]:
@@ -37,8 +53,22 @@ def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, pools, occ, 
         cause = APOPTOSIS
     else:
         return
-    state[i] = flags | DEAD
+    _remove(i, k, cause, state, voxel, pools, occ, tally)
+
+
+@device
+def _remove(i, k, cause, state, voxel, pools, occ, tally):
+    """Mark cell ``i`` dead, free its voxel, tally its cause and the molecules it takes with it."""
+    state[i] = state[i] | DEAD
     occ[voxel[i]] = -1
     tally_add(tally, DEATHS + cause * N_KINDS + k, 1)
     for s in range(N_SPECIES):
         tally_add(tally, LOST + s, pools[s, i])
+
+
+@rule(tally=STEP_TALLY)
+def deplete(i, depleted_kind, kind, state, voxel, pools, occ, tally):
+    """Remove every cell of ``depleted_kind`` (a scheduled depletion, e.g. of the CAR-T cells)."""
+    k = int(kind[i])
+    if k == depleted_kind and (state[i] & DEAD) == 0:
+        _remove(i, k, DEPLETION, state, voxel, pools, occ, tally)

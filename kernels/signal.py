@@ -3,7 +3,7 @@
 Activating signal = CAR complexes (plus second-receptor complexes when that
 receptor is a CAR; a chimeric costimulatory receptor instead boosts the CAR
 signal by up to 2x, costimulation only) minus a weight times iCAR complexes
-(BIOLOGY.md "Signal"; Li 2022 for the iCAR).  Antigen that a target's own
+(BIOLOGY.md "Signal"; Li 2022 for the iCAR).  Antigen that a tumour cell's own
 acquired CAR binds in cis is masked and not available in trans (reverse
 trogocytosis, phenomenon F).  Responses (lytic hit, stimulation, activation)
 are sigmoidal in the signal; their probabilities are looked up in host-made
@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from gpusim.kernels.cells import TUMOUR
 from gpusim.kernels.launch import device
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, ICAR, ICAR_LIGAND, RECEPTOR_B, bound_complexes
 from gpusim.kernels.params import (
@@ -68,12 +69,19 @@ def in_contact(molecules, contact_q16):
 
 
 @device
-def synapse_signal(effector, target, kind, pools, params):
-    """(signal, CAR complexes, receptor-B complexes) of ``effector`` (of ``kind``) engaging ``target``."""
+def synapse_signal(effector, target, kind, target_kind, pools, params):
+    """(signal, CAR complexes, receptor-B complexes) of ``effector`` (of ``kind``) engaging ``target``.
+
+    Cis masking applies to tumour cells (BIOLOGY.md); antigen acquired by an
+    effector stays visible in trans, which is what exposes it to fratricide
+    (Hamieh 2019).
+    """
     contact = params[CONTACT_Q16]
     k_car = params[K_CAR + kind]
     antigen_a = np.int64(pools[ANTIGEN_A, target])
-    masked = bound_complexes(pools[CAR, target], antigen_a, k_car)  # cis, on the target's own membrane
+    masked = np.int64(0)
+    if target_kind == TUMOUR:  # acquired CAR binds the tumour cell's own antigen in cis
+        masked = bound_complexes(pools[CAR, target], antigen_a, k_car)
     car_complexes = bound_complexes(
         in_contact(pools[CAR, effector], contact), in_contact(antigen_a - masked, contact), k_car
     )

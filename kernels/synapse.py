@@ -86,7 +86,7 @@ def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, poo
             continue
         if kind[j] != TUMOUR and pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0:
             continue
-        signal, _car, _b = synapse_signal(i, j, k, pools, params)
+        signal, _car, _b = synapse_signal(i, j, k, int(kind[j]), pools, params)
         if signal > best_signal:
             best_signal = signal
             best = d
@@ -122,7 +122,7 @@ def synapse_exchange(
     contact[i] = d
     target_slot[i] = j
     me = agent_id[i]
-    signal, car_complexes, b_complexes = synapse_signal(i, j, k, pools, params)
+    signal, car_complexes, b_complexes = synapse_signal(i, j, k, int(kind[j]), pools, params)
     bucket = signal_bucket(signal)
     limit = params[EXHAUSTION_LIMIT + k]
     vigour = limit - min(stimulation[i], limit)  # exhaustion lowers hits and proliferation

@@ -65,6 +65,7 @@ def main():
                  {"time": "1 min", "count": dose // 2, "kind": "car_nk", "placement": "rim"},
                  {"time": "2 min", "count": dose // 2, "placement": "uniform"},
                  {"time": "2 min", "count": dose // 3, "kind": "car_m", "placement": "rim"}],
+        "depletion": [{"time": f"{max(1, steps - 2)} min", "kind": "car_nk"}],
     }
     cfg = validate(raw)
     backend = backends.select(name)
