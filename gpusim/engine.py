@@ -193,7 +193,7 @@ class Simulation:
         ledger = self.launch(
             express, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["pools"], s["set_points"], self.params
         )
-        self.launch(
+        ledger += self.launch(
             recover, s.n, self.seed, t, s["agent_id"], s["kind"], s["partner"], s["refractory_steps"],
             s["stimulation"], s["damage"], s["bites"], s["pools"], self.params, self.tables,
         )

@@ -26,7 +26,7 @@ SERIES = (
     + [f"deaths_{k}" for k in KIND_NAMES]
     + [f"deaths_{c}" for c in CAUSE_NAMES]
     + [f"dosed_{k}" for k in KIND_NAMES]
-    + ["moves", "engagements", "hits", "bites"]
+    + ["moves", "engagements", "hits", "bites", "tonic_stimulations"]
     + [f"taken_{s}" for s in SPECIES_NAMES]
     + [f"given_{s}" for s in SPECIES_NAMES]
     + [f"{what}_{s}" for what in ("total", "synthesised", "degraded", "lost", "infused") for s in SPECIES_NAMES]
@@ -89,6 +89,7 @@ class Timeseries:
         add("engagements", int(ledger[T.ENGAGEMENTS]))
         add("hits", int(ledger[T.HITS]))
         add("bites", int(ledger[T.BITES]))
+        add("tonic_stimulations", int(ledger[T.TONIC]))
         for s, species in enumerate(SPECIES_NAMES):
             add(f"taken_{species}", int(ledger[T.TAKEN + s]))
             add(f"given_{species}", int(ledger[T.GIVEN + s]))

@@ -38,6 +38,7 @@ from gpusim.kernels.rng import EXHAUSTION_RECOVERY as RECOVERY_DRAW
 from gpusim.kernels.rng import EXPRESS, TONIC, draw, draw_below
 from gpusim.kernels.signal import signal_bucket
 from gpusim.kernels.tally import DEGRADED, STEP_TALLY, SYNTHESISED, tally_add
+from gpusim.kernels.tally import TONIC as TONIC_STEPS
 
 _Q16 = np.int64(16)
 
@@ -69,8 +70,9 @@ def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tal
                 tally_add(tally, DEGRADED + s, lost)
 
 
-@rule
-def recover(i, seed, step, agent_id, kind, partner, refractory_steps, stimulation, damage, bites, pools, params, tables):
+@rule(tally=STEP_TALLY)
+def recover(i, seed, step, agent_id, kind, partner, refractory_steps, stimulation, damage, bites, pools, params, tables,
+            tally):
     """Clocks and repair of cell ``i``: refractory time, exhaustion, damage and bites; tonic stimulation."""
     k = int(kind[i])
     me = agent_id[i]
@@ -86,5 +88,6 @@ def recover(i, seed, step, agent_id, kind, partner, refractory_steps, stimulatio
     tonic = (cis * params[TONIC_WEIGHT_Q16 + k]) >> _Q16
     if tonic > 0 and draw_below(seed, step, me, TONIC, tables[STIMULATION_TABLE, k, signal_bucket(tonic)]):
         stimulation[i] += 1
+        tally_add(tally, TONIC_STEPS, 1)
     elif partner[i] < 0 and stimulation[i] > 0 and draw_below(seed, step, me, RECOVERY_DRAW, params[EXHAUSTION_RECOVERY + k]):
         stimulation[i] -= 1

@@ -44,4 +44,5 @@ DEATHS = _block(N_CAUSES * N_KINDS)  # [cause * N_KINDS + kind]
 HITS = _block(1)  # lytic hits delivered
 BITES = _block(1)  # trogocytic bites by CAR-macrophages
 ENGAGEMENTS = _block(1)  # synapses formed
+TONIC = _block(1)  # steps of tonic self-stimulation (acquired antigen meeting the cell's own CAR)
 STEP_TALLY = _next
