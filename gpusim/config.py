@@ -127,6 +127,7 @@ class EffectorSection(_Section):
     exhaustion_limit: Duration = "250 min"  # stimulated time that exhausts: ~10 engagements (CARCADE)
     exhaustion_recovery_time: Duration = "1 h"  # mean time to recover one step of stimulation
     # CAR-macrophages: how a contact ends
+    attacks_effectors: bool = True  # engages effectors wearing acquired antigen (fratricide)
     phagocytosis: Fraction = 0.0  # chance that a contact ends in engulfment of a non-adherent target
     bite_fraction: Annotated[float, Field(ge=0.0, le=1.0 / 27.0)] = 0.0  # of each target pool per bite
 
@@ -153,6 +154,7 @@ class CarMSection(EffectorSection):
     reverse_trogocytosis: Fraction = 0.0
     divisions: Annotated[int, Field(ge=0, le=100)] = 0
     synapse_time: Duration = "30 min"
+    attacks_effectors: bool = False  # fratricide is documented for cytotoxic lymphocytes, not macrophages
     phagocytosis: Fraction = 0.3
     bite_fraction: Annotated[float, Field(ge=0.0, le=1.0 / 27.0)] = 0.03
 
@@ -330,8 +332,33 @@ def _parse_toml(text, where):
         raise ConfigError([f"{where}: malformed TOML: {exc}"]) from None
 
 
-def read_source(source):
-    """The raw dict of a preset name or a TOML file path."""
+def merge(base, override):
+    """``override`` laid over ``base``: tables merge key by key, everything else (lists too) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_source(source, _seen=()):
+    """The raw dict of a preset name or a TOML file path, with ``extends = "PRESET"`` resolved."""
+    raw = _read_one(source)
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError([f"extends: expected a preset name, got {base!r}"])
+    if base in _seen or base == source:
+        raise ConfigError([f"extends: {base!r} extends itself through {' -> '.join((*_seen, source))}"])
+    if base not in preset_names():
+        raise ConfigError([f"extends: no preset named {base!r} (`gpusim presets` lists them)"])
+    return merge(read_source(base, (*_seen, str(source))), raw)
+
+
+def _read_one(source):
     path = Path(source)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():

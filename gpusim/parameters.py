@@ -152,6 +152,7 @@ def build(cfg):
         params[P.COSTIMULATION_HALF + kind] = max(1, int(eff.lysis_threshold))  # [est]
         params[P.ICAR_WEIGHT_Q16 + kind] = int(round(eff.icar_weight * 65536))
         params[P.RECOGNITION + kind] = max(1, eff.recognition)
+        params[P.ATTACKS_EFFECTORS + kind] = 1 if eff.attacks_effectors else 0
         reference = synapse.trogocytosis_reference_kd
         affinity_factor = 2.0 * reference / (reference + eff.car_kd)  # weaker binding rips off less [est]
         contact_steps = steps(eff.synapse_time)

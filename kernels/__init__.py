@@ -6,15 +6,23 @@
 
 Where to find a rule by its biological name:
 
-===========================  ==============================================
-rule                         module
-===========================  ==============================================
-random draws                 :mod:`gpusim.kernels.rng`
-voxels and neighbours        :mod:`gpusim.kernels.lattice`
-claims on a free voxel       :mod:`gpusim.kernels.claims`
-tumour cell cycle, division  :mod:`gpusim.kernels.cell_cycle`
-effector migration           :mod:`gpusim.kernels.migration`
-apoptosis                    :mod:`gpusim.kernels.apoptosis`
-occupancy upkeep             :mod:`gpusim.kernels.occupancy`
-===========================  ==============================================
+=================================================  ====================================
+rule                                               module
+=================================================  ====================================
+random draws                                       :mod:`gpusim.kernels.rng`
+voxels and neighbours                              :mod:`gpusim.kernels.lattice`
+claims on a free voxel                             :mod:`gpusim.kernels.claims`
+molecule pools, 2D binding, flow-cytometer bins    :mod:`gpusim.kernels.molecules`
+activating signal, iCAR inhibition, costimulation  :mod:`gpusim.kernels.signal`
+engage, synapse, lytic hits, trogocytosis, bites   :mod:`gpusim.kernels.synapse`
+expression, internalisation, exhaustion recovery   :mod:`gpusim.kernels.expression`
+cell cycle, division, inheritance of set points    :mod:`gpusim.kernels.cell_cycle`
+effector migration                                 :mod:`gpusim.kernels.migration`
+death: lysis, fratricide, phagocytosis,
+trogoptosis, apoptosis, depletion                  :mod:`gpusim.kernels.death`
+census and virtual flow cytometer                  :mod:`gpusim.kernels.census`
+per-step ledger (tallies)                          :mod:`gpusim.kernels.tally`
+occupancy upkeep, placing new cells                :mod:`gpusim.kernels.occupancy`
+integer parameter layout                           :mod:`gpusim.kernels.params`
+=================================================  ====================================
 """

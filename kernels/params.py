@@ -55,6 +55,7 @@ COSTIMULATION_HALF = _block(N_KINDS)  # CCR complexes giving half the maximal bo
 ICAR_WEIGHT_Q16 = _block(N_KINDS)  # signal removed per iCAR complex, times 2**16
 TONIC_WEIGHT_Q16 = _block(N_KINDS)  # signal per cis complex of acquired antigen with own CAR, times 2**16
 RECOGNITION = _block(N_KINDS)  # signal needed to engage
+ATTACKS_EFFECTORS = _block(N_KINDS)  # 1: engages effectors wearing acquired antigen (fratricide)
 TROGOCYTOSIS = _block(N_KINDS)  # fraction of bound antigen taken per step (from the per-contact fraction)
 REVERSE_TROGOCYTOSIS = _block(N_KINDS)  # fraction of bound CAR given per step
 SYNAPSE_STEPS = _block(N_KINDS)  # steps until a synapse ends

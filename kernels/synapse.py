@@ -30,6 +30,7 @@ from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
 from gpusim.kernels.params import (
     ACTIVATION_TABLE,
+    ATTACKS_EFFECTORS,
     BITE_SHARE,
     DIVISION_STEPS,
     ENGULF,
@@ -77,6 +78,7 @@ def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, poo
     z, y, x = voxel_coords(voxel[i], ny, nx)
     best = -1
     best_signal = params[RECOGNITION + k] - 1
+    attacks_effectors = params[ATTACKS_EFFECTORS + k] != 0
     for d in range(N_DIRECTIONS):
         v = neighbour_at(z, y, x, d, nz, ny, nx)
         if v < 0:
@@ -84,7 +86,7 @@ def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, poo
         j = occ[v]
         if j < 0:
             continue
-        if kind[j] != TUMOUR and pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0:
+        if kind[j] != TUMOUR and (not attacks_effectors or pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0):
             continue
         signal, _car, _b = synapse_signal(i, j, k, int(kind[j]), pools, params)
         if signal > best_signal:

@@ -134,3 +134,17 @@ def test_a_failure_while_running_exits_1(tmp_path, monkeypatch, capsys):
     status = cli.main(["run", "tiny", "-o", str(tmp_path / "o.ome.zarr"), "--quiet"])
     assert status == 1
     assert "run failed: RuntimeError: disk on fire" in capsys.readouterr().err
+
+
+def test_a_preset_can_extend_another_and_override_only_what_differs(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "hamieh2019"\n[effectors.car_t]\ncar_kd = "5 uM"\n')
+    cfg, _ = config.load(path)
+    base, _ = config.load("hamieh2019")
+    assert cfg.effectors.car_t.car_kd == 5000.0
+    assert cfg.effectors.car_t.costimulation == base.effectors.car_t.costimulation
+    assert cfg.dose == base.dose and cfg.tumour == base.tumour
+    loop = tmp_path / "loop.toml"
+    loop.write_text('extends = "no_such_preset"\n')
+    with pytest.raises(config.ConfigError, match="extends: no preset named 'no_such_preset'"):
+        config.load(loop)
