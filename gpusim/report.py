@@ -105,7 +105,7 @@ def write_report(store_path, output=None):
     effectors = [k for k in EFFECTOR_KINDS if series[f"cells_{KIND_NAMES[k]}"].max() > 0]
 
     fig = plt.figure(figsize=(11, 14))
-    grid = fig.add_gridspec(4, 4, height_ratios=[2.4, 2.4, 2.4, 2.4])
+    grid = fig.add_gridspec(4, 4, height_ratios=[1.7, 2.4, 2.4, 2.4])
     _slice_panels(fig, grid, root, meta)
 
     ax_cells = fig.add_subplot(grid[1, :])
