@@ -48,6 +48,19 @@ _TARGET_IMPLEMENTATIONS = {}
 TARGETS = ("cpu", "cuda")
 
 
+class Layout:
+    """Consecutive named blocks of an integer vector (the parameter vector, the step's tally)."""
+
+    def __init__(self):
+        self.size = 0
+
+    def block(self, width=1):
+        """Reserve ``width`` entries; returns the index of the first."""
+        start = self.size
+        self.size += width
+        return start
+
+
 def device(fn):
     """Mark a plain Python function as callable from rules on every target."""
     setattr(fn, _DEVICE_MARK, True)

@@ -86,15 +86,22 @@ def share(amount, fraction_q32, bits):
 
 
 @device
-def log_bin(x):
-    """Flow-cytometer bin of a molecule count: 0 for none, then quarter-doublings up to 2**20."""
-    if x <= 0:
-        return 0
+def bit_length(x):
+    """Number of bits of a positive integer (0 for 0): the doubling it falls in."""
     bits = 0
     rest = x
     while rest > 0:
         rest >>= 1
         bits += 1
+    return bits
+
+
+@device
+def log_bin(x):
+    """Flow-cytometer bin of a molecule count: 0 for none, then quarter-doublings up to 2**20."""
+    if x <= 0:
+        return 0
+    bits = bit_length(x)
     if bits > 20:
         return HIST_BINS - 1
     if bits <= 2:

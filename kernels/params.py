@@ -11,16 +11,11 @@ contact area, so rules decide events by integer arithmetic alone.
 """
 
 from gpusim.kernels.cells import N_KINDS
+from gpusim.kernels.launch import Layout
 from gpusim.kernels.molecules import N_SPECIES
 
-_next = 0
-
-
-def _block(width):
-    global _next
-    start = _next
-    _next += width
-    return start
+_layout = Layout()
+_block = _layout.block
 
 
 # lattice extent in voxels
@@ -70,7 +65,7 @@ DIVISION_STEPS = _block(N_KINDS)  # steps from activation to division
 # --- tumour inheritance ---------------------------------------------------------------------
 ANTIGEN_LOSS = _block(1)  # chance per division that the daughter loses antigen A
 
-N_PARAMS = _next
+N_PARAMS = _layout.size
 
 # rows of the signal response tables (tables[row, kind, bucket], probabilities times 2**32)
 HIT_TABLE = 0  # lytic hit per step

@@ -16,7 +16,16 @@ import numpy as np
 
 from gpusim.kernels.cells import TUMOUR
 from gpusim.kernels.launch import device
-from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, ICAR, ICAR_LIGAND, RECEPTOR_B, bound_complexes
+from gpusim.kernels.molecules import (
+    ANTIGEN_A,
+    ANTIGEN_B,
+    CAR,
+    ICAR,
+    ICAR_LIGAND,
+    RECEPTOR_B,
+    bit_length,
+    bound_complexes,
+)
 from gpusim.kernels.params import (
     CONTACT_Q16,
     COSTIMULATION_HALF,
@@ -38,11 +47,7 @@ def signal_bucket(signal):
         return 0
     if signal < 32:
         return signal
-    bits = 0
-    rest = signal
-    while rest > 0:
-        rest >>= 1
-        bits += 1
+    bits = bit_length(signal)
     if bits > 40:
         return N_BUCKETS - 1
     sub = (signal >> (bits - 5)) & 15

@@ -11,7 +11,7 @@ counters), so the engine adds their results into one ledger per step.
 """
 
 from gpusim.kernels.cells import N_CAUSES, N_KINDS
-from gpusim.kernels.launch import device_for_targets
+from gpusim.kernels.launch import Layout, device_for_targets
 from gpusim.kernels.molecules import N_SPECIES
 
 
@@ -25,14 +25,8 @@ def tally_add(tally, slot, amount):
     tally[slot] += amount
 
 
-_next = 0
-
-
-def _block(width):
-    global _next
-    start = _next
-    _next += width
-    return start
+_layout = Layout()
+_block = _layout.block
 
 
 SYNTHESISED = _block(N_SPECIES)  # molecules made by expression, per species
@@ -45,4 +39,4 @@ HITS = _block(1)  # lytic hits delivered
 BITES = _block(1)  # trogocytic bites by CAR-macrophages
 ENGAGEMENTS = _block(1)  # synapses formed
 TONIC = _block(1)  # steps of tonic self-stimulation (acquired antigen meeting the cell's own CAR)
-STEP_TALLY = _next
+STEP_TALLY = _layout.size
