@@ -44,6 +44,11 @@ def build_parser():
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     run.add_argument("--debug", action="store_true", help="check the lattice invariants after every step (slow)")
 
+    resume = sub.add_parser("resume", help="continue a run from the newest checkpoint in its store")
+    resume.add_argument("store")
+    resume.add_argument("--backend", choices=["auto", "cpu", "cuda"], help="where to run (default: as configured)")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
     info = sub.add_parser("info", help="summarise a store")
     info.add_argument("store")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -127,45 +132,60 @@ class _Progress:
             self.bar.stop()
 
 
-def cmd_run(args):
-    from gpusim import backend as backends
-    from gpusim import config
-    from gpusim.engine import Simulation, preflight
-    from gpusim.store import RunStore, StoreError, check_target, disk_usage
+class _StopRequest:
+    """Ctrl-C asks the run to stop at the next step boundary (a second Ctrl-C interrupts at once)."""
 
-    try:
-        cfg, raw = config.load(args.config, args.overrides, seed=args.seed)
-        check_target(args.output, args.overwrite)
-        backend = backends.select(args.backend, cfg.run.backend)
-        preflight(cfg, backend)
-    except config.ConfigError as exc:
-        return _fail_input(exc.problems)
-    except (StoreError, backends.BackendError) as exc:
-        return _fail_input([str(exc)])
+    def __init__(self):
+        self.requested = False
 
-    wall_start = time.perf_counter()
-    sim = store = progress = None
+    def __enter__(self):
+        import signal
+
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.requested:
+            signal.signal(signal.SIGINT, self.previous)
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ngpusim: stopping after this step and writing a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __call__(self):
+        return self.requested
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def _execute(sim, store, args, wall_start):
+    """Run ``sim`` to its end into ``store`` with progress and summary; returns the exit status."""
+    from gpusim.store import disk_usage
+
+    progress = _Progress(sim, args.quiet)
     try:
-        sim = Simulation(cfg, backend=backend, debug=args.debug)
-        store = RunStore(args.output, cfg, raw, backend.label, overwrite=args.overwrite)
-        progress = _Progress(sim, args.quiet)
-        sim.run(store=store, progress=progress)
+        with _StopRequest() as stop:
+            sim.run(store=store, progress=progress, should_stop=stop)
     except KeyboardInterrupt:
-        if progress:
-            progress.close()
-        if store is not None:
-            store.finish(sim)
-            print(f"gpusim: interrupted at {format_minutes(sim.time_min)}; {args.output} holds the run so far",
-                  file=sys.stderr)
-        else:
-            print("gpusim: interrupted before the run started; nothing written", file=sys.stderr)
+        progress.close()
+        store.finish(sim)
+        print(f"gpusim: aborted at {format_minutes(sim.time_min)}; `gpusim resume {args.output}` continues from "
+              "the last checkpoint", file=sys.stderr)
         return 130
     except Exception as exc:  # a failure at run time, after the input was accepted
-        if progress:
-            progress.close()
+        progress.close()
         print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     progress.close()
+    if stop.requested:
+        store.finish(sim)
+        print(f"gpusim: stopped at {format_minutes(sim.time_min)} with a checkpoint; `gpusim resume {args.output}` "
+              "continues", file=sys.stderr)
+        return 130
     wall = time.perf_counter() - wall_start
     if not args.quiet:
         from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
@@ -177,12 +197,58 @@ def cmd_run(args):
         print(f"gpusim: wrote {args.output}  ({format_minutes(sim.time_min)} simulated in {sim.clock} steps, "
               f"{store.meta['snapshots_written']} snapshots, {size / 2**20:.1f} MiB)")
         print(f"  wall time   {wall:.1f} s (first step incl. compilation {progress.first_step_s or 0:.1f} s) "
-              f"on {backend.label}")
+              f"on {sim.backend.label}")
         print(f"  throughput  {progress.agent_steps:.3g} agent-steps, {steady:.3g} agent-steps/s after the first step")
         print(f"  final cells {cells or 'none'}")
         print(f"  look at it  gpusim info {args.output}   |   gpusim report {args.output}   |   "
               f"napari {args.output}/labels/cells  (napari-ome-zarr)")
     return EXIT_OK
+
+
+def cmd_run(args):
+    from gpusim import backend as backends
+    from gpusim import config
+    from gpusim.engine import Simulation, preflight
+    from gpusim.store import RunStore, StoreError, check_target
+
+    try:
+        cfg, raw = config.load(args.config, args.overrides, seed=args.seed)
+        check_target(args.output, args.overwrite)
+        backend = backends.select(args.backend, cfg.run.backend)
+        preflight(cfg, backend)
+    except config.ConfigError as exc:
+        return _fail_input(exc.problems)
+    except (StoreError, backends.BackendError) as exc:
+        return _fail_input([str(exc)])
+    wall_start = time.perf_counter()
+    try:
+        sim = Simulation(cfg, backend=backend, debug=args.debug)
+        store = RunStore(args.output, cfg, raw, backend.label, overwrite=args.overwrite)
+    except Exception as exc:
+        print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return _execute(sim, store, args, wall_start)
+
+
+def cmd_resume(args):
+    from gpusim import backend as backends
+    from gpusim.engine import Simulation
+    from gpusim.store import RunStore, StoreError
+
+    try:
+        store = RunStore.reopen(args.store)
+        if store.meta["status"] == "complete":
+            raise StoreError(f"{args.store}: the run is already complete ({store.meta['steps_done']} steps)")
+        backend = backends.select(args.backend, store.cfg.run.backend)
+        checkpoint, series = store.load_checkpoint()
+    except (StoreError, backends.BackendError) as exc:
+        return _fail_input([str(exc)])
+    wall_start = time.perf_counter()
+    sim = Simulation.restore(store.cfg, checkpoint, series, backend=backend)
+    if not args.quiet:
+        print(f"gpusim: resuming {args.store} at {format_minutes(sim.time_min)} (step {sim.clock} of {sim.end_step})")
+    args.output = args.store
+    return _execute(sim, store, args, wall_start)
 
 
 # --- other commands ------------------------------------------------------------------------
@@ -256,7 +322,7 @@ def cmd_bench(args):
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "info": cmd_info, "presets": cmd_presets, "report": cmd_report, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "info": cmd_info, "presets": cmd_presets, "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv=None):

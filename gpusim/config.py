@@ -67,6 +67,7 @@ class RunSection(_Section):
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 1
     snapshot_every: Duration = "2 h"
     sort_every: Duration = "2 h"
+    checkpoint_every: Duration = "6 h"  # complete state in the store, for `gpusim resume`
     backend: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -250,6 +251,7 @@ def _check_whole(cfg):
     whole_steps("run.duration", cfg.run.duration)
     whole_steps("run.snapshot_every", cfg.run.snapshot_every)
     whole_steps("run.sort_every", cfg.run.sort_every)
+    whole_steps("run.checkpoint_every", cfg.run.checkpoint_every)
     ratio = cfg.run.duration / cfg.run.snapshot_every
     if abs(ratio - round(ratio)) > 1e-6:
         problems.append(

@@ -32,7 +32,7 @@ from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
-from gpusim.kernels.occupancy import paint_kind
+from gpusim.kernels.occupancy import claim_own_voxel, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive
 from gpusim.kernels.tally import STEP_TALLY
@@ -81,7 +81,7 @@ def preflight(cfg, backend):
 class Simulation:
     """A run of the model: state, parameters, backend and the observables so far."""
 
-    def __init__(self, cfg, backend=None, debug=False):
+    def __init__(self, cfg, backend=None, debug=False, _populate=True):
         self.cfg = cfg
         self.backend = backend if backend is not None else backends.select(configured=cfg.run.backend)
         self.xp = self.backend.xp
@@ -100,6 +100,7 @@ class Simulation:
         self.end_step = cfg.steps
         self.snapshot_steps = cfg.steps_of(cfg.run.snapshot_every)
         self.sort_steps = cfg.steps_of(cfg.run.sort_every)
+        self.checkpoint_steps = cfg.steps_of(cfg.run.checkpoint_every)
         self.depletions = sorted((cfg.steps_of(d.time), KIND_NAMES.index(d.kind)) for d in cfg.depletion)
         self.doses = sorted(
             ((cfg.steps_of(d.time), n, d) for n, d in enumerate(cfg.dose)), key=lambda item: (item[0], item[1])
@@ -109,7 +110,39 @@ class Simulation:
         self.timeseries = Timeseries()
         self._seen_ids = None
         self.phase_seconds = None
-        self._seed_population()
+        if _populate:
+            self._seed_population()
+
+    @classmethod
+    def restore(cls, cfg, checkpoint, timeseries_rows, backend=None, debug=False):
+        """A simulation continuing from a checkpoint (see :meth:`checkpoint`): bitwise the run it was taken from.
+
+        ``timeseries_rows`` are the observables from the start up to the checkpoint's clock.
+        """
+        sim = cls(cfg, backend=backend, debug=debug, _populate=False)
+        s = sim.state
+        n = int(checkpoint["n"])
+        s.reserve(max(n, 16))
+        for name in s.columns:
+            s[name][..., :n] = sim.backend.to_device(checkpoint["columns"][name])
+        s.n = n
+        s.next_id = int(checkpoint["next_id"])
+        s.occ[:] = -1
+        sim.launch(claim_own_voxel, n, s["voxel"], s.occ)
+        sim.clock = int(checkpoint["clock"])
+        for name, values in timeseries_rows.items():
+            sim.timeseries.rows[name] = list(values.tolist())
+        return sim
+
+    def checkpoint(self):
+        """The complete state as host arrays: enough to continue the run bit for bit."""
+        s = self.state
+        return {
+            "clock": self.clock,
+            "n": s.n,
+            "next_id": s.next_id,
+            "columns": {name: self.backend.to_host(s.view(name)).copy() for name in s.columns},
+        }
 
     # --- set-up -------------------------------------------------------------------
     def _seed_population(self):
@@ -300,6 +333,9 @@ class Simulation:
     def is_snapshot_step(self):
         return self.clock % self.snapshot_steps == 0 or self.clock == self.end_step
 
+    def is_checkpoint_step(self):
+        return self.clock % self.checkpoint_steps == 0 or self.clock == self.end_step
+
     def flow_cytometry(self):
         """Histograms of every pool per kind, ``[species, kind, bin]`` (host int64; bins in kernels.molecules)."""
         s = self.state
@@ -312,15 +348,25 @@ class Simulation:
         self.launch(paint_kind, self.state.n, self.state["voxel"], self.state["kind"], volume)
         return self.backend.to_host(volume).reshape(self.state.shape)
 
-    def run(self, steps=None, store=None, progress=None):
-        """Advance ``steps`` steps (default: to the end of the run), writing snapshots to ``store``."""
+    def run(self, steps=None, store=None, progress=None, should_stop=None):
+        """Advance ``steps`` steps (default: to the end of the run), writing snapshots and checkpoints to ``store``.
+
+        ``should_stop()`` is asked between steps (Ctrl-C): the run then stops at
+        a step boundary, and the store gets a checkpoint of that clock.
+        """
         target = self.end_step if steps is None else min(self.end_step, self.clock + steps)
         if store is not None:
             store.start(self)
         while self.clock < target:
+            if should_stop is not None and should_stop():
+                if store is not None and self.clock != store.meta["checkpoint"]["clock"]:
+                    store.checkpoint(self)
+                break
             self.step()
             if store is not None and self.is_snapshot_step():
                 store.snapshot(self)
+            if store is not None and self.is_checkpoint_step():
+                store.checkpoint(self)
             if progress is not None:
                 progress(self)
         if store is not None:

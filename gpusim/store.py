@@ -12,6 +12,12 @@ and checkpoints beside these)::
       timeseries/          one 1-D array per observable, one entry per step
       histograms/pools     the virtual flow cytometer: at every snapshot, cells per
                            [species, kind, log-scale bin] (edges in its attributes)
+      checkpoints/step_N   the complete state at clock N (every run.checkpoint_every);
+                           attributes["gpusim"]["checkpoint"] names the newest complete one
+
+A checkpoint is written whole before the root attributes point at it, and the
+previous one is removed only after: a run killed at any moment leaves a store
+that opens and resumes from its newest checkpoint (``gpusim resume``).
 """
 
 import datetime
@@ -73,15 +79,18 @@ def check_target(path, overwrite):
 class RunStore:
     """Writes one run: label snapshots and the time series, with the run's metadata."""
 
-    def __init__(self, path, cfg, raw_config, backend_label, overwrite=False):
+    def __init__(self, path, cfg, raw_config, backend_label, overwrite=False, _existing=False):
         from gpusim import __version__
 
         self.path = Path(path)
+        self.cfg = cfg
+        if _existing:
+            self._reopen()
+            return
         check_target(self.path, overwrite)
         if self.path.exists():
             shutil.rmtree(self.path)
         zarr = _zarr()
-        self.cfg = cfg
         end = cfg.steps
         every = cfg.steps_of(cfg.run.snapshot_every)
         self.snapshot_clocks = list(range(0, end + 1, every))
@@ -101,6 +110,7 @@ class RunStore:
             "voxel_size_um": cfg.lattice.voxel_size,
             "snapshot_steps": self.snapshot_clocks,
             "snapshots_written": 0,
+            "checkpoint": None,
             "kinds": {str(k + 1): name for k, name in enumerate(KIND_NAMES)},
         }
         self.root.attrs["gpusim"] = self.meta
@@ -177,8 +187,11 @@ class RunStore:
 
     # --- writing --------------------------------------------------------------------
     def start(self, sim):
+        """Begin (or continue) writing: the initial snapshot and checkpoint of a new run."""
+        self.meta["status"] = "running"
         if self.meta["snapshots_written"] == 0 and sim.clock == 0:
             self.snapshot(sim)
+            self.checkpoint(sim)
 
     def snapshot(self, sim):
         """Write the cell-kind map of the current clock, and the time series so far."""
@@ -205,6 +218,67 @@ class RunStore:
     def finish(self, sim):
         self.meta["status"] = "complete" if sim.done else "stopped"
         self._flush(sim)
+
+    def checkpoint(self, sim):
+        """Write the complete state at the current clock, then point the store at it."""
+        self._flush(sim)
+        state = sim.checkpoint()
+        name = f"step_{state['clock']}"
+        group = self.root.require_group("checkpoints").create_group(name, overwrite=True)
+        for column, values in state["columns"].items():
+            group.create_array(column, data=values, compressors=_compressor())
+        group.attrs.update({"clock": state["clock"], "n": state["n"], "next_id": state["next_id"]})
+        previous = self.meta.get("checkpoint")
+        self.meta["checkpoint"] = {"path": f"checkpoints/{name}", "clock": state["clock"]}
+        self.root.attrs["gpusim"] = self.meta
+        if previous and previous["path"] != self.meta["checkpoint"]["path"]:
+            shutil.rmtree(self.path / previous["path"], ignore_errors=True)
+
+    # --- continuing a run ------------------------------------------------------------
+    @classmethod
+    def reopen(cls, path):
+        """An existing store, for appending to it after a resume."""
+        root, meta = open_store(path)
+        cfg = _config_of(path, meta)
+        return cls(path, cfg, meta["config"], meta["backend"], _existing=True)
+
+    def _reopen(self):
+        zarr = _zarr()
+        self.root = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+        self.meta = dict(self.root.attrs["gpusim"])
+        self.snapshot_clocks = list(self.meta["snapshot_steps"])
+        cells = self.root["labels/cells"]
+        self.levels = [cells[k] for k in sorted(cells.array_keys(), key=lambda k: int(k[1:]))]
+        self.series = {name: self.root["timeseries"][name] for name in SERIES}
+        self.histograms = self.root["histograms/pools"]
+        self._rows_written = 0
+
+    def load_checkpoint(self):
+        """The newest checkpoint (as :meth:`gpusim.engine.Simulation.checkpoint` returns) and the observables up to it."""
+        pointer = self.meta.get("checkpoint")
+        if not pointer:
+            raise StoreError(f"{self.path}: the run wrote no checkpoint yet; start it again with --overwrite")
+        try:
+            group = self.root[pointer["path"]]
+            state = {key: group.attrs[key] for key in ("clock", "n", "next_id")}
+            state["columns"] = {name: np.asarray(group[name][...]) for name in group.array_keys()}
+        except KeyError as exc:
+            raise StoreError(f"{self.path}: checkpoint {pointer['path']} is incomplete ({exc})") from None
+        rows = state["clock"] + 1
+        series = {name: np.asarray(self.series[name][:rows]) for name in SERIES}
+        self._rows_written = rows
+        snapshots = sum(1 for c in self.snapshot_clocks if c <= state["clock"])
+        self.meta["snapshots_written"] = snapshots
+        return state, series
+
+
+def _config_of(path, meta):
+    from gpusim.config import ConfigError, validate
+
+    try:
+        return validate(meta["config"])
+    except ConfigError as exc:
+        raise StoreError(f"{path}: the stored config no longer validates: {exc.problems[0]}") from None
 
 
 # --- reading ------------------------------------------------------------------------
