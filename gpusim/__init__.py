@@ -12,5 +12,6 @@ __version__ = "0.1.0"
 
 from gpusim.config import ConfigError, load as load_config  # noqa: E402
 from gpusim.engine import Simulation  # noqa: E402
+from gpusim.results import open_run  # noqa: E402
 
-__all__ = ["ConfigError", "Simulation", "__version__", "load_config"]
+__all__ = ["ConfigError", "Simulation", "__version__", "load_config", "open_run"]

@@ -190,6 +190,13 @@ class DoseEntry(_Section):
     placement: Literal["rim", "uniform"] = "rim"
 
 
+class OutputSection(_Section):
+    """What each snapshot (every run.snapshot_every) writes besides the cell-kind labels and histograms."""
+
+    fields: list[Literal["antigen_a", "acquired_antigen_a", "car"]] = ["antigen_a", "acquired_antigen_a", "car"]
+    agent_tables: bool = True  # every cell's columns at every snapshot (agents/)
+
+
 class DepletionEntry(_Section):
     """Every cell of a kind removed at a time (the CAR-T removal arm of Hamieh 2019)."""
 
@@ -205,6 +212,7 @@ class Config(_Section):
     effectors: EffectorsSection = EffectorsSection()
     synapse: SynapseSection = SynapseSection()
     damage: DamageSection = DamageSection()
+    output: OutputSection = OutputSection()
     dose: list[DoseEntry] = []
     depletion: list[DepletionEntry] = []
 

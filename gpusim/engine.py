@@ -32,7 +32,7 @@ from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
-from gpusim.kernels.occupancy import claim_own_voxel, paint_kind
+from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, paint_fields, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive
 from gpusim.kernels.tally import STEP_TALLY
@@ -341,6 +341,13 @@ class Simulation:
         s = self.state
         counts = self.launch(flow_cytometry, s.n, s["kind"], s["pools"])
         return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
+
+    def field_volumes(self):
+        """The molecule fields ``[channel, z, y, x]`` (uint32; channels in kernels.occupancy.FIELD_NAMES) on the host."""
+        volume = self.xp.zeros((len(FIELD_NAMES), self.state.occ.shape[0]), dtype=np.uint32)
+        s = self.state
+        self.launch(paint_fields, s.n, s["voxel"], s["kind"], s["pools"], volume)
+        return self.backend.to_host(volume).reshape((len(FIELD_NAMES),) + s.shape)
 
     def kind_volume(self):
         """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""

@@ -4,12 +4,17 @@ Layout (DESIGN §6; later writers add the field image at the root, ``agents/``
 and checkpoints beside these)::
 
     NAME.ome.zarr/
-      zarr.json            root group; attributes["gpusim"]: config, seed, version,
-                           backend, progress, snapshot clock
+      zarr.json            root group; attributes["ome"]: the multiscale image of the
+                           molecule fields (axes t, c, z, y, x); attributes["gpusim"]:
+                           config, seed, version, source revision, backend, progress
+      s0, s1, ...          the field image: uint32 molecules per voxel, channels
+                           antigen_a, acquired_antigen_a, car (as output.fields selects)
       labels/              attributes["ome"]["labels"] = ["cells"]
         cells/             OME-NGFF multiscale label image, axes t, z, y, x,
           s0, s1, ...      uint8: 0 empty, 1 tumour cell, 2 CAR-T, 3 CAR-NK, 4 CAR-M
       timeseries/          one 1-D array per observable, one entry per step
+      agents/              every cell's columns at every snapshot, concatenated; snapshot
+                           k holds rows offsets[k]:offsets[k+1]
       histograms/pools     the virtual flow cytometer: at every snapshot, cells per
                            [species, kind, log-scale bin] (edges in its attributes)
       checkpoints/step_N   the complete state at clock N (every run.checkpoint_every);
@@ -29,6 +34,7 @@ import numpy as np
 
 from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES, N_KINDS
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES, SPECIES_NAMES, log_bin_edges
+from gpusim.kernels.occupancy import FIELD_LABELS, FIELD_NAMES
 from gpusim.observables import FLOAT_SERIES, SERIES
 
 NGFF_VERSION = "0.5"
@@ -101,6 +107,7 @@ class RunStore:
             "description": cfg.description,
             "seed": cfg.run.seed,
             "backend": backend_label,
+            "source_revision": source_revision(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "status": "running",
             "dt_min": cfg.run.dt,
@@ -114,10 +121,88 @@ class RunStore:
             "kinds": {str(k + 1): name for k, name in enumerate(KIND_NAMES)},
         }
         self.root.attrs["gpusim"] = self.meta
+        self._create_image()
+        self._create_agents()
         self._create_labels()
         self._create_timeseries(end + 1)
         self._create_histograms()
         self._rows_written = 0
+
+    def _axes(self, channels):
+        axes = [{"name": "t", "type": "time", "unit": "minute"}]
+        if channels:
+            axes.append({"name": "c", "type": "channel"})
+        return axes + [{"name": n, "type": "space", "unit": "micrometer"} for n in ("z", "y", "x")]
+
+    def _datasets(self, channels):
+        voxel = self.cfg.lattice.voxel_size
+        out = []
+        for level, _shape in enumerate(level_shapes(self.cfg.lattice.shape)):
+            scale = voxel * 2**level
+            factors = [self.cfg.run.snapshot_every] + ([1.0] if channels else []) + [scale, scale, scale]
+            out.append({"path": f"s{level}", "coordinateTransformations": [{"type": "scale", "scale": factors}]})
+        return out
+
+    def _create_image(self):
+        """The field image at the root: molecules per voxel, one channel per selected field."""
+        self.field_channels = [FIELD_NAMES.index(name) for name in self.cfg.output.fields]
+        c = len(self.field_channels)
+        t = len(self.snapshot_clocks)
+        self.image = []
+        if c == 0:
+            return
+        for level, shape in enumerate(level_shapes(self.cfg.lattice.shape)):
+            self.image.append(self.root.create_array(
+                f"s{level}", shape=(t, c) + shape, chunks=(1, 1) + tuple(min(s, 64) for s in shape), dtype="uint32",
+                fill_value=0, compressors=_compressor(), dimension_names=["t", "c", "z", "y", "x"],
+            ))
+        colours = {"antigen_a": "D6604D", "acquired_antigen_a": "4393C3", "car": "5AAE61"}
+        self.root.attrs["ome"] = {
+            "version": NGFF_VERSION,
+            "multiscales": [{"name": "molecule fields", "axes": self._axes(True), "datasets": self._datasets(True)}],
+            "omero": {
+                "channels": [
+                    {"label": FIELD_NAMES[k], "color": colours[FIELD_NAMES[k]], "active": True,
+                     "window": {"min": 0, "max": 100000, "start": 0, "end": 30000}}
+                    for k in self.field_channels
+                ],
+            },
+        }
+        self.meta["field_channels"] = {FIELD_NAMES[k]: FIELD_LABELS[k] for k in self.field_channels}
+
+    def _create_agents(self):
+        """Ragged per-snapshot agent tables: each column concatenated over snapshots, with offsets."""
+        group = self.root.create_group("agents")
+        self.agent_arrays = {}
+        if not self.cfg.output.agent_tables:
+            return
+        from gpusim.state import COLUMNS
+
+        for name, (dtype, rows) in COLUMNS.items():
+            shape, chunks = ((0,), (1 << 16,)) if rows == 1 else ((rows, 0), (rows, 1 << 16))
+            self.agent_arrays[name] = group.create_array(
+                name, shape=shape, chunks=chunks, dtype=np.dtype(dtype).name, fill_value=0, compressors=_compressor()
+            )
+        self.agent_arrays["offsets"] = group.create_array(
+            "offsets", shape=(len(self.snapshot_clocks) + 1,), chunks=(len(self.snapshot_clocks) + 1,), dtype="int64",
+            fill_value=0,
+        )
+        group.attrs["description"] = "snapshot k holds rows offsets[k]:offsets[k+1] of every column"
+
+    def _write_agents(self, sim, index):
+        if not self.agent_arrays:
+            return
+        offsets = self.agent_arrays["offsets"]
+        start = int(offsets[index])
+        table = sim.state.snapshot()
+        count = int(table["agent_id"].shape[0])
+        for name, array in self.agent_arrays.items():
+            if name == "offsets":
+                continue
+            values = table[name]
+            array.resize(values.shape[:-1] + (start + count,))
+            array[..., start : start + count] = values
+        offsets[index + 1] = start + count
 
     def _create_labels(self):
         cfg = self.cfg
@@ -201,6 +286,12 @@ class RunStore:
             for level, array in enumerate(self.levels):
                 step = 2**level
                 array[index] = volume[::step, ::step, ::step]
+            if self.image:
+                fields = sim.field_volumes()[self.field_channels]
+                for level, array in enumerate(self.image):
+                    step = 2**level
+                    array[index] = fields[:, ::step, ::step, ::step]
+            self._write_agents(sim, index)
             self.histograms[index] = sim.flow_cytometry()
             self.meta["snapshots_written"] = index + 1
         self._flush(sim)
@@ -248,7 +339,12 @@ class RunStore:
         self.meta = dict(self.root.attrs["gpusim"])
         self.snapshot_clocks = list(self.meta["snapshot_steps"])
         cells = self.root["labels/cells"]
-        self.levels = [cells[k] for k in sorted(cells.array_keys(), key=lambda k: int(k[1:]))]
+        level_keys = lambda group: sorted((k for k in group.array_keys() if k.startswith("s")), key=lambda k: int(k[1:]))  # noqa: E731
+        self.levels = [cells[k] for k in level_keys(cells)]
+        self.image = [self.root[k] for k in level_keys(self.root)]
+        self.field_channels = [FIELD_NAMES.index(name) for name in self.cfg.output.fields]
+        agents = self.root["agents"]
+        self.agent_arrays = {name: agents[name] for name in agents.array_keys()}
         self.series = {name: self.root["timeseries"][name] for name in SERIES}
         self.histograms = self.root["histograms/pools"]
         self._rows_written = 0
@@ -270,6 +366,22 @@ class RunStore:
         snapshots = sum(1 for c in self.snapshot_clocks if c <= state["clock"])
         self.meta["snapshots_written"] = snapshots
         return state, series
+
+
+def source_revision():
+    """The git commit gpusim runs from (with '+dirty' for uncommitted changes), or 'unknown' outside a checkout."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def _config_of(path, meta):

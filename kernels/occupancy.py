@@ -11,7 +11,7 @@ import numpy as np
 from gpusim.kernels.cells import TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
-from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A, SET_B, ANTIGEN_A, ANTIGEN_B
+from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
 from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
 
@@ -22,6 +22,22 @@ _S32 = np.uint64(32)
 def claim_own_voxel(i, voxel, occ):
     """Cell ``i`` writes its slot into its voxel."""
     occ[voxel[i]] = i
+
+
+# channels of the voxel-field image written at snapshots (one source for the store and the viewer)
+FIELD_NAMES = ("antigen_a", "acquired_antigen_a", "car")
+FIELD_LABELS = ("tumour antigen A (molecules)", "acquired antigen A on effectors (molecules)", "CAR (molecules)")
+
+
+@rule
+def paint_fields(i, voxel, kind, pools, fields):
+    """The molecule fields at cell ``i``'s voxel: tumour antigen, antigen acquired by effectors, CAR on any cell."""
+    v = voxel[i]
+    if kind[i] == TUMOUR:
+        fields[0, v] = pools[ANTIGEN_A, i]
+    else:
+        fields[1, v] = pools[ANTIGEN_A, i]
+    fields[2, v] = pools[CAR, i]
 
 
 @rule

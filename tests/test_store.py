@@ -89,3 +89,33 @@ def test_presets_command_lists_one_line_each():
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0 and any(line.startswith("demo ") for line in lines)
     assert all(len(line.split()) > 2 for line in lines)
+
+
+def test_open_run_gives_lazy_fields_labels_agent_tables_and_a_dataframe(tmp_path):
+    import gpusim
+    from gpusim.kernels.molecules import ANTIGEN_A
+
+    path = tmp_path / "run.ome.zarr"
+    sim = write_store(path)
+    run = gpusim.open_run(path)
+    assert run.snapshots == 5 and list(run.snapshot_times_min) == [0, 30, 60, 90, 120]
+    frame = run.timeseries
+    assert frame.index.name == "time_h" and frame.index[-1] == 2.0
+    assert frame["cells_tumour"].iloc[-1] == sim.timeseries.last()["cells_tumour"]
+    assert run.channels == ["antigen_a", "acquired_antigen_a", "car"]
+    antigen = run.field("antigen_a")[-1]
+    snap = sim.state.snapshot()
+    tumour = snap["kind"] == 0
+    assert antigen.shape == (16, 16, 16)
+    assert antigen.sum() == snap["pools"][ANTIGEN_A][tumour].sum()
+    assert run.field("acquired_antigen_a")[-1].sum() == snap["pools"][ANTIGEN_A][~tumour].sum()
+    table = run.agents(-1)
+    assert len(table) == sim.state.n and set(table["agent_id"]) == set(snap["agent_id"].tolist())
+    assert table["antigen_a"].sum() == snap["pools"][ANTIGEN_A].sum()
+    assert (table["kind"] == "tumour").sum() == tumour.sum()
+    assert np.array_equal(run.labels[0][-1], sim.kind_volume())
+    root = zarr.open_group(str(path), mode="r")
+    ome = root.attrs["ome"]
+    assert [a["name"] for a in ome["multiscales"][0]["axes"]] == ["t", "c", "z", "y", "x"]
+    assert [c["label"] for c in ome["omero"]["channels"]] == run.channels
+    assert root.attrs["gpusim"]["source_revision"]
