@@ -119,3 +119,17 @@ def test_open_run_gives_lazy_fields_labels_agent_tables_and_a_dataframe(tmp_path
     assert [a["name"] for a in ome["multiscales"][0]["axes"]] == ["t", "c", "z", "y", "x"]
     assert [c["label"] for c in ome["omero"]["channels"]] == run.channels
     assert root.attrs["gpusim"]["source_revision"]
+
+
+def test_store_passes_the_independent_ome_ngff_validator(tmp_path):
+    """ome-zarr-models (NGFF 0.5) accepts the field image at the root and the cell-kind label image."""
+    from ome_zarr_models.v05.image import Image
+    from ome_zarr_models.v05.image_label import ImageLabel
+
+    path = tmp_path / "run.ome.zarr"
+    write_store(path)
+    root = zarr.open_group(str(path), mode="r")
+    image = Image.from_zarr(root)
+    assert [d.path for d in image.attributes.ome.multiscales[0].datasets] == ["s0"]
+    labels = ImageLabel.from_zarr(root["labels/cells"])
+    assert labels.attributes.ome.image_label.colors[0].rgba == (214, 96, 77, 255)
