@@ -78,12 +78,14 @@ def main():
     s = sim.state
     cytometer = backend.launch(flow_cytometry, s.n, s["kind"], s["pools"])
     volume = sim.kind_volume()
+    fields = sim.field_volumes()
     final = sim.state.snapshot()
     digest = hashlib.sha256()
     for key in sorted(k for k in final if k != "next_id"):
         digest.update(np.ascontiguousarray(final[key]).tobytes())
     digest.update(volume.tobytes())
     digest.update(cytometer.tobytes())
+    digest.update(fields.tobytes())
     print(json.dumps({"backend": backend.label, "trace": tracer.records, "final": digest.hexdigest(),
                       "cells": int(sim.state.n), "series": {k: v for k, v in sim.timeseries.rows.items()}}))
 
