@@ -57,3 +57,12 @@ def neighbour_at(z, y, x, direction, nz, ny, nx):
     """Flat index of the neighbour of voxel (z, y, x) in ``direction``, or -1 past a wall."""
     dz, dy, dx = direction_offset(direction)
     return voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
+
+
+@device
+def occupant_at(z, y, x, direction, occ, nz, ny, nx):
+    """Slot of the cell next to voxel (z, y, x) in ``direction``: -1 if that voxel is empty or past a wall."""
+    v = neighbour_at(z, y, x, direction, nz, ny, nx)
+    if v < 0:
+        return -1
+    return occ[v]

@@ -25,7 +25,7 @@ synapse
 """
 
 from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, TUMOUR
-from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, opposite, voxel_coords
+from gpusim.kernels.lattice import N_DIRECTIONS, occupant_at, opposite, voxel_coords
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
 from gpusim.kernels.params import (
@@ -80,10 +80,7 @@ def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, poo
     best_signal = params[RECOGNITION + k] - 1
     attacks_effectors = params[ATTACKS_EFFECTORS + k] != 0
     for d in range(N_DIRECTIONS):
-        v = neighbour_at(z, y, x, d, nz, ny, nx)
-        if v < 0:
-            continue
-        j = occ[v]
+        j = occupant_at(z, y, x, d, occ, nz, ny, nx)
         if j < 0:
             continue
         if kind[j] != TUMOUR and (not attacks_effectors or pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0):
@@ -115,7 +112,7 @@ def synapse_exchange(
         return
     k = int(kind[i])
     z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
-    j = occ[neighbour_at(z, y, x, d, params[NZ], params[NY], params[NX])]
+    j = occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])
     if j < 0:  # the partner is gone
         partner[i] = -1
         synapse_steps[i] = 0
@@ -201,10 +198,7 @@ def synapse_receive(j, targets, state, voxel, partner, pools, damage, bites, occ
     z, y, x = voxel_coords(voxel[i], ny, nx)
     held = False
     for d in range(N_DIRECTIONS):
-        v = neighbour_at(z, y, x, d, nz, ny, nx)
-        if v < 0:
-            continue
-        e = occ[v]
+        e = occupant_at(z, y, x, d, occ, nz, ny, nx)
         if e < 0:
             continue
         towards_me = opposite(d)
@@ -232,7 +226,7 @@ def release_partner(i, kind, voxel, partner, synapse_steps, refractory_steps, oc
     if d < 0:
         return
     z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
-    if occ[neighbour_at(z, y, x, d, params[NZ], params[NY], params[NX])] < 0:
+    if occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX]) < 0:
         partner[i] = -1
         synapse_steps[i] = 0
         refractory_steps[i] = params[REFRACTORY_STEPS + int(kind[i])]
