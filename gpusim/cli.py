@@ -64,6 +64,10 @@ def build_parser():
     bench.add_argument("--steps", type=int, default=20, help="timed steps per size (default 20)")
     bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
+    bench.add_argument("--snapshot-cost", action="store_true",
+                       help="measure what writing snapshots costs (first --agents size) instead of step throughput")
+    bench.add_argument("--snapshot-every", type=int, default=60, metavar="MIN", help="snapshot interval for --snapshot-cost")
+    bench.add_argument("--snapshots", type=int, default=4, help="snapshot intervals to run for --snapshot-cost")
     return parser
 
 
@@ -313,8 +317,11 @@ def cmd_bench(args):
         sizes = [int(float(a)) for a in args.agents.split(",") if a.strip()]
     except ValueError:
         return _fail_input([f"--agents {args.agents!r}: expected comma-separated numbers such as 1e5,1e6"])
-    rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, echo=print)
-    table = bench.markdown(rows, args)
+    if args.snapshot_cost:
+        table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots), args.snapshot_every)
+    else:
+        rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, echo=print)
+        table = bench.markdown(rows, args)
     print(table)
     if args.record:
         bench.record(args.record, table)

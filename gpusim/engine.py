@@ -366,7 +366,7 @@ class Simulation:
             store.start(self)
         while self.clock < target:
             if should_stop is not None and should_stop():
-                if store is not None and self.clock != store.meta["checkpoint"]["clock"]:
+                if store is not None and self.clock != store.checkpoint_clock:
                     store.checkpoint(self)
                 break
             self.step()

@@ -27,7 +27,9 @@ that opens and resumes from its newest checkpoint (``gpusim resume``).
 
 import datetime
 import json
+import queue
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +128,13 @@ class RunStore:
         self._create_labels()
         self._create_timeseries(end + 1)
         self._create_histograms()
-        self._rows_written = 0
+        self._init_writer(rows_taken=0)
+
+    def _init_writer(self, rows_taken):
+        self._rows_taken = rows_taken
+        self._writer = None
+        self._writer_error = None
+        self.checkpoint_clock = None
 
     def _axes(self, channels):
         axes = [{"name": "t", "type": "time", "unit": "minute"}]
@@ -189,12 +197,9 @@ class RunStore:
         )
         group.attrs["description"] = "snapshot k holds rows offsets[k]:offsets[k+1] of every column"
 
-    def _write_agents(self, sim, index):
-        if not self.agent_arrays:
-            return
+    def _write_agents(self, table, index):
         offsets = self.agent_arrays["offsets"]
         start = int(offsets[index])
-        table = sim.state.snapshot()
         count = int(table["agent_id"].shape[0])
         for name, array in self.agent_arrays.items():
             if name == "offsets":
@@ -271,6 +276,61 @@ class RunStore:
         })
 
     # --- writing --------------------------------------------------------------------
+    # The simulation thread only takes host copies; a background writer
+    # thread compresses and writes them, in submission order, so the step
+    # does not wait on the disk.  Order is what keeps a killed store
+    # consistent: the root attributes point at a checkpoint only after
+    # everything submitted before it is on disk.
+
+    def _submit(self, task):
+        if self._writer is None:
+            self._tasks = queue.Queue(maxsize=2)  # at most two snapshots in flight (memory)
+            self._writer = threading.Thread(target=self._write_loop, name="gpusim-writer", daemon=True)
+            self._writer.start()
+        self._raise_writer_error()
+        self._tasks.put(task)
+
+    def _write_loop(self):
+        while True:
+            task = self._tasks.get()
+            try:
+                if task is None:
+                    return
+                if self._writer_error is None:
+                    task()
+            except BaseException as exc:  # handed to the simulation thread at its next call
+                self._writer_error = exc
+            finally:
+                self._tasks.task_done()
+
+    def _raise_writer_error(self):
+        if self._writer_error is not None:
+            error, self._writer_error = self._writer_error, None
+            raise RuntimeError(f"writing {self.path} failed: {error}") from error
+
+    def drain(self):
+        """Wait until everything submitted is on disk."""
+        if self._writer is not None:
+            self._tasks.put(None)
+            self._writer.join()
+            self._writer = None
+        self._raise_writer_error()
+
+    def _take_rows(self, sim):
+        """The time-series rows not yet handed to the writer (host arrays) and where they go."""
+        start = self._rows_taken
+        rows = sim.timeseries.arrays(start)
+        self._rows_taken = start + len(rows["step"])
+        return start, rows
+
+    def _write_rows(self, start, rows, clock):
+        count = len(rows["step"])
+        for name, values in rows.items():
+            if count:
+                self.series[name][start : start + count] = values
+        self.meta["steps_done"] = clock
+        self.root.attrs["gpusim"] = self.meta
+
     def start(self, sim):
         """Begin (or continue) writing: the initial snapshot and checkpoint of a new run."""
         self.meta["status"] = "running"
@@ -279,41 +339,57 @@ class RunStore:
             self.checkpoint(sim)
 
     def snapshot(self, sim):
-        """Write the cell-kind map of the current clock, and the time series so far."""
-        if sim.clock in self.snapshot_clocks:
-            index = self.snapshot_clocks.index(sim.clock)
-            volume = sim.kind_volume()
+        """Hand the writer the current clock's snapshot (cell kinds, fields, agent table, histograms) and the time series."""
+        clock = sim.clock
+        payload = None
+        if clock in self.snapshot_clocks:
+            payload = {
+                "index": self.snapshot_clocks.index(clock),
+                "volume": sim.kind_volume(),
+                "fields": sim.field_volumes()[self.field_channels] if self.image else None,
+                "table": sim.state.snapshot() if self.agent_arrays else None,
+                "cytometer": sim.flow_cytometry(),
+            }
+        start, rows = self._take_rows(sim)
+        self._submit(lambda: self._write_snapshot(payload, start, rows, clock))
+
+    def _write_snapshot(self, payload, start, rows, clock):
+        if payload is not None:
+            index = payload["index"]
             for level, array in enumerate(self.levels):
                 step = 2**level
-                array[index] = volume[::step, ::step, ::step]
-            if self.image:
-                fields = sim.field_volumes()[self.field_channels]
-                for level, array in enumerate(self.image):
-                    step = 2**level
-                    array[index] = fields[:, ::step, ::step, ::step]
-            self._write_agents(sim, index)
-            self.histograms[index] = sim.flow_cytometry()
+                array[index] = payload["volume"][::step, ::step, ::step]
+            for level, array in enumerate(self.image):
+                step = 2**level
+                array[index] = payload["fields"][:, ::step, ::step, ::step]
+            if payload["table"] is not None:
+                self._write_agents(payload["table"], index)
+            self.histograms[index] = payload["cytometer"]
             self.meta["snapshots_written"] = index + 1
-        self._flush(sim)
-
-    def _flush(self, sim):
-        rows = sim.timeseries.arrays(self._rows_written)
-        count = len(rows["step"])
-        if count:
-            for name, values in rows.items():
-                self.series[name][self._rows_written : self._rows_written + count] = values
-            self._rows_written += count
-        self.meta["steps_done"] = sim.clock
-        self.root.attrs["gpusim"] = self.meta
+        self._write_rows(start, rows, clock)
 
     def finish(self, sim):
-        self.meta["status"] = "complete" if sim.done else "stopped"
-        self._flush(sim)
+        """Write what is left, mark the run complete (or stopped) and wait for the disk."""
+        status = "complete" if sim.done else "stopped"
+        start, rows = self._take_rows(sim)
+        clock = sim.clock
+
+        def close():
+            self.meta["status"] = status
+            self._write_rows(start, rows, clock)
+
+        self._submit(close)
+        self.drain()
 
     def checkpoint(self, sim):
-        """Write the complete state at the current clock, then point the store at it."""
-        self._flush(sim)
+        """Hand the writer the complete state at the current clock; the store points at it once written."""
         state = sim.checkpoint()
+        start, rows = self._take_rows(sim)
+        self.checkpoint_clock = state["clock"]
+        self._submit(lambda: self._write_checkpoint(state, start, rows))
+
+    def _write_checkpoint(self, state, start, rows):
+        self._write_rows(start, rows, state["clock"])
         name = f"step_{state['clock']}"
         group = self.root.require_group("checkpoints").create_group(name, overwrite=True)
         for column, values in state["columns"].items():
@@ -347,7 +423,7 @@ class RunStore:
         self.agent_arrays = {name: agents[name] for name in agents.array_keys()}
         self.series = {name: self.root["timeseries"][name] for name in SERIES}
         self.histograms = self.root["histograms/pools"]
-        self._rows_written = 0
+        self._init_writer(rows_taken=0)
 
     def load_checkpoint(self):
         """The newest checkpoint (as :meth:`gpusim.engine.Simulation.checkpoint` returns) and the observables up to it."""
@@ -362,7 +438,8 @@ class RunStore:
             raise StoreError(f"{self.path}: checkpoint {pointer['path']} is incomplete ({exc})") from None
         rows = state["clock"] + 1
         series = {name: np.asarray(self.series[name][:rows]) for name in SERIES}
-        self._rows_written = rows
+        self._rows_taken = rows
+        self.checkpoint_clock = state["clock"]
         snapshots = sum(1 for c in self.snapshot_clocks if c <= state["clock"])
         self.meta["snapshots_written"] = snapshots
         return state, series
