@@ -334,4 +334,10 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "info": cmd_info, "presets": c
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `gpusim info STORE | head`: the reader left, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
