@@ -62,7 +62,9 @@ def _antigen_histograms(ax, store_path, species, kind, title, times=5):
         return
     picks = sorted(set(np.linspace(0, len(clocks) - 1, times).round().astype(int).tolist()))
     lower = np.maximum(edges[:-1], 0.5)  # zero goes to the left edge of a log axis
-    colours = __import__("matplotlib").cm.viridis(np.linspace(0.0, 0.9, len(picks)))
+    from matplotlib import colormaps
+
+    colours = colormaps["viridis"](np.linspace(0.0, 0.9, len(picks)))
     _root, meta = open_store(store_path)
     drawn = False
     for colour, index in zip(colours, picks):
