@@ -60,7 +60,8 @@ def _zarr():
 
 
 def _compressor():
-    return _zarr().codecs.ZstdCodec(level=3)
+    # level 1: at 1e6 agents level 3 made runs ~20% slower on 2 cores for ~10% smaller fields (benchmarks/RESULTS.md)
+    return _zarr().codecs.ZstdCodec(level=1)
 
 
 def level_shapes(shape):
