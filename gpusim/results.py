@@ -113,6 +113,15 @@ class _ChannelView:
         self.array, self.channel = array, channel
         self.shape = (array.shape[0],) + array.shape[2:]
         self.dtype = array.dtype
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape))
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        values = self.array[:, self.channel]
+        return values if dtype is None else values.astype(dtype)
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
