@@ -16,7 +16,8 @@ def test_wheel_holds_the_three_packages_and_the_presets(tmp_path):
     wheel = next(tmp_path.glob("gpusim-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("gpusim/__init__.py", "gpusim/kernels/rng.py", "gpusim/kernels/launch.py",
-                     "gpusim/viewers/__init__.py", "gpusim/presets/demo.toml"):
+                     "gpusim/viewers/__init__.py", "gpusim/viewers/reader.py", "gpusim/viewers/napari.yaml",
+                     "gpusim/presets/demo.toml"):
         assert expected in names, expected
     assert not any(n.startswith(("kernels/", "viewers/", "tests/")) for n in names)
 
