@@ -26,7 +26,7 @@ from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
 from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
-from gpusim.kernels.cells import DEAD, KIND_NAMES, N_KINDS, NOT_HELD, TUMOUR
+from gpusim.kernels.cells import DEAD, KIND_NAMES, N_CAUSES, N_KINDS, NOT_HELD, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
@@ -35,7 +35,7 @@ from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
 from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, paint_fields, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive
-from gpusim.kernels.tally import STEP_TALLY
+from gpusim.kernels.tally import DEATHS, STEP_TALLY
 from gpusim.observables import Timeseries
 from gpusim.state import State, bytes_per_agent
 
@@ -141,7 +141,7 @@ class Simulation:
             "clock": self.clock,
             "n": s.n,
             "next_id": s.next_id,
-            "columns": {name: self.backend.to_host(s.view(name)).copy() for name in s.columns},
+            "columns": s.host_columns(),
         }
 
     # --- set-up -------------------------------------------------------------------
@@ -271,7 +271,7 @@ class Simulation:
             die, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
             s["pools"], s.occ, self.params,
         )
-        self._release_and_compact()
+        self._release_and_compact(ledger)
         return ledger
 
     def census(self):
@@ -290,19 +290,23 @@ class Simulation:
         s = self.state
         for kind in due:
             ledger += self.launch(deplete, s.n, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ)
-        self._release_and_compact()
+        self._release_and_compact(ledger)
         return ledger
 
-    def _release_and_compact(self):
-        """Effectors whose partner died leave the synapse; dead slots are compacted away."""
+    def _release_and_compact(self, ledger):
+        """Effectors whose partner died leave the synapse; dead slots are compacted away.
+
+        Nothing to do in a step without deaths (the ledger counts them), which
+        spares two passes over the table.
+        """
+        if not ledger[DEATHS : DEATHS + N_CAUSES * N_KINDS].any():
+            return
         s = self.state
         self.launch(
             release_partner, s.n, s["kind"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
             s.occ, self.params,
         )
-        dead = (s.view("state") & DEAD) != 0
-        if bool(self.xp.any(dead)):
-            s.compact(~dead)
+        s.compact((s.view("state") & DEAD) == 0)
 
     def _dose(self):
         """Infusions due at the current clock; returns the cells added per kind and their molecules per species."""

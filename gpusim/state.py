@@ -139,9 +139,13 @@ class State:
         """Stable sort of the agent table by voxel index."""
         self._reorder(self.xp.argsort(self.view("voxel"), kind="stable"))
 
+    def host_columns(self):
+        """Host copies of the live part of every column."""
+        return {name: self.backend.to_host(self.view(name)).copy() for name in COLUMNS}
+
     def snapshot(self):
         """Host copies of the live columns and of the occupancy grid."""
-        out = {name: self.backend.to_host(self.view(name)).copy() for name in COLUMNS}
+        out = self.host_columns()
         out["occ"] = self.backend.to_host(self.occ).copy()
         out["next_id"] = self.next_id
         return out
