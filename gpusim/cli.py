@@ -53,6 +53,13 @@ def build_parser():
     info.add_argument("store")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    view = sub.add_parser("view", help="open a store in napari: fields, cell kinds and the run dashboard")
+    view.add_argument("store")
+    view.add_argument("--3d", dest="three_d", action="store_true", help="start in the 3D view")
+    view.add_argument("--time", dest="hours", type=float, metavar="HOURS",
+                      help="start at the snapshot nearest this simulated time (hours)")
+    view.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+
     sub.add_parser("presets", help="list the presets shipped with gpusim")
 
     report = sub.add_parser("report", help="write a PNG figure of a store's populations over time")
@@ -204,8 +211,8 @@ def _execute(sim, store, args, wall_start):
               f"on {sim.backend.label}")
         print(f"  throughput  {progress.agent_steps:.3g} agent-steps, {steady:.3g} agent-steps/s after the first step")
         print(f"  final cells {cells or 'none'}")
-        print(f"  look at it  gpusim info {args.output}   |   gpusim report {args.output}   |   "
-              f"napari {args.output}/labels/cells  (napari-ome-zarr)")
+        print(f"  look at it  gpusim view {args.output}   |   gpusim report {args.output}   |   "
+              f"gpusim info {args.output}")
     return EXIT_OK
 
 
@@ -287,6 +294,53 @@ def cmd_info(args):
     return EXIT_OK
 
 
+def _display_problem():
+    """Why Qt could not open a window here, or None."""
+    import os
+
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        return "no display to open napari on (DISPLAY is not set); on a headless machine use xvfb-run gpusim view ..."
+    return None
+
+
+def _settle():
+    """Let Qt lay out and paint the window (before a screenshot)."""
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def cmd_view(args):
+    from gpusim.store import StoreError, open_store
+
+    try:
+        open_store(args.store)
+    except StoreError as exc:
+        return _fail_input([str(exc)])
+    try:
+        import napari
+    except ImportError:
+        return _fail_input(["napari is not installed: pip install 'gpusim[viewer]'"])
+    problem = _display_problem()
+    if problem:
+        return _fail_input([problem])
+    from gpusim.viewers.window import open_viewer
+
+    viewer = open_viewer(args.store, three_d=args.three_d, hours=args.hours)
+    if args.screenshot:
+        viewer.window._qt_window.resize(1600, 1000)
+        _settle()
+        viewer.screenshot(args.screenshot, canvas_only=False, flash=False)
+        viewer.close()
+        print(f"gpusim: wrote {args.screenshot}")
+        return EXIT_OK
+    napari.run()
+    return EXIT_OK
+
+
 def cmd_presets(_args):
     from gpusim import config
 
@@ -329,7 +383,8 @@ def cmd_bench(args):
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "info": cmd_info, "presets": cmd_presets, "report": cmd_report, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "info": cmd_info, "view": cmd_view, "presets": cmd_presets,
+            "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv=None):

@@ -19,7 +19,8 @@ def default_output(store_path):
     return path.with_name(f"{name}.png")
 
 
-def _colour(name):
+def kind_colour(name):
+    """RGB (0..1) of a cell kind, the same as the labels layer's colour."""
     return np.asarray(KIND_COLOURS[name][:3]) / 255.0
 
 
@@ -33,7 +34,7 @@ def _slice_panels(fig, grid, root, meta, panels=4):
         return
     labels = root["labels/cells/s0"]
     picks = sorted(set(np.linspace(0, written - 1, panels).round().astype(int).tolist()))
-    colours = [(1, 1, 1)] + [_colour(name) for name in KIND_NAMES]
+    colours = [(1, 1, 1)] + [kind_colour(name) for name in KIND_NAMES]
     cmap = ListedColormap(colours)
     voxel_mm = meta["voxel_size_um"] / 1000.0
     mid = labels.shape[1] // 2
@@ -53,35 +54,64 @@ def _slice_panels(fig, grid, root, meta, panels=4):
                loc="upper right", fontsize=8, frameon=False, ncol=len(present))
 
 
+def draw_pool_histogram(ax, counts, edges, colour, label=None):
+    """One flow-cytometry histogram: the fraction of cells per log-scale bin of one pool; False if no cells."""
+    counts = np.asarray(counts)
+    if counts.sum() == 0:
+        return False
+    lower = np.maximum(edges[:-1], 0.5)  # zero goes to the left edge of a log axis
+    ax.stairs(counts / counts.sum(), np.append(lower, edges[-2] * 2), color=colour, lw=1.6, label=label)
+    return True
+
+
+def style_pool_axes(ax, title):
+    ax.set_xscale("log")
+    ax.set_xlim(0.5, 2e6)  # the bin of cells with none sits at 0.5
+    ax.set_xlabel("molecules per cell")
+    ax.set_ylabel("fraction of cells")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
 def _antigen_histograms(ax, store_path, species, kind, title, times=5):
     """Flow-cytometry style: cells per log-scale bin of one pool at several snapshots."""
+    from matplotlib import colormaps
+
     from gpusim.store import read_histograms
 
     hist, clocks, edges = read_histograms(store_path)
     if len(clocks) == 0:
         return
     picks = sorted(set(np.linspace(0, len(clocks) - 1, times).round().astype(int).tolist()))
-    lower = np.maximum(edges[:-1], 0.5)  # zero goes to the left edge of a log axis
-    from matplotlib import colormaps
-
     colours = colormaps["viridis"](np.linspace(0.0, 0.9, len(picks)))
     _root, meta = open_store(store_path)
     drawn = False
     for colour, index in zip(colours, picks):
-        counts = hist[index, species, kind]
-        if counts.sum() == 0:
-            continue
-        drawn = True
         hours = clocks[index] * meta["dt_min"] / 60.0
-        ax.stairs(counts / counts.sum(), np.append(lower, edges[-2] * 2), color=colour, lw=1.6, label=f"{hours:.0f} h")
-    ax.set_xscale("log")
-    ax.set_xlim(0.5, 2e6)  # the bin of cells with none sits at 0.5
-    ax.set_xlabel("molecules per cell")
-    ax.set_ylabel("fraction of cells")
-    ax.set_title(title, fontsize=9)
+        drawn |= draw_pool_histogram(ax, hist[index, species, kind], edges, colour, f"{hours:.0f} h")
+    style_pool_axes(ax, title)
     if drawn:
         ax.legend(fontsize=7, frameon=False)
+
+
+def plot_populations(ax, series, fontsize=None):
+    """Cells of every kind present over simulated time (h), infusions dotted; returns the kinds drawn."""
+    hours = series["time_min"] / 60.0
+    drawn = []
+    for k, name in enumerate(KIND_NAMES):
+        counts = series[f"cells_{name}"]
+        if counts.max() > 0:
+            ax.plot(hours, counts, color=kind_colour(name), lw=2, label=KIND_LABELS[k])
+            drawn.append(k)
+    for dose_hour in hours[np.flatnonzero(sum(series[f"dosed_{n}"] for n in KIND_NAMES))]:
+        ax.axvline(dose_hour, color="0.4", lw=0.8, ls=":")
+    ax.set_ylabel("cells", fontsize=fontsize)
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("simulated time (h)", fontsize=fontsize)
+    ax.legend(loc="best", frameon=False, fontsize=fontsize)
     ax.grid(alpha=0.3)
+    return drawn
 
 
 def write_report(store_path, output=None):
@@ -111,18 +141,7 @@ def write_report(store_path, output=None):
     _slice_panels(fig, grid, root, meta)
 
     ax_cells = fig.add_subplot(grid[1, :])
-    for k, name in enumerate(KIND_NAMES):
-        counts = series[f"cells_{name}"]
-        if counts.max() > 0:
-            ax_cells.plot(hours, counts, color=_colour(name), lw=2, label=KIND_LABELS[k])
-    for dose_hour in hours[np.flatnonzero(sum(series[f"dosed_{n}"] for n in KIND_NAMES))]:
-        ax_cells.axvline(dose_hour, color="0.4", lw=0.8, ls=":")
-    ax_cells.set_ylabel("cells")
-    ax_cells.set_yscale("symlog", linthresh=10)
-    ax_cells.set_ylim(bottom=0)
-    ax_cells.set_xlabel("simulated time (h)")
-    ax_cells.legend(loc="best", frameon=False)
-    ax_cells.grid(alpha=0.3)
+    plot_populations(ax_cells, series)
     ax_cells.set_title("populations (dotted: infusions)", fontsize=9)
 
     _antigen_histograms(fig.add_subplot(grid[2, :2]), store_path, ANTIGEN_A, TUMOUR, "tumour cells: antigen A")
@@ -138,14 +157,14 @@ def write_report(store_path, output=None):
         with np.errstate(invalid="ignore", divide="ignore"):
             fraction = np.where(alive > 0, series[f"trog_positive_{name}"] / alive, np.nan)
             exhausted = np.where(alive > 0, series[f"exhausted_{name}"] / alive, np.nan)
-        ax_trog.plot(hours, fraction, color=_colour(name), lw=2, label=f"{KIND_LABELS[k]} trog+")
-        ax_trog.plot(hours, exhausted, color=_colour(name), lw=1, ls="--", label=f"{KIND_LABELS[k]} exhausted")
+        ax_trog.plot(hours, fraction, color=kind_colour(name), lw=2, label=f"{KIND_LABELS[k]} trog+")
+        ax_trog.plot(hours, exhausted, color=kind_colour(name), lw=1, ls="--", label=f"{KIND_LABELS[k]} exhausted")
     ax_trog.set_ylim(0, 1.05)
     ax_trog.set_ylabel("fraction of effectors")
     ax_trog.set_xlabel("simulated time (h)")
     ax_antigen = ax_trog.twinx()
-    ax_antigen.plot(hours, series["mean_antigen_a_tumour"], color=_colour("tumour"), lw=1.5, label="tumour mean antigen A")
-    ax_antigen.set_ylabel("mean antigen A per tumour cell", color=_colour("tumour"))
+    ax_antigen.plot(hours, series["mean_antigen_a_tumour"], color=kind_colour("tumour"), lw=1.5, label="tumour mean antigen A")
+    ax_antigen.set_ylabel("mean antigen A per tumour cell", color=kind_colour("tumour"))
     ax_antigen.set_ylim(bottom=0)
     lines = ax_trog.get_legend_handles_labels()
     more = ax_antigen.get_legend_handles_labels()

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import zarr
 
 from gpusim.engine import Simulation
@@ -70,18 +71,20 @@ def test_cli_run_info_and_report(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_info_refuses_foreign_and_corrupt_paths(tmp_path):
-    missing = run_gpusim("info", tmp_path / "nothing.ome.zarr")
+@pytest.mark.parametrize("command", ["info", "resume", "view"])
+def test_store_commands_refuse_foreign_and_corrupt_paths(command, tmp_path):
+    missing = run_gpusim(command, tmp_path / "nothing.ome.zarr")
     assert missing.returncode == 2 and "no such store" in missing.stderr
     foreign = tmp_path / "foreign.zarr"
     zarr.open_group(str(foreign), mode="w").attrs["hello"] = 1
-    result = run_gpusim("info", foreign)
+    result = run_gpusim(command, foreign)
     assert result.returncode == 2 and "not one written by gpusim" in result.stderr
     corrupt = tmp_path / "corrupt.ome.zarr"
     corrupt.mkdir()
     (corrupt / "zarr.json").write_text("{not json")
-    result = run_gpusim("info", corrupt)
+    result = run_gpusim(command, corrupt)
     assert result.returncode == 2 and "cannot be read" in result.stderr
+    assert result.stderr.count("\n") == 1  # one line, no traceback
 
 
 def test_presets_command_lists_one_line_each():
