@@ -120,14 +120,15 @@ def record(path, table):
         f.write("\n" + table)
 
 
-def snapshot_cost(agents, every_min=60, snapshots=2, echo=print):
+def snapshot_cost(agents, every_min=60, snapshots=2, repeats=1, echo=print):
     """Cost of writing snapshots: the same run with and without a store, and the bytes the fields take.
 
-    Runs ``snapshots * every_min`` steps of the benchmark scenario twice, once
-    without a store and once writing a snapshot every ``every_min`` minutes
-    (cell-kind labels, the three molecule fields, agent tables, histograms;
-    checkpoints only at the start and the end, timed apart).  Returns a dict of
-    timings and sizes.
+    Runs ``snapshots * every_min`` steps of the benchmark scenario without a
+    store and writing a snapshot every ``every_min`` minutes (cell-kind labels,
+    the three molecule fields, agent tables, histograms; checkpoints only at the
+    start and the end, timed apart), alternating the two ``repeats`` times so
+    that drifts of a shared machine hit both alike.  Returns a dict of median
+    timings, every pair's extra time, and sizes.
     """
     import shutil
     import tempfile
@@ -145,73 +146,95 @@ def snapshot_cost(agents, every_min=60, snapshots=2, echo=print):
     cfg = validate(raw)
     backend = backends.select("cpu")
 
-    plain = Simulation(cfg, backend=backend)
-    plain.step()  # compile
-    t = time.perf_counter()
-    plain.run()
-    plain_s = time.perf_counter() - t
-
-    folder = Path(tempfile.mkdtemp(prefix="gpusim-bench-"))
-    try:
+    def plain_run():
         sim = Simulation(cfg, backend=backend)
-        sim.step()
-        store = RunStore(folder / "bench.ome.zarr", cfg, raw, backend.label)
-        spent = {"snapshot": 0.0, "checkpoint": 0.0}
-        for name in spent:
-            original = getattr(store, name)
-
-            def timed(s, original=original, name=name):
-                t0 = time.perf_counter()
-                original(s)
-                spent[name] += time.perf_counter() - t0
-
-            setattr(store, name, timed)
+        sim.step()  # compile
         t = time.perf_counter()
-        sim.run(store=store)
-        stored_s = time.perf_counter() - t
-        written = store.meta["snapshots_written"]
-        field_bytes = sum(f.stat().st_size for level in store.image for f in (folder / "bench.ome.zarr" / level.basename).rglob("*") if f.is_file())
-        label_bytes = sum(f.stat().st_size for f in (folder / "bench.ome.zarr" / "labels").rglob("*") if f.is_file())
-        agent_bytes = sum(f.stat().st_size for f in (folder / "bench.ome.zarr" / "agents").rglob("*") if f.is_file())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        sim.run()
+        return time.perf_counter() - t
+
+    def stored_run():
+        folder = Path(tempfile.mkdtemp(prefix="gpusim-bench-"))
+        try:
+            sim = Simulation(cfg, backend=backend)
+            sim.step()
+            store = RunStore(folder / "bench.ome.zarr", cfg, raw, backend.label)
+            spent = {"snapshot": 0.0, "checkpoint": 0.0}
+            for name in spent:
+                original = getattr(store, name)
+
+                def timed(s, original=original, name=name):
+                    t0 = time.perf_counter()
+                    original(s)
+                    spent[name] += time.perf_counter() - t0
+
+                setattr(store, name, timed)
+            t = time.perf_counter()
+            sim.run(store=store)
+            elapsed = time.perf_counter() - t
+
+            def size(sub):
+                return sum(f.stat().st_size for f in (folder / "bench.ome.zarr" / sub).rglob("*") if f.is_file())
+
+            sizes = {"fields": sum(size(level.basename) for level in store.image), "labels": size("labels"),
+                     "agents": size("agents"), "files": sum(1 for f in folder.rglob("*") if f.is_file())}
+            return elapsed, spent, sizes, sim, store.meta["snapshots_written"]
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    pairs = []
+    for repeat in range(repeats):
+        plain_s = plain_run()
+        stored_s, spent, sizes, sim, written = stored_run()
+        pairs.append((plain_s, stored_s, spent))
+        echo(f"  pair {repeat + 1}/{repeats}: {plain_s:.1f} s without store, {stored_s:.1f} s with it "
+             f"({100 * (stored_s - plain_s) / plain_s:+.1f}%)")
     mean_agents = statistics.fmean(sim.timeseries.rows["cells_tumour"]) + statistics.fmean(sim.timeseries.rows["cells_car_t"])
     per = written * mean_agents
+    plain_s = statistics.median(p[0] for p in pairs)
+    stored_s = statistics.median(p[1] for p in pairs)
     row = {
+        "requested": agents,
         "agents": mean_agents,
         "steps": steps,
         "snapshots": written,
+        "repeats": repeats,
         "plain_s": plain_s,
         "stored_s": stored_s,
-        "snapshot_s": spent["snapshot"],
-        "checkpoint_s": spent["checkpoint"],
+        "pair_shares": [(b - a) / a for a, b, _ in pairs],
+        "snapshot_s": statistics.median(p[2]["snapshot"] for p in pairs),
+        "checkpoint_s": statistics.median(p[2]["checkpoint"] for p in pairs),
         "snapshot_share": (stored_s - plain_s) / plain_s,
-        "field_bytes_per_agent": field_bytes / per,
-        "label_bytes_per_agent": label_bytes / per,
-        "agent_table_bytes_per_agent": agent_bytes / per,
+        "field_bytes_per_agent": sizes["fields"] / per,
+        "label_bytes_per_agent": sizes["labels"] / per,
+        "agent_table_bytes_per_agent": sizes["agents"] / per,
+        "files": sizes["files"],
     }
-    echo(f"  {mean_agents:,.0f} agents, {steps} steps, {written} snapshots: run {plain_s:.1f} s without store, "
-         f"{stored_s:.1f} s with it (+{100 * row['snapshot_share']:.1f}%; the step waited {spent['snapshot']:.2f} s "
-         f"handing over snapshots, {spent['checkpoint']:.2f} s checkpoints); fields {row['field_bytes_per_agent']:.2f} "
-         "B/agent/snapshot")
+    echo(f"  {mean_agents:,.0f} agents, {steps} steps, {written} snapshots: median run {plain_s:.1f} s without store, "
+         f"{stored_s:.1f} s with it ({100 * row['snapshot_share']:+.1f}%; the step waited {row['snapshot_s']:.2f} s "
+         f"handing over snapshots, {row['checkpoint_s']:.2f} s checkpoints); fields {row['field_bytes_per_agent']:.2f} "
+         f"B/agent/snapshot; {sizes['files']} files")
     return row
 
 
 def snapshot_markdown(row, every_min):
+    pairs = ", ".join(f"{100 * share:+.1f}%" for share in row["pair_shares"])
     return "\n".join([
         f"### Snapshot cost, {datetime.date.today().isoformat()}",
         "",
         f"Machine: {machine()}.  ",
-        f"Command: `gpusim bench --snapshot-cost --agents {row['agents']:.0e} --snapshot-every {every_min} "
-        f"--snapshots {row['snapshots'] - 1}`.",
+        f"Command: `gpusim bench --snapshot-cost --agents {row['requested']:.0e} --snapshot-every {every_min} "
+        f"--snapshots {row['snapshots'] - 1} --repeats {row['repeats']}`.",
         "",
-        "| agents | steps | snapshots | run without store (s) | with store (s) | extra time | step waits on snapshot hand-over (s) | on checkpoints (s) | fields B/agent/snapshot | labels B/agent/snapshot | agent tables B/agent/snapshot |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| agents | steps | snapshots | run without store (s) | with store (s) | extra time (medians) | each pair | step waits on snapshot hand-over (s) | on checkpoints (s) | fields B/agent/snapshot | labels B/agent/snapshot | agent tables B/agent/snapshot | files in store |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         f"| {row['agents']:,.0f} | {row['steps']} | {row['snapshots']} | {row['plain_s']:.1f} | {row['stored_s']:.1f} | "
-        f"+{100 * row['snapshot_share']:.1f}% | {row['snapshot_s']:.2f} | {row['checkpoint_s']:.2f} | "
-        f"{row['field_bytes_per_agent']:.2f} | {row['label_bytes_per_agent']:.2f} | {row['agent_table_bytes_per_agent']:.2f} |",
+        f"{100 * row['snapshot_share']:+.1f}% | {pairs} | {row['snapshot_s']:.2f} | {row['checkpoint_s']:.2f} | "
+        f"{row['field_bytes_per_agent']:.2f} | {row['label_bytes_per_agent']:.2f} | {row['agent_table_bytes_per_agent']:.2f} | "
+        f"{row['files']} |",
         "",
-        "A background thread compresses and writes; the step only copies to the host.  Extra time is the whole run's "
-        "(final drain, the checkpoints at start and end, and the writer competing for the same 2 cores).",
+        "Runs without and with a store alternate; times are medians.  A background thread compresses and writes; the "
+        "step only copies to the host.  Extra time is the whole run's (final drain, the checkpoints at start and end, "
+        "and the writer competing for the same 2 cores).",
         "",
     ])

@@ -75,6 +75,7 @@ def build_parser():
                        help="measure what writing snapshots costs (first --agents size) instead of step throughput")
     bench.add_argument("--snapshot-every", type=int, default=60, metavar="MIN", help="snapshot interval for --snapshot-cost")
     bench.add_argument("--snapshots", type=int, default=4, help="snapshot intervals to run for --snapshot-cost")
+    bench.add_argument("--repeats", type=int, default=1, help="alternating pairs of runs for --snapshot-cost (medians)")
     return parser
 
 
@@ -294,6 +295,9 @@ def cmd_info(args):
     return EXIT_OK
 
 
+SCREENSHOT_SIZE = (1600, 1000)  # window pixels of `gpusim view --screenshot`
+
+
 def _display_problem():
     """Why Qt could not open a window here, or None."""
     import os
@@ -303,14 +307,6 @@ def _display_problem():
     ):
         return "no display to open napari on (DISPLAY is not set); on a headless machine use xvfb-run gpusim view ..."
     return None
-
-
-def _settle():
-    """Let Qt lay out and paint the window (before a screenshot)."""
-    from qtpy.QtWidgets import QApplication
-
-    for _ in range(5):
-        QApplication.processEvents()
 
 
 def cmd_view(args):
@@ -329,10 +325,9 @@ def cmd_view(args):
         return _fail_input([problem])
     from gpusim.viewers.window import open_viewer
 
-    viewer = open_viewer(args.store, three_d=args.three_d, hours=args.hours)
+    viewer = open_viewer(args.store, three_d=args.three_d, hours=args.hours,
+                         size=SCREENSHOT_SIZE if args.screenshot else None)
     if args.screenshot:
-        viewer.window._qt_window.resize(1600, 1000)
-        _settle()
         viewer.screenshot(args.screenshot, canvas_only=False, flash=False)
         viewer.close()
         print(f"gpusim: wrote {args.screenshot}")
@@ -372,7 +367,8 @@ def cmd_bench(args):
     except ValueError:
         return _fail_input([f"--agents {args.agents!r}: expected comma-separated numbers such as 1e5,1e6"])
     if args.snapshot_cost:
-        table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots), args.snapshot_every)
+        table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots,
+                                                      repeats=args.repeats), args.snapshot_every)
     else:
         rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, echo=print)
         table = bench.markdown(rows, args)

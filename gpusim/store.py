@@ -47,6 +47,10 @@ KIND_COLOURS = {  # RGBA of label value 1 + kind
     "car_m": [153, 112, 171, 255],
 }
 MIN_LEVEL_EDGE = 16
+CHUNK_EDGE = 64  # voxels along a chunk's edge: the piece napari reads for one tile
+SHARD_EDGE = 256  # voxels along a shard's edge: one file holds up to (256 / 64)^3 = 64 chunks
+HISTOGRAM_SHARD = 64  # snapshots of flow cytometry per file
+AGENT_CHUNK = 1 << 20  # rows of an agent-table column per chunk
 
 
 class StoreError(ValueError):
@@ -62,6 +66,14 @@ def _zarr():
 def _compressor():
     # level 1: at 1e6 agents level 3 made runs ~20% slower on 2 cores for ~10% smaller fields (benchmarks/RESULTS.md)
     return _zarr().codecs.ZstdCodec(level=1)
+
+
+def spatial_chunks(shape):
+    """(chunk, shard) shapes over z, y, x: chunks of up to 64^3 voxels for lazy reading, gathered into
+    shards of up to 256^3 voxels so that a snapshot of a large lattice is tens of files, not thousands."""
+    chunks = tuple(min(s, CHUNK_EDGE) for s in shape)
+    shards = tuple(min(-(-s // c) * c, SHARD_EDGE) for s, c in zip(shape, chunks))
+    return chunks, shards
 
 
 def level_shapes(shape):
@@ -161,8 +173,9 @@ class RunStore:
         if c == 0:
             return
         for level, shape in enumerate(level_shapes(self.cfg.lattice.shape)):
+            chunks, shards = spatial_chunks(shape)
             self.image.append(self.root.create_array(
-                f"s{level}", shape=(t, c) + shape, chunks=(1, 1) + tuple(min(s, 64) for s in shape), dtype="uint32",
+                f"s{level}", shape=(t, c) + shape, chunks=(1, 1) + chunks, shards=(1, c) + shards, dtype="uint32",
                 fill_value=0, compressors=_compressor(), dimension_names=["t", "c", "z", "y", "x"],
             ))
         colours = {"antigen_a": "D6604D", "acquired_antigen_a": "4393C3", "car": "5AAE61"}
@@ -188,7 +201,7 @@ class RunStore:
         from gpusim.state import COLUMNS
 
         for name, (dtype, rows) in COLUMNS.items():
-            shape, chunks = ((0,), (1 << 16,)) if rows == 1 else ((rows, 0), (rows, 1 << 16))
+            shape, chunks = ((0,), (AGENT_CHUNK,)) if rows == 1 else ((rows, 0), (rows, AGENT_CHUNK))
             self.agent_arrays[name] = group.create_array(
                 name, shape=shape, chunks=chunks, dtype=np.dtype(dtype).name, fill_value=0, compressors=_compressor()
             )
@@ -221,9 +234,9 @@ class RunStore:
         datasets = []
         self.levels = []
         for level, shape in enumerate(level_shapes(cfg.lattice.shape)):
-            chunks = (1,) + tuple(min(s, 64) for s in shape)
+            chunks, shards = spatial_chunks(shape)
             array = cells.create_array(
-                f"s{level}", shape=(t,) + shape, chunks=chunks, dtype="uint8", fill_value=0,
+                f"s{level}", shape=(t,) + shape, chunks=(1,) + chunks, shards=(1,) + shards, dtype="uint8", fill_value=0,
                 compressors=_compressor(), dimension_names=["t", "z", "y", "x"],
             )
             self.levels.append(array)
@@ -267,6 +280,7 @@ class RunStore:
         group = self.root.create_group("histograms")
         self.histograms = group.create_array(
             "pools", shape=(len(self.snapshot_clocks), N_SPECIES, N_KINDS, HIST_BINS), chunks=(1, N_SPECIES, N_KINDS, HIST_BINS),
+            shards=(min(len(self.snapshot_clocks), HISTOGRAM_SHARD), N_SPECIES, N_KINDS, HIST_BINS),
             dtype="int64", fill_value=0, compressors=_compressor(), dimension_names=["t", "species", "kind", "bin"],
         )
         self.histograms.attrs.update({

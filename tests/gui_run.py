@@ -17,13 +17,6 @@ from pathlib import Path
 import numpy as np
 
 
-def settle():
-    from qtpy.QtWidgets import QApplication
-
-    for _ in range(5):
-        QApplication.processEvents()
-
-
 def chroma_counts(image, colours):
     """Pixels whose chromaticity (r, g, b)/(r + g + b) lies near each colour's: shading keeps chromaticity."""
     rgb = image[..., :3].reshape(-1, 3).astype(float)
@@ -42,10 +35,11 @@ def main(store, out):
 
     from gpusim.results import open_run
     from gpusim.store import KIND_COLOURS
-    from gpusim.viewers.window import open_viewer
+    from gpusim.viewers.window import open_viewer, settle
 
     out = Path(out)
-    viewer = open_viewer(store, three_d=True)
+    viewer = open_viewer(store, three_d=True, size=(1600, 1000))
+    settle(1.0)
     dashboard = viewer.window._dock_widgets["gpusim run"].widget()
     viewer.dims.set_point(0, float(open_run(store).snapshot_times_min[-1]))
     settle()

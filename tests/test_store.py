@@ -43,6 +43,29 @@ def test_store_layout_and_metadata(tmp_path):
     assert series["cells_tumour"][-1] == sim.timeseries.last()["cells_tumour"]
 
 
+def test_shards_keep_a_snapshot_in_one_file_per_level(tmp_path, monkeypatch):
+    """Chunks stay small for lazy reading; shards gather them so a snapshot is one file, not one per chunk."""
+    import gpusim
+    from gpusim import store as store_module
+
+    assert store_module.spatial_chunks((1000, 1000, 40)) == ((64, 64, 40), (256, 256, 40))
+    assert store_module.spatial_chunks((100, 100, 100)) == ((64, 64, 64), (128, 128, 128))
+    monkeypatch.setattr(store_module, "CHUNK_EDGE", 8)  # 8^3 chunks of a 16^3 lattice: 8 per snapshot and channel
+    path = tmp_path / "run.ome.zarr"
+    sim = write_store(path)
+    root = zarr.open_group(str(path), mode="r")
+    image, labels = root["s0"], root["labels/cells/s0"]
+    assert image.chunks == (1, 1, 8, 8, 8) and image.shards == (1, 3, 16, 16, 16)
+    assert labels.chunks == (1, 8, 8, 8) and labels.shards == (1, 16, 16, 16)
+    for array in ("s0", "labels/cells/s0"):
+        files = [f for f in (path / array / "c").rglob("*") if f.is_file()]
+        assert len(files) == 5  # one per snapshot, holding 8 (labels) or 24 (fields) chunks
+    run = gpusim.open_run(path)
+    assert np.array_equal(run.labels[0][-1], sim.kind_volume())
+    assert np.array_equal(run.field("car")[-1], sim.field_volumes()[2])
+    assert np.array_equal(run.field("car")[-1, 3:11, 5, 2:9], sim.field_volumes()[2][3:11, 5, 2:9])  # across chunks
+
+
 def test_same_seed_gives_identical_stores(tmp_path):
     a, b = tmp_path / "a.ome.zarr", tmp_path / "b.ome.zarr"
     write_store(a)
@@ -136,3 +159,13 @@ def test_store_passes_the_independent_ome_ngff_validator(tmp_path):
     assert [d.path for d in image.attributes.ome.multiscales[0].datasets] == ["s0"]
     labels = ImageLabel.from_zarr(root["labels/cells"])
     assert labels.attributes.ome.image_label.colors[0].rgba == (214, 96, 77, 255)
+
+
+def test_molecule_fields_take_under_8_bytes_per_agent_per_snapshot():
+    """The issue's disk budget at default settings (PhysiCell writes about 880 bytes per agent per snapshot)."""
+    from gpusim import bench
+
+    row = bench.snapshot_cost(5000, every_min=5, snapshots=2, echo=lambda *_: None)
+    assert row["snapshots"] == 3 and row["agents"] > 4000
+    assert 0 < row["field_bytes_per_agent"] < 8
+    assert "| fields B/agent/snapshot |" in bench.snapshot_markdown(row, 5)

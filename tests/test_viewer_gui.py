@@ -53,6 +53,11 @@ def display():
     server.wait(timeout=30)
 
 
+def napari_env(display, folder):
+    """The display, and napari settings of the test's own (not the user's saved window size and layout)."""
+    return {"DISPLAY": display, "NAPARI_CONFIG": str(folder / "napari_settings.yaml")}
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two hours of CAR-T cells among a 3,000-cell tumour on 32^3 voxels, snapshots every 30 min."""
@@ -67,7 +72,7 @@ def store(tmp_path_factory):
 def shown(display, store, tmp_path_factory):
     """What the napari window showed (tests/gui_run.py's report) and the folder of its screenshots."""
     out = tmp_path_factory.mktemp("shots")
-    result = run_script("gui_run.py", store, out, env={"DISPLAY": display})
+    result = run_script("gui_run.py", store, out, env=napari_env(display, out))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), out
 
@@ -110,7 +115,7 @@ def test_gpusim_view_writes_a_screenshot_of_the_window(display, store, tmp_path)
     import imageio.v3 as iio
 
     png = tmp_path / "window.png"
-    result = run_gpusim("view", store, "--3d", "--time", "1", "--screenshot", png, env={"DISPLAY": display})
+    result = run_gpusim("view", store, "--3d", "--time", "1", "--screenshot", png, env=napari_env(display, tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     image = iio.imread(png)
     assert image.shape[0] > 500 and image.shape[1] > 1000  # the whole window, dashboard included
