@@ -3,9 +3,11 @@
 The scenario is a tumour ball holding 90% of the agents with CAR-T cells
 (the other 10%) infused around it, in a cube with 2.5 voxels per agent, so
 every phase has work: migration, division at the rim, apoptosis, compaction,
-observables and the periodic sort.  Each size is warmed up (compilation), then
-every step is timed on its own; the median is reported.  Timing lives here
-and in ``benchmarks/``, never in the pass/fail tests.
+observables and the periodic sort.  With ``fields`` the run also has oxygen
+and chemokine at their default settings (grid, cadence, solver), and the
+fields' share of the step time is reported.  Each size is warmed up
+(compilation), then every step is timed on its own; the median is reported.
+Timing lives here and in ``benchmarks/``, never in the pass/fail tests.
 """
 
 import datetime
@@ -18,11 +20,14 @@ import time
 WARMUP_STEPS = 3
 
 
-def scenario(agents, steps):
+def scenario(agents, steps, fields=False):
     edge = math.ceil((agents * 2.5) ** (1.0 / 3.0))
+    edge += edge % 2  # even, so the default field grid (2 voxels per edge) divides it
     tumour = int(agents * 0.9)
     total = steps + WARMUP_STEPS
+    extra = {"fields": {"settle": 10, "oxygen": {}, "chemokine": {}}} if fields else {}
     return {
+        **extra,
         "description": f"throughput benchmark, {agents:.0e} agents",
         "run": {"duration": f"{total} min", "snapshot_every": f"{total} min", "sort_every": "60 min", "seed": 7},
         "lattice": {"shape": [edge, edge, edge]},
@@ -31,7 +36,7 @@ def scenario(agents, steps):
     }
 
 
-def run(sizes, steps=20, backend_name="cpu", echo=print):
+def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
     from gpusim import backend as backends
     from gpusim.config import validate
     from gpusim.engine import Simulation
@@ -39,7 +44,7 @@ def run(sizes, steps=20, backend_name="cpu", echo=print):
     backend = backends.select(backend_name)
     rows = []
     for agents in sizes:
-        cfg = validate(scenario(agents, steps))
+        cfg = validate(scenario(agents, steps, fields))
         t0 = time.perf_counter()
         sim = Simulation(cfg, backend=backend)
         setup_s = time.perf_counter() - t0
@@ -66,10 +71,13 @@ def run(sizes, steps=20, backend_name="cpu", echo=print):
             "agent_steps_per_s": mean_agents / median_s,
             "setup_s": setup_s,
             "phases_ms": {name: statistics.median(t) * 1e3 for name, t in sim.phase_seconds.items()},
+            "fields_share": sum(sim.phase_seconds["fields"]) / sum(per_step),
+            "fields": fields,
         }
         rows.append(row)
         echo(f"  {mean_agents:12,.0f} agents  {row['lattice']}^3 lattice  median step {row['median_step_ms']:8.2f} ms"
-             f"  -> {row['agent_steps_per_s']:.3g} agent-steps/s")
+             f"  -> {row['agent_steps_per_s']:.3g} agent-steps/s"
+             + (f"  (fields {100 * row['fields_share']:.1f}% of the step time)" if fields else ""))
     return rows
 
 
@@ -94,7 +102,9 @@ def markdown(rows, args=None):
         f"### Step throughput, {datetime.date.today().isoformat()}",
         "",
         f"Machine: {machine()}.  ",
-        f"Command: `gpusim bench --agents {getattr(args, 'agents', '')} --steps {steps}`; median of {steps} single-step timings after {WARMUP_STEPS} warm-up steps.",
+        f"Command: `gpusim bench --agents {getattr(args, 'agents', '')} --steps {steps}"
+        f"{' --fields' if getattr(args, 'fields', False) else ''}`; median of {steps} single-step timings after "
+        f"{WARMUP_STEPS} warm-up steps.",
         "",
         "| agents | lattice | median step (ms) | fastest step (ms) | agent-steps/s |",
         "|---:|---:|---:|---:|---:|",
@@ -112,6 +122,10 @@ def markdown(rows, args=None):
     ]
     for r in rows:
         lines.append(f"| {r['agents']:,.0f} | " + " | ".join(f"{r['phases_ms'][p]:.2f}" for p in phases) + " |")
+    if rows and rows[0]["fields"]:
+        lines += ["", "Share of the step time spent on the fields (oxygen quasi-steady, chemokine stepped; both at "
+                  "their default grid and cadence; total over the timed steps): "
+                  + ", ".join(f"{100 * r['fields_share']:.1f}% at {r['agents']:,.0f} agents" for r in rows) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -71,6 +71,7 @@ def build_parser():
     bench.add_argument("--steps", type=int, default=20, help="timed steps per size (default 20)")
     bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
+    bench.add_argument("--fields", action="store_true", help="with oxygen and chemokine at their defaults")
     bench.add_argument("--snapshot-cost", action="store_true",
                        help="measure what writing snapshots costs (first --agents size) instead of step throughput")
     bench.add_argument("--snapshot-every", type=int, default=60, metavar="MIN", help="snapshot interval for --snapshot-cost")
@@ -370,7 +371,7 @@ def cmd_bench(args):
         table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots,
                                                       repeats=args.repeats), args.snapshot_every)
     else:
-        rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, echo=print)
+        rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields, echo=print)
         table = bench.markdown(rows, args)
     print(table)
     if args.record:

@@ -52,6 +52,10 @@ Speed = _quantity("speed", non_negative=True)
 Rate = _quantity("rate", non_negative=True)
 Area = _quantity("area", positive=True)
 Affinity = _quantity("concentration", positive=True)
+Pressure = _quantity("pressure", non_negative=True)
+Level = _quantity("concentration", non_negative=True)
+Diffusivity = _quantity("diffusivity", non_negative=True)
+Production = _quantity("production", non_negative=True)
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0, lt=2**30)]
 Spread = Annotated[float, Field(ge=0.0, le=3.0)]
@@ -92,12 +96,19 @@ class TumourSection(_Section):
     reexpression_time: Duration = "24 h"  # time constant of antigen returning to its set point [est]
     acquired_car_half_life: Duration = "6 h"  # internalisation of CAR gained by reverse trogocytosis [est]
     adherence: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0  # resistance to whole-cell phagocytosis
+    # oxygen (with [fields.oxygen]); PhysiCell's defaults: proliferation from 5 mmHg, necrosis below 2.5 mmHg
+    hypoxia: Pressure = "5 mmHg"  # below this a tumour cell stops cycling (quiescent) until oxygen returns
+    anoxia: Pressure = "2.5 mmHg"  # below this it counts towards necrosis
+    necrosis_time: Duration = "6 h"  # time anoxic before a cell dies necrotic [est]
+    debris_clearance: Duration = "2 d"  # a necrotic cell's debris holds its voxel this long [est]
 
 
 class EffectorSection(_Section):
     speed: Speed = "5 um/min"
     persistence: Duration = "10 min"
     squeeze: Fraction = 0.3
+    chemotaxis: Fraction = 0.5  # chance that a new heading points up the chemokine gradient (with [fields.chemokine])
+    chemotaxis_sensitivity: Level = "1 pM"  # smallest chemokine difference between neighbouring grid voxels sensed [est]
     lifespan: Duration = "8.6 d"
     # receptors and markers (molecules per cell)
     car: Count = 30000  # CARCADE; Singh 2020: 1.5e4-5e4
@@ -197,6 +208,62 @@ class OutputSection(_Section):
     agent_tables: bool = True  # every cell's columns at every snapshot (agents/)
 
 
+Kind = Literal["tumour", "car_t", "car_nk", "car_m"]
+Face = Literal["z-", "z+", "y-", "y+", "x-", "x+"]
+ALL_FACES = ["z-", "z+", "y-", "y+", "x-", "x+"]
+
+
+class _SolubleField(_Section):
+    """A diffusing species: diffusion, decay, uptake by cells, and where it is supplied at a fixed level."""
+
+    diffusion: Diffusivity
+    decay: Rate = "0 /min"
+    uptake: dict[Kind, Rate] = {}  # by each live cell of a kind, as a rate in the cell's own voxel
+    supply_faces: list[Face] = []  # faces of the domain held at the supply level (Dirichlet); others let nothing through
+    vessel_density: Fraction = 0.0  # share of grid voxels that are vessels holding the supply level, placed at random
+    vessels: list[tuple[int, int, int]] = []  # grid voxels (z, y, x) that are vessels
+    quasi_steady: bool = False  # solve for the steady state at each update instead of stepping in time
+
+
+class OxygenField(_SolubleField):
+    """Oxygen partial pressure (mmHg); BioFVM/PhysiCell defaults (Ghaffarizadeh 2016, 2018)."""
+
+    diffusion: Diffusivity = "1e5 um^2/min"
+    decay: Rate = "0.1 /min"
+    # ~5e-17 mol/s per tumour cell of ~1000 um^3 at 38 mmHg and 1.4 uM/mmHg gives ~50 /min; effectors use less [est]
+    uptake: dict[Kind, Rate] = {"tumour": "50 /min", "car_t": "5 /min", "car_nk": "5 /min", "car_m": "10 /min"}
+    supply: Pressure = "38 mmHg"  # tissue level near vessels (PhysiCell's physioxia)
+    supply_faces: list[Face] = ALL_FACES
+    quasi_steady: bool = True  # oxygen equilibrates within seconds: its steady state at every update
+
+
+class ChemokineField(_SolubleField):
+    """A chemokine tumour cells secrete (CXCL9/10-like, nM) that draws effectors in [est]."""
+
+    diffusion: Diffusivity = "6000 um^2/min"  # ~1e-6 cm^2/s, a small protein in tissue
+    decay: Rate = "0.02 /min"
+    uptake: dict[Kind, Rate] = {}
+    secretion: dict[Kind, Production] = {"tumour": "0.01 nM/min"}  # per cell
+    attacked_secretion: Annotated[float, Field(ge=0.0, le=1000.0)] = 4.0  # factor while a tumour cell bears lytic damage
+    supply: Level = "0 nM"
+
+
+class FieldsSection(_Section):
+    """The diffusing fields, solved on a grid ``coarsening`` times coarser than the lattice, every ``every``."""
+
+    coarsening: Annotated[int, Field(ge=1, le=64)] = 2
+    every: Duration = "5 min"  # one update per 5 steps keeps the fields under 20% of the step at 1e6 agents
+    settle: Annotated[int, Field(ge=0, le=100000)] = 50  # solver steps before the run, toward the quasi-steady state
+    oxygen: OxygenField | None = None
+    chemokine: ChemokineField | None = None
+
+    @property
+    def active(self):
+        """(name, section) of every configured field, oxygen first."""
+        return [(name, section) for name, section in (("oxygen", self.oxygen), ("chemokine", self.chemokine))
+                if section is not None]
+
+
 class DepletionEntry(_Section):
     """Every cell of a kind removed at a time (the CAR-T removal arm of Hamieh 2019)."""
 
@@ -213,6 +280,7 @@ class Config(_Section):
     synapse: SynapseSection = SynapseSection()
     damage: DamageSection = DamageSection()
     output: OutputSection = OutputSection()
+    fields: FieldsSection = FieldsSection()
     dose: list[DoseEntry] = []
     depletion: list[DepletionEntry] = []
 
@@ -302,12 +370,40 @@ def _check_whole(cfg):
                 f"effectors.{name}.icar: {eff.icar} iCARs, but no cell carries their ligand "
                 "(set icar_ligand on an effector kind or on the tumour)"
             )
+    problems += _check_fields(cfg)
     dosed = sum(d.count for d in cfg.dose)
     if cfg.tumour.initial_cells + dosed > cfg.voxels:
         problems.append(
             f"tumour.initial_cells: {cfg.tumour.initial_cells} cells plus {dosed} dosed effectors "
             f"do not fit in a lattice of {cfg.voxels} voxels"
         )
+    return problems
+
+
+def _check_fields(cfg):
+    fields = cfg.fields
+    problems = []
+    if not fields.active:
+        return problems
+    f = fields.coarsening
+    shape = cfg.lattice.shape
+    if any(edge % f for edge in shape):
+        problems.append(f"fields.coarsening: {f} does not divide the lattice ({shape[0]} x {shape[1]} x {shape[2]} voxels)")
+        return problems
+    grid = tuple(edge // f for edge in shape)
+    steps = fields.every / cfg.run.dt
+    if abs(steps - round(steps)) > 1e-6:
+        problems.append(f"fields.every: {fields.every:g} min is not a whole number of steps of run.dt = {cfg.run.dt:g} min")
+    for name, section in fields.active:
+        for n, vessel in enumerate(section.vessels):
+            if any(c < 0 or c >= g for c, g in zip(vessel, grid)):
+                problems.append(f"fields.{name}.vessels.{n}: {list(vessel)} is outside the field grid "
+                                f"({grid[0]} x {grid[1]} x {grid[2]} voxels of {f * cfg.lattice.voxel_size:g} um)")
+        if len(set(section.supply_faces)) != len(section.supply_faces):
+            problems.append(f"fields.{name}.supply_faces: a face is listed twice")
+    if cfg.tumour.anoxia > cfg.tumour.hypoxia:
+        problems.append(f"tumour.anoxia: {cfg.tumour.anoxia:g} mmHg is above tumour.hypoxia "
+                        f"({cfg.tumour.hypoxia:g} mmHg); anoxia is the deeper state")
     return problems
 
 

@@ -8,11 +8,13 @@ rules from :mod:`gpusim.kernels`, launched on the chosen backend:
 3. express - pools relax to their set points; exhaustion, damage and bites recover
 4. move    - effectors take a persistent random-walk step (claim, resolve, commit)
 5. divide  - due tumour cells and activated effectors put a daughter in a free voxel
-6. die     - lethal damage, engulfment, trogoptosis, apoptosis; dead slots compacted away
+6. die     - lethal damage, engulfment, trogoptosis, apoptosis, necrosis; dead slots compacted away
+7. fields  - diffusion-reaction of oxygen and chemokine with the cells as sources and sinks
 8. dose    - scheduled infusions add effectors
 9. observe - the census and the step's ledger become one row of the time series
 
-(7, the diffusing fields, arrives with the fields issue.)
+Tumour cells sense oxygen (hypoxia, anoxia) at the start of the divide phase;
+effectors sense the chemokine when they turn (move phase).
 """
 
 import contextlib
@@ -26,20 +28,22 @@ from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
 from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
-from gpusim.kernels.cells import DEAD, KIND_NAMES, N_CAUSES, N_KINDS, NOT_HELD, TUMOUR
+from gpusim.fields import CHEMOKINE, OXYGEN, Fields
+from gpusim.kernels.cells import DEAD, KIND_NAMES, N_CAUSES, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
+from gpusim.kernels.oxygen import sense_oxygen
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
 from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, paint_fields, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive
-from gpusim.kernels.tally import DEATHS, STEP_TALLY
+from gpusim.kernels.tally import CLEARED, DEATHS, STEP_TALLY
 from gpusim.observables import Timeseries
 from gpusim.state import State, bytes_per_agent
 
-PHASES = ("engage", "synapse", "express", "move", "divide", "die", "dose", "sort", "observe")
+PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
 
 class _PhaseTimer:
@@ -96,6 +100,10 @@ class Simulation:
         self.cycle_table = self.backend.to_device(inputs["cycle_table"])
         self.set_point_table = self.backend.to_device(inputs["set_point_table"])
         self.inheritance_table = self.backend.to_device(inputs["inheritance_table"])
+        self.oxygen_levels = self.backend.to_device(inputs["oxygen_levels"])
+        self.chemotaxis_sensitivity = self.backend.to_device(inputs["chemotaxis_sensitivity"])
+        self.fields = Fields(cfg, self.backend)
+        self._no_field = self.xp.zeros(1)
         self.detection = int(cfg.synapse.trogocytosis_detection)
         self.end_step = cfg.steps
         self.snapshot_steps = cfg.steps_of(cfg.run.snapshot_every)
@@ -132,16 +140,21 @@ class Simulation:
         sim.clock = int(checkpoint["clock"])
         for name, values in timeseries_rows.items():
             sim.timeseries.rows[name] = list(values.tolist())
+        if sim.fields:
+            sim.fields.values[...] = sim.backend.to_device(checkpoint["columns"]["field_values"])
         return sim
 
     def checkpoint(self):
         """The complete state as host arrays: enough to continue the run bit for bit."""
         s = self.state
+        columns = s.host_columns()
+        if self.fields:
+            columns["field_values"] = self.backend.to_host(self.fields.values)
         return {
             "clock": self.clock,
             "n": s.n,
             "next_id": s.next_id,
-            "columns": s.host_columns(),
+            "columns": columns,
         }
 
     # --- set-up -------------------------------------------------------------------
@@ -150,6 +163,8 @@ class Simulation:
         add_cells(self, self.cfg.tumour.initial_cells, TUMOUR, Placement.BALL)
         self.launch(start_cycle, s.n, self.seed, 0, s["agent_id"], s["kind"], s["cycle_timer"], self.cycle_table)
         dosed, infused = self._dose()
+        for _ in range(self.cfg.fields.settle if self.fields else 0):
+            self.fields.update(s, NECROTIC)
         if self.debug:
             self._check()
         zero = np.zeros(N_KINDS, dtype=np.int64)
@@ -172,6 +187,9 @@ class Simulation:
             births = self._divide(t)
         with self._phase("die"):
             ledger += self._die(t)
+        with self._phase("fields"):
+            if self.fields and t % self.fields.every_steps == 0:
+                self.fields.update(self.state, NECROTIC)
         self.clock = t + 1
         with self._phase("dose"):
             ledger += self._deplete()
@@ -196,7 +214,7 @@ class Simulation:
     def _engage(self):
         s = self.state
         return self.launch(
-            choose_partner, s.n, s["kind"], s["voxel"], s["partner"], s["refractory_steps"], s["synapse_steps"],
+            choose_partner, s.n, s["kind"], s["state"], s["voxel"], s["partner"], s["refractory_steps"], s["synapse_steps"],
             s["pools"], s.occ, self.params,
         )
 
@@ -236,15 +254,23 @@ class Simulation:
         s = self.state
         self.launch(
             choose_step, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["heading"],
-            s["partner"], s.occ, self.params, s["claim"],
+            s["partner"], s.occ, self.field_values(CHEMOKINE), self.chemotaxis_sensitivity, self.params, s["claim"],
         )
         self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"])
         moves = int(self.xp.count_nonzero(s.view("won")))
         self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ)
         return moves
 
+    def field_values(self, name):
+        """The values of field ``name`` on the backend (a stand-in of one zero when the run has no such field)."""
+        index = self.fields.index(name)
+        return self.fields.values[index] if index >= 0 else self._no_field
+
     def _divide(self, t):
         s = self.state
+        if self.fields.index(OXYGEN) >= 0:
+            self.launch(sense_oxygen, s.n, s["kind"], s["state"], s["voxel"], s["anoxic_steps"],
+                        self.field_values(OXYGEN), self.oxygen_levels, self.params)
         self.launch(
             choose_division_site, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"],
             s["cycle_timer"], s["divisions_left"], s.occ, self.params, s["claim"],
@@ -269,7 +295,7 @@ class Simulation:
         s = self.state
         ledger = self.launch(
             die, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
-            s["pools"], s.occ, self.params,
+            s["cycle_timer"], s["anoxic_steps"], s["pools"], s.occ, self.params,
         )
         self._release_and_compact(ledger)
         return ledger
@@ -296,14 +322,14 @@ class Simulation:
     def _release_and_compact(self, ledger):
         """Effectors whose partner died leave the synapse; dead slots are compacted away.
 
-        Nothing to do in a step without deaths (the ledger counts them), which
-        spares two passes over the table.
+        Nothing to do in a step without deaths or cleared debris (the ledger
+        counts both), which spares two passes over the table.
         """
-        if not ledger[DEATHS : DEATHS + N_CAUSES * N_KINDS].any():
+        if not ledger[DEATHS : DEATHS + N_CAUSES * N_KINDS].any() and not ledger[CLEARED]:
             return
         s = self.state
         self.launch(
-            release_partner, s.n, s["kind"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
+            release_partner, s.n, s["kind"], s["state"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
             s.occ, self.params,
         )
         s.compact((s.view("state") & DEAD) == 0)
@@ -343,7 +369,7 @@ class Simulation:
     def flow_cytometry(self):
         """Histograms of every pool per kind, ``[species, kind, bin]`` (host int64; bins in kernels.molecules)."""
         s = self.state
-        counts = self.launch(flow_cytometry, s.n, s["kind"], s["pools"])
+        counts = self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"])
         return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
 
     def field_volumes(self):
@@ -356,7 +382,7 @@ class Simulation:
     def kind_volume(self):
         """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""
         volume = self.xp.zeros(self.state.occ.shape[0], dtype=np.uint8)
-        self.launch(paint_kind, self.state.n, self.state["voxel"], self.state["kind"], volume)
+        self.launch(paint_kind, self.state.n, self.state["voxel"], self.state["kind"], self.state["state"], volume)
         return self.backend.to_host(volume).reshape(self.state.shape)
 
     def run(self, steps=None, store=None, progress=None, should_stop=None):

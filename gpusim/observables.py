@@ -20,13 +20,13 @@ EFFECTOR_NAMES = [KIND_NAMES[k] for k in EFFECTOR_KINDS]
 SERIES = (
     ["step", "time_min"]
     + [f"cells_{k}" for k in KIND_NAMES]
-    + ["tumour_quiescent"]
+    + ["tumour_quiescent", "tumour_hypoxic", "tumour_necrotic"]
     + [f"{what}_{k}" for what in ("engaged", "exhausted", "trog_positive", "activated") for k in EFFECTOR_NAMES]
     + [f"births_{k}" for k in KIND_NAMES]
     + [f"deaths_{k}" for k in KIND_NAMES]
     + [f"deaths_{c}" for c in CAUSE_NAMES]
     + [f"dosed_{k}" for k in KIND_NAMES]
-    + ["moves", "engagements", "hits", "bites", "tonic_stimulations"]
+    + ["moves", "engagements", "hits", "bites", "tonic_stimulations", "debris_cleared"]
     + [f"taken_{s}" for s in SPECIES_NAMES]
     + [f"given_{s}" for s in SPECIES_NAMES]
     + [f"{what}_{s}" for what in ("total", "synthesised", "degraded", "lost", "infused") for s in SPECIES_NAMES]
@@ -83,6 +83,8 @@ class Timeseries:
                 add(f"activated_{name}", int(per_kind[k, C.ACTIVATED_COUNT]))
                 add(f"mean_stimulation_{name}", float(per_kind[k, C.STIMULATION_SUM] / alive) if alive else float("nan"))
         add("tumour_quiescent", int(per_kind[TUMOUR, QUIESCENT]))
+        add("tumour_hypoxic", int(per_kind[TUMOUR, C.HYPOXIC_COUNT]))
+        add("tumour_necrotic", int(per_kind[TUMOUR, C.NECROTIC_COUNT]))
         for c, cause in enumerate(CAUSE_NAMES):
             add(f"deaths_{cause}", int(deaths[c].sum()))
         add("moves", int(moves))
@@ -90,6 +92,7 @@ class Timeseries:
         add("hits", int(ledger[T.HITS]))
         add("bites", int(ledger[T.BITES]))
         add("tonic_stimulations", int(ledger[T.TONIC]))
+        add("debris_cleared", int(ledger[T.CLEARED]))
         for s, species in enumerate(SPECIES_NAMES):
             add(f"taken_{species}", int(ledger[T.TAKEN + s]))
             add(f"given_{species}", int(ledger[T.GIVEN + s]))

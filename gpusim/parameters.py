@@ -115,6 +115,11 @@ def build(cfg):
     params[P.NZ], params[P.NY], params[P.NX] = cfg.lattice.shape
     params[P.CONTACT_Q16] = int(round(synapse.contact_fraction * 65536))
     params[P.ANTIGEN_LOSS] = q32(tumour.antigen_loss)
+    coarsening = cfg.fields.coarsening
+    params[P.COARSENING] = coarsening
+    params[P.GRID_NZ], params[P.GRID_NY], params[P.GRID_NX] = (edge // coarsening for edge in cfg.lattice.shape)
+    params[P.NECROSIS_STEPS] = steps(tumour.necrosis_time)
+    params[P.DEBRIS_STEPS] = steps(tumour.debris_clearance)
 
     for kind in range(N_KINDS):
         params[P.LETHAL_DAMAGE + kind] = damage.lethal_hits
@@ -137,6 +142,7 @@ def build(cfg):
         params[P.MOVE_THRESHOLD + kind] = q32(attempt)
         params[P.TURN_THRESHOLD + kind] = q32(turn)
         params[P.SQUEEZE_THRESHOLD + kind] = q32(eff.squeeze)
+        params[P.CHEMOTAXIS_THRESHOLD + kind] = q32(eff.chemotaxis) if cfg.fields.chemokine is not None else 0
         params[P.APOPTOSIS_THRESHOLD + kind] = q32(chance_per_step(1.0 / eff.lifespan, dt))
         for species, set_point in ((CAR, eff.car), (RECEPTOR_B, eff.receptor_b), (ICAR, eff.icar), (ICAR_LIGAND, eff.icar_ligand)):
             _set(params, P.SET_POINT, kind, species, set_point)
@@ -177,6 +183,10 @@ def build(cfg):
         set_point_table[row] = np.clip(np.rint(lognormal_quantiles(median, cv)), 0, 2**30)
     return {
         "params": params,
+        "oxygen_levels": np.asarray([tumour.hypoxia, tumour.anoxia], dtype=np.float64),  # mmHg
+        "chemotaxis_sensitivity": np.asarray(
+            [0.0] + [getattr(cfg.effectors, KIND_NAMES[k]).chemotaxis_sensitivity for k in EFFECTOR_KINDS], dtype=np.float64
+        ),  # nM, per kind
         "tables": signal_tables(cfg),
         "cycle_table": cycle_table_steps(tumour.cycle_time, tumour.cycle_time_cv, dt),
         "set_point_table": set_point_table,

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
-from gpusim.store import KIND_COLOURS, open_store, read_timeseries
+from gpusim.store import LABEL_COLOURS, LABELS, open_store, read_timeseries
 
 
 def default_output(store_path):
@@ -21,7 +21,7 @@ def default_output(store_path):
 
 def kind_colour(name):
     """RGB (0..1) of a cell kind, the same as the labels layer's colour."""
-    return np.asarray(KIND_COLOURS[name][:3]) / 255.0
+    return np.asarray(LABEL_COLOURS[name][:3]) / 255.0
 
 
 def _slice_panels(fig, grid, root, meta, panels=4):
@@ -34,7 +34,7 @@ def _slice_panels(fig, grid, root, meta, panels=4):
         return
     labels = root["labels/cells/s0"]
     picks = sorted(set(np.linspace(0, written - 1, panels).round().astype(int).tolist()))
-    colours = [(1, 1, 1)] + [kind_colour(name) for name in KIND_NAMES]
+    colours = [(1, 1, 1)] + [kind_colour(key) for _value, key, _name, _rgba in LABELS]
     cmap = ListedColormap(colours)
     voxel_mm = meta["voxel_size_um"] / 1000.0
     mid = labels.shape[1] // 2
@@ -42,15 +42,16 @@ def _slice_panels(fig, grid, root, meta, panels=4):
         ax = fig.add_subplot(grid[0, column])
         section = labels[index, mid]
         ny, nx = section.shape
-        ax.imshow(section, cmap=cmap, vmin=0, vmax=len(KIND_NAMES), interpolation="nearest",
+        ax.imshow(section, cmap=cmap, vmin=0, vmax=len(LABELS), interpolation="nearest",
                   extent=(0, nx * voxel_mm, ny * voxel_mm, 0))
         minutes = meta["snapshot_steps"][index] * meta["dt_min"]
         ax.set_title(f"t = {minutes / 60:.0f} h", fontsize=9)
         ax.tick_params(labelsize=7)
         if column == 0:
             ax.set_ylabel("mm (mid-plane z section)", fontsize=8)
-    present = [k for k in range(len(KIND_NAMES)) if np.any(labels[picks[-1], mid] == k + 1) or k == 0]
-    fig.legend(handles=[Patch(color=colours[k + 1], label=KIND_LABELS[k]) for k in present],
+    shown = labels[picks[-1], mid]
+    present = [(value, name) for value, _key, name, _rgba in LABELS if value == 1 or np.any(shown == value)]
+    fig.legend(handles=[Patch(color=colours[value], label=name) for value, name in present],
                loc="upper right", fontsize=8, frameon=False, ncol=len(present))
 
 
@@ -103,6 +104,9 @@ def plot_populations(ax, series, fontsize=None):
         if counts.max() > 0:
             ax.plot(hours, counts, color=kind_colour(name), lw=2, label=KIND_LABELS[k])
             drawn.append(k)
+    debris = series.get("tumour_necrotic")
+    if debris is not None and np.max(debris) > 0:
+        ax.plot(hours, debris, color=kind_colour("debris"), lw=1.5, ls="--", label="necrotic debris")
     for dose_hour in hours[np.flatnonzero(sum(series[f"dosed_{n}"] for n in KIND_NAMES))]:
         ax.axvline(dose_hour, color="0.4", lw=0.8, ls=":")
     ax.set_ylabel("cells", fontsize=fontsize)

@@ -67,10 +67,26 @@ class Run:
         """The molecule-field image, one lazy array ``[t, c, z, y, x]`` per resolution level."""
         return self._levels(self.root)
 
+    @property
+    def diffusing(self):
+        """Names of the diffusing fields (oxygen in mmHg, chemokine in nM), on the solver's coarser grid."""
+        return list(self.meta.get("diffusing_fields", {}))
+
+    @property
+    def diffusing_image(self):
+        """The diffusing fields' image, one lazy array ``[t, c, z, y, x]`` (float32) per resolution level."""
+        return self._levels(self.root["fields"]) if self.diffusing else []
+
     def field(self, name, level=0):
-        """One field as a lazy ``[t, z, y, x]`` view (indexing reads only what it needs)."""
+        """One field as a lazy ``[t, z, y, x]`` view (indexing reads only what it needs).
+
+        A molecule field (``antigen_a``, ...) at lattice resolution, or a diffusing field (``oxygen``,
+        ``chemokine``) at the solver grid's (``meta["field_grid_coarsening"]`` lattice voxels per edge).
+        """
+        if name in self.diffusing:
+            return _ChannelView(self.diffusing_image[level], self.diffusing.index(name))
         if name not in self.channels:
-            raise KeyError(f"{name!r} is not among this run's fields {self.channels}")
+            raise KeyError(f"{name!r} is not among this run's fields {self.channels + self.diffusing}")
         return _ChannelView(self.image[level], self.channels.index(name))
 
     def histograms(self):

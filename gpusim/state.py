@@ -22,7 +22,8 @@ COLUMNS = {
     "kind": (np.uint8, 1),  # kernels.cells.TUMOUR, CAR_T, ...
     "state": (np.uint8, 1),  # kernels.cells flags
     "heading": (np.int8, 1),  # direction 0..25 of a migrating effector
-    "cycle_timer": (np.int32, 1),  # steps until a cell is due to divide
+    "cycle_timer": (np.int32, 1),  # steps until a cell is due to divide (debris: until it is cleared)
+    "anoxic_steps": (np.int32, 1),  # steps a tumour cell has been anoxic without a break
     "partner": (np.int8, 1),  # direction 0..25 of the synapse partner, or -1
     "synapse_steps": (np.int16, 1),  # steps spent in the current synapse
     "refractory_steps": (np.int16, 1),  # steps until an effector may engage again

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES, N_KINDS
+from gpusim.kernels.cells import DEBRIS_LABEL, KIND_LABELS, KIND_NAMES, N_KINDS
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES, SPECIES_NAMES, log_bin_edges
 from gpusim.kernels.occupancy import FIELD_LABELS, FIELD_NAMES
 from gpusim.observables import FLOAT_SERIES, SERIES
@@ -46,7 +46,14 @@ KIND_COLOURS = {  # RGBA of label value 1 + kind
     "car_nk": [90, 174, 97, 255],
     "car_m": [153, 112, 171, 255],
 }
+# every value of the cell map: (label value, key, name, RGBA); 0 is an empty voxel
+LABELS = [(k + 1, name, KIND_LABELS[k], KIND_COLOURS[name]) for k, name in enumerate(KIND_NAMES)] + [
+    (DEBRIS_LABEL, "debris", "necrotic debris", [140, 120, 100, 255])
+]
+LABEL_COLOURS = {key: rgba for _value, key, _name, rgba in LABELS}
 MIN_LEVEL_EDGE = 16
+DIFFUSING_COLOURS = {"oxygen": "F7F7F7", "chemokine": "FEE08B"}
+DIFFUSING_UNITS = {"oxygen": "mmHg", "chemokine": "nM"}
 CHUNK_EDGE = 64  # voxels along a chunk's edge: the piece napari reads for one tile
 SHARD_EDGE = 256  # voxels along a shard's edge: one file holds up to (256 / 64)^3 = 64 chunks
 HISTOGRAM_SHARD = 64  # snapshots of flow cytometry per file
@@ -133,10 +140,11 @@ class RunStore:
             "snapshot_steps": self.snapshot_clocks,
             "snapshots_written": 0,
             "checkpoint": None,
-            "kinds": {str(k + 1): name for k, name in enumerate(KIND_NAMES)},
+            "kinds": {str(value): key for value, key, _name, _rgba in LABELS},
         }
         self.root.attrs["gpusim"] = self.meta
         self._create_image()
+        self._create_diffusing()
         self._create_agents()
         self._create_labels()
         self._create_timeseries(end + 1)
@@ -191,6 +199,39 @@ class RunStore:
             },
         }
         self.meta["field_channels"] = {FIELD_NAMES[k]: FIELD_LABELS[k] for k in self.field_channels}
+
+    def _create_diffusing(self):
+        """The diffusing fields (oxygen, chemokine) as a second image, ``fields/``, at the solver grid's resolution."""
+        names = [name for name, _section in self.cfg.fields.active]
+        self.diffusing = []
+        if not names:
+            return
+        group = self.root.create_group("fields")
+        t, c = len(self.snapshot_clocks), len(names)
+        coarsening = self.cfg.fields.coarsening
+        spacing = self.cfg.lattice.voxel_size * coarsening
+        datasets = []
+        for level, shape in enumerate(level_shapes(tuple(e // coarsening for e in self.cfg.lattice.shape))):
+            chunks, shards = spatial_chunks(shape)
+            self.diffusing.append(group.create_array(
+                f"s{level}", shape=(t, c) + shape, chunks=(1, 1) + chunks, shards=(1, c) + shards, dtype="float32",
+                fill_value=0.0, compressors=_compressor(), dimension_names=["t", "c", "z", "y", "x"],
+            ))
+            scale = spacing * 2**level
+            datasets.append({"path": f"s{level}", "coordinateTransformations": [
+                {"type": "scale", "scale": [self.cfg.run.snapshot_every, 1.0, scale, scale, scale]}]})
+        group.attrs["ome"] = {
+            "version": NGFF_VERSION,
+            "multiscales": [{"name": "diffusing fields", "axes": self._axes(True), "datasets": datasets}],
+            "omero": {"channels": [
+                {"label": name, "color": DIFFUSING_COLOURS[name], "active": True,
+                 "window": {"min": 0.0, "max": float(section.supply) * 2 or 1.0, "start": 0.0,
+                            "end": float(section.supply) or 1.0}}
+                for name, section in self.cfg.fields.active
+            ]},
+        }
+        self.meta["diffusing_fields"] = {name: DIFFUSING_UNITS[name] for name in names}
+        self.meta["field_grid_coarsening"] = coarsening
 
     def _create_agents(self):
         """Ragged per-snapshot agent tables: each column concatenated over snapshots, with offsets."""
@@ -259,10 +300,8 @@ class RunStore:
                 }
             ],
             "image-label": {
-                "colors": [{"label-value": k + 1, "rgba": KIND_COLOURS[name]} for k, name in enumerate(KIND_NAMES)],
-                "properties": [
-                    {"label-value": k + 1, "kind": name, "name": KIND_LABELS[k]} for k, name in enumerate(KIND_NAMES)
-                ],
+                "colors": [{"label-value": value, "rgba": rgba} for value, _key, _name, rgba in LABELS],
+                "properties": [{"label-value": value, "kind": key, "name": name} for value, key, name, _rgba in LABELS],
             },
         }
 
@@ -362,6 +401,7 @@ class RunStore:
                 "index": self.snapshot_clocks.index(clock),
                 "volume": sim.kind_volume(),
                 "fields": sim.field_volumes()[self.field_channels] if self.image else None,
+                "diffusing": sim.fields.host_values().astype(np.float32) if self.diffusing else None,
                 "table": sim.state.snapshot() if self.agent_arrays else None,
                 "cytometer": sim.flow_cytometry(),
             }
@@ -377,6 +417,9 @@ class RunStore:
             for level, array in enumerate(self.image):
                 step = 2**level
                 array[index] = payload["fields"][:, ::step, ::step, ::step]
+            for level, array in enumerate(self.diffusing):
+                step = 2**level
+                array[index] = payload["diffusing"][:, ::step, ::step, ::step]
             if payload["table"] is not None:
                 self._write_agents(payload["table"], index)
             self.histograms[index] = payload["cytometer"]
@@ -434,6 +477,7 @@ class RunStore:
         self.levels = [cells[k] for k in level_keys(cells)]
         self.image = [self.root[k] for k in level_keys(self.root)]
         self.field_channels = [FIELD_NAMES.index(name) for name in self.cfg.output.fields]
+        self.diffusing = [self.root["fields"][k] for k in level_keys(self.root["fields"])] if "fields" in self.root else []
         agents = self.root["agents"]
         self.agent_arrays = {name: agents[name] for name in agents.array_keys()}
         self.series = {name: self.root["timeseries"][name] for name in SERIES}

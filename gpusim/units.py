@@ -3,7 +3,9 @@
 Every dimensional value in a config is a string of a number and a unit.  A
 bare number is refused (the reader cannot tell minutes from hours), and so is
 a unit of the wrong dimension.  Values are converted to the internal units:
-micrometres, minutes, micrometres per minute, and events per minute.
+micrometres, minutes, micrometres per minute, events per minute, nanomolar,
+mmHg (oxygen), square micrometres per minute (diffusion) and nanomolar per
+minute (secretion).
 """
 
 import re
@@ -46,6 +48,14 @@ AREA_UNITS = {  # in square micrometres
     "um^2": 1.0,
     "µm²": 1.0,
     "µm2": 1.0,
+    "mm2": 1e6,
+    "mm^2": 1e6,
+    "cm2": 1e8,
+    "cm^2": 1e8,
+}
+PRESSURE_UNITS = {  # in mmHg (oxygen partial pressure)
+    "mmHg": 1.0,
+    "kPa": 7.50062,
 }
 CONCENTRATION_UNITS = {  # in nanomolar
     "pM": 1e-3,
@@ -62,6 +72,9 @@ DIMENSIONS = {
     "rate": ("events per minute", "/min, /h, /d", "0.01 /h"),
     "area": ("square micrometres", "um2", "40 um2"),
     "concentration": ("nanomolar", "pM, nM, uM", "50 nM"),
+    "pressure": ("mmHg", "mmHg, kPa", "38 mmHg"),
+    "diffusivity": ("square micrometres per minute", "um^2/min, um^2/s, cm^2/s", "1e5 um^2/min"),
+    "production": ("nanomolar per minute", "nM/min, pM/min, nM/h", "0.01 nM/min"),
 }
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -114,6 +127,13 @@ def parse_quantity(text, dimension):
         factor = AREA_UNITS.get(unit)
     elif dimension == "concentration":
         factor = CONCENTRATION_UNITS.get(unit)
+    elif dimension == "pressure":
+        factor = PRESSURE_UNITS.get(unit)
+    elif dimension in ("diffusivity", "production"):
+        numerators = AREA_UNITS if dimension == "diffusivity" else CONCENTRATION_UNITS
+        parts = unit.split("/")
+        if len(parts) == 2 and parts[0].strip() in numerators and parts[1].strip() in TIME_UNITS:
+            factor = numerators[parts[0].strip()] / TIME_UNITS[parts[1].strip()]
     elif dimension == "rate":
         per = _per(unit)
         if per in TIME_UNITS:

@@ -7,6 +7,9 @@ Barros 2021).  The distribution is tabulated on the host as a lookup table of
 cycle lengths in whole steps at equally spaced quantiles, so a draw is an
 integer index and CPU and GPU agree exactly.
 
+A tumour cell short of oxygen (``HYPOXIC``, see :mod:`gpusim.kernels.oxygen`)
+holds its countdown and is quiescent; necrotic debris never divides.
+
 A cell whose countdown has run out divides into a free neighbour voxel,
 chosen at random; where none is free it waits, quiescent (contact
 inhibition), and tries again every step.  Two cells that pick the same voxel
@@ -27,7 +30,7 @@ rare chance, loses antigen A altogether (an antigen-negative clone).
 
 import numpy as np
 
-from gpusim.kernels.cells import ACTIVATED, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, HYPOXIC, NECROTIC, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR
 from gpusim.kernels.lattice import voxel_coords, voxel_index
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
@@ -58,6 +61,11 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
     """Advance the cycle clock; a due cell claims a random free neighbour voxel."""
     claim[i] = -1
     if kind[i] != TUMOUR and ((state[i] & ACTIVATED) == 0 or divisions_left[i] <= 0):
+        return
+    if (state[i] & NECROTIC) != 0:
+        return
+    if (state[i] & HYPOXIC) != 0:
+        state[i] = state[i] | QUIESCENT
         return
     remaining = cycle_timer[i]
     if remaining > 0:

@@ -28,7 +28,10 @@ QUIESCENT = np.uint8(2)  # tumour cell due to divide but without a free neighbou
 ACTIVATED = np.uint8(4)  # effector activated to proliferate, dividing when its clock runs out
 HELD = np.uint8(8)  # held in a synapse by an effector this step: does not move
 ENGULFED = np.uint8(16)  # engulfed whole by a CAR-macrophage this step
+NECROTIC = np.uint8(32)  # a tumour cell dead of anoxia, left as debris in its voxel until cleared
+HYPOXIC = np.uint8(64)  # a tumour cell short of oxygen: it does not cycle
 NOT_QUIESCENT = np.uint8(0xFF ^ 2)
+NOT_HYPOXIC = np.uint8(0xFF ^ 64)
 NOT_ACTIVATED = np.uint8(0xFF ^ 4)
 NOT_HELD = np.uint8(0xFF ^ 8)
 
@@ -39,5 +42,9 @@ FRATRICIDE = 2  # lethal lytic damage of an effector, dealt by another effector
 PHAGOCYTOSIS = 3  # engulfed whole by a CAR-macrophage
 TROGOPTOSIS = 4  # killed by enough trogocytic bites
 DEPLETION = 5  # removed by a scheduled depletion (e.g. the CAR-T removal arm of Hamieh 2019)
-N_CAUSES = 6
-CAUSE_NAMES = ("apoptosis", "lysis", "fratricide", "phagocytosis", "trogoptosis", "depletion")
+NECROSIS = 6  # anoxic for too long; the cell stays as debris until cleared
+N_CAUSES = 7
+CAUSE_NAMES = ("apoptosis", "lysis", "fratricide", "phagocytosis", "trogoptosis", "depletion", "necrosis")
+
+# labels of the cell map beyond the kinds (0 empty, 1 + kind a live cell)
+DEBRIS_LABEL = N_KINDS + 1

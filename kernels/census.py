@@ -6,7 +6,7 @@ every pool per kind, on log-scale bins as a cytometrist would draw them) at
 every snapshot.
 """
 
-from gpusim.kernels.cells import ACTIVATED, DEAD, N_KINDS, QUIESCENT, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT, TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, HIST_BINS, N_SPECIES, log_bin
 from gpusim.kernels.params import EXHAUSTION_LIMIT
@@ -18,7 +18,9 @@ ENGAGED = STATE_CODES  # effectors in a synapse
 EXHAUSTED = ENGAGED + 1  # effectors at their exhaustion limit
 TROG_POSITIVE = EXHAUSTED + 1  # effectors wearing acquired antigen above the detection level
 ACTIVATED_COUNT = TROG_POSITIVE + 1  # effectors activated to divide
-STIMULATION_SUM = ACTIVATED_COUNT + 1  # sum of cumulative stimulation
+NECROTIC_COUNT = ACTIVATED_COUNT + 1  # necrotic debris (not among the cells above)
+HYPOXIC_COUNT = NECROTIC_COUNT + 1  # live cells short of oxygen
+STIMULATION_SUM = HYPOXIC_COUNT + 1  # sum of cumulative stimulation
 POOL_SUM = STIMULATION_SUM + 1  # + species: molecules of each species on cells of this kind
 CENSUS_ROW = POOL_SUM + N_SPECIES
 ANTIGEN_HISTOGRAM = N_KINDS * CENSUS_ROW  # + kind * HIST_BINS + bin: antigen A per kind
@@ -33,9 +35,14 @@ def census(i, kind, state, partner, stimulation, pools, params, detection, tally
     k = int(kind[i])
     flags = state[i]
     row = k * CENSUS_ROW
+    if flags & NECROTIC:
+        tally_add(tally, row + NECROTIC_COUNT, 1)
+        return
     tally_add(tally, row + int(flags & (DEAD | QUIESCENT)), 1)
     if flags & DEAD:
         return
+    if flags & HYPOXIC:
+        tally_add(tally, row + HYPOXIC_COUNT, 1)
     for s in range(N_SPECIES):
         tally_add(tally, row + POOL_SUM + s, pools[s, i])
     tally_add(tally, ANTIGEN_HISTOGRAM + k * HIST_BINS + log_bin(pools[ANTIGEN_A, i]), 1)
@@ -53,8 +60,10 @@ def census(i, kind, state, partner, stimulation, pools, params, detection, tally
 
 
 @rule(tally=CYTOMETER_SIZE)
-def flow_cytometry(i, kind, pools, tally):
-    """Add cell ``i`` to the histogram of every pool of its kind."""
+def flow_cytometry(i, kind, state, pools, tally):
+    """Add cell ``i`` to the histogram of every pool of its kind (debris is not a cell to measure)."""
+    if (state[i] & NECROTIC) != 0:
+        return
     k = int(kind[i])
     for s in range(N_SPECIES):
         tally_add(tally, (s * N_KINDS + k) * HIST_BINS + log_bin(pools[s, i]), 1)

@@ -14,11 +14,21 @@ the config: the CAR-T removal arm of Hamieh 2019).
 
 It is marked dead and leaves its voxel at once; its molecules are tallied as
 lost with dead cells, and the host compacts the table at the end of the step.
+
+A tumour cell anoxic for ``tumour.necrosis_time`` (:mod:`gpusim.kernels.oxygen`)
+dies necrotic: its death and molecules are tallied the same way, but it stays
+in its voxel as debris (``NECROTIC``: no uptake, no target, no division, an
+obstacle) until it is cleared after ``tumour.debris_clearance``.  This is the
+necrotic core of a solid tumour.
 """
 
 from gpusim.kernels.cells import (
     APOPTOSIS,
     DEAD,
+    NECROSIS,
+    NECROTIC,
+    NOT_HYPOXIC,
+    NOT_QUIESCENT,
     DEPLETION,
     ENGULFED,
     FRATRICIDE,
@@ -30,18 +40,34 @@ from gpusim.kernels.cells import (
 )
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SPECIES
-from gpusim.kernels.params import APOPTOSIS_THRESHOLD, LETHAL_BITES, LETHAL_DAMAGE
+from gpusim.kernels.params import APOPTOSIS_THRESHOLD, DEBRIS_STEPS, LETHAL_BITES, LETHAL_DAMAGE, NECROSIS_STEPS
 from gpusim.kernels.rng import APOPTOSIS as APOPTOSIS_DRAW
 from gpusim.kernels.rng import draw_below
-from gpusim.kernels.tally import DEATHS, LOST, STEP_TALLY, tally_add
+from gpusim.kernels.tally import CLEARED, DEATHS, LOST, STEP_TALLY, tally_add
 
 
 @rule(tally=STEP_TALLY)
-def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, pools, occ, params, tally):
-    """Mark cell ``i`` dead if anything killed it, free its voxel, and tally the cause and its molecules."""
+def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, cycle_timer, anoxic_steps, pools, occ, params,
+        tally):
+    """Mark cell ``i`` dead if anything killed it, free its voxel, and tally the cause and its molecules.
+
+    Necrotic debris counts down its clearance (in ``cycle_timer``) and then leaves.
+    """
     k = int(kind[i])
     flags = state[i]
     if flags & DEAD:
+        return
+    if flags & NECROTIC:
+        left = cycle_timer[i]
+        if left > 0:
+            cycle_timer[i] = left - 1
+        else:
+            state[i] = flags | DEAD
+            occ[voxel[i]] = -1
+            tally_add(tally, CLEARED, 1)
+        return
+    if k == TUMOUR and anoxic_steps[i] >= params[NECROSIS_STEPS] and (flags & ENGULFED) == 0:
+        _become_debris(i, k, state, damage, bites, cycle_timer, pools, params, tally)
         return
     if flags & ENGULFED:
         cause = PHAGOCYTOSIS
@@ -54,6 +80,19 @@ def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, pools, occ, 
     else:
         return
     _remove(i, k, cause, state, voxel, pools, occ, tally)
+
+
+@device
+def _become_debris(i, k, state, damage, bites, cycle_timer, pools, params, tally):
+    """Necrosis: tally the death and the molecules lost; the cell stays in its voxel as debris."""
+    state[i] = (state[i] | NECROTIC) & NOT_HYPOXIC & NOT_QUIESCENT
+    cycle_timer[i] = params[DEBRIS_STEPS]
+    damage[i] = 0
+    bites[i] = 0
+    tally_add(tally, DEATHS + NECROSIS * N_KINDS + k, 1)
+    for s in range(N_SPECIES):
+        tally_add(tally, LOST + s, pools[s, i])
+        pools[s, i] = 0
 
 
 @device

@@ -18,7 +18,7 @@ tonically, which exhausts trogocytosis-positive cells (Hamieh 2019; Kim 2025).
 
 import numpy as np
 
-from gpusim.kernels.cells import DEAD, TUMOUR
+from gpusim.kernels.cells import DEAD, NECROTIC, TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SPECIES, SET_A, SET_B, bound_complexes, share
 from gpusim.kernels.params import (
@@ -46,7 +46,7 @@ _Q16 = np.int64(16)
 @rule(tally=STEP_TALLY)
 def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tally):
     """Every pool of cell ``i`` moves toward its set point; synthesis and decay are tallied."""
-    if state[i] & DEAD:
+    if state[i] & (DEAD | NECROTIC):
         return
     k = int(kind[i])
     me = agent_id[i]

@@ -92,8 +92,8 @@ def rule(fn=None, *, tally=0):
 
     def mark(fn):
         params = list(inspect.signature(fn).parameters)
-        if not params or params[0] not in ("i", "j", "v"):
-            raise TypeError(f"rule {fn.__qualname__} must take the index (i, j or v) first")
+        if not params or params[0] not in ("i", "j", "v", "line"):
+            raise TypeError(f"rule {fn.__qualname__} must take the index (i, j, v or line) first")
         if tally and params[-1] != "tally":
             raise TypeError(f"tallying rule {fn.__qualname__} must take `tally` last")
         setattr(fn, _DEVICE_MARK, True)
@@ -139,6 +139,10 @@ def compile_device(fn, target):
         from numba import cuda
 
         namespace["cuda"] = cuda
+    if target == "cuda" and "libdevice" in _names_used(fn.__code__):
+        from numba.cuda import libdevice
+
+        namespace["libdevice"] = libdevice
     for name in _names_used(fn.__code__):
         obj = namespace.get(name)
         if is_device(obj):

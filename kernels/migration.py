@@ -10,14 +10,35 @@ into a tumour cell's voxel succeeds with a squeeze probability and swaps the
 two cells (effectors squeeze between tumour cells, tumour cells do not push
 effectors); any other obstacle turns the cell for its next attempt.  Cells in
 a synapse stay where they are: an engaged effector does not walk, and a cell
-held by an effector is neither walked nor squeezed past.
+held by an effector is neither walked nor squeezed past; necrotic debris is an
+obstacle.
+
+Chemotaxis: when an effector turns, with chance ``chemotaxis`` (per kind) it
+takes the heading toward the neighbouring grid voxel with the most chemokine
+instead of a random one, if that voxel holds at least
+``chemotaxis_sensitivity`` more than its own (T cells follow CXCL9/10
+gradients into tumours; a turning bias is the simplest biased random walk).
+Only comparisons of field values decide, so every backend agrees.
 """
 
-from gpusim.kernels.cells import HELD, TUMOUR
-from gpusim.kernels.lattice import N_DIRECTIONS, neighbour
-from gpusim.kernels.launch import rule
-from gpusim.kernels.params import MOVE_THRESHOLD, NX, NY, NZ, SQUEEZE_THRESHOLD, TURN_THRESHOLD
+from gpusim.kernels.cells import HELD, NECROTIC, TUMOUR
+from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, voxel_coords, voxel_index
+from gpusim.kernels.launch import device, rule
+from gpusim.kernels.params import (
+    CHEMOTAXIS_THRESHOLD,
+    COARSENING,
+    GRID_NX,
+    GRID_NY,
+    GRID_NZ,
+    MOVE_THRESHOLD,
+    NX,
+    NY,
+    NZ,
+    SQUEEZE_THRESHOLD,
+    TURN_THRESHOLD,
+)
 from gpusim.kernels.rng import (
+    CHEMOTAXIS,
     MOVE_ATTEMPT,
     MOVE_BOUNCE,
     MOVE_DIRECTION,
@@ -28,8 +49,33 @@ from gpusim.kernels.rng import (
 )
 
 
+@device
+def uphill_direction(voxel, chemokine, sensitivity, params):
+    """Direction of the neighbouring grid voxel with the most chemokine, if it beats this one by ``sensitivity``; else -1."""
+    f = params[COARSENING]
+    z, y, x = voxel_coords(voxel, params[NY], params[NX])
+    zf = z // f
+    yf = y // f
+    xf = x // f
+    nzf = params[GRID_NZ]
+    nyf = params[GRID_NY]
+    nxf = params[GRID_NX]
+    here = chemokine[voxel_index(zf, yf, xf, nzf, nyf, nxf)]
+    best = -1
+    best_level = here + sensitivity
+    for d in range(N_DIRECTIONS):
+        dz, dy, dx = direction_offset(d)
+        g = voxel_index(zf + dz, yf + dy, xf + dx, nzf, nyf, nxf)
+        if g >= 0 and chemokine[g] >= best_level:
+            if best < 0 or chemokine[g] > best_level:
+                best = d
+                best_level = chemokine[g]
+    return best
+
+
 @rule
-def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, occ, params, claim):
+def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, occ, chemokine, sensitivity, params,
+                claim):
     """Set ``claim[i]`` to the voxel effector ``i`` steps into this step, or -1."""
     claim[i] = -1
     k = int(kind[i])
@@ -41,6 +87,10 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
     direction = heading[i]
     if draw_below(seed, step, me, MOVE_TURN, params[TURN_THRESHOLD + k]):
         direction = draw_index(seed, step, me, MOVE_DIRECTION, N_DIRECTIONS)
+        if draw_below(seed, step, me, CHEMOTAXIS, params[CHEMOTAXIS_THRESHOLD + k]):
+            uphill = uphill_direction(voxel[i], chemokine, sensitivity[k], params)
+            if uphill >= 0:
+                direction = uphill
         heading[i] = direction
     target = neighbour(voxel[i], direction, params[NZ], params[NY], params[NX])
     if target >= 0:
@@ -48,7 +98,7 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
         if other < 0:
             claim[i] = target
             return
-        if kind[other] == TUMOUR and (state[other] & HELD) == 0 and draw_below(seed, step, me, MOVE_SQUEEZE, params[SQUEEZE_THRESHOLD + k]):
+        if kind[other] == TUMOUR and (state[other] & (HELD | NECROTIC)) == 0 and draw_below(seed, step, me, MOVE_SQUEEZE, params[SQUEEZE_THRESHOLD + k]):
             claim[i] = target
             return
     heading[i] = draw_index(seed, step, me, MOVE_BOUNCE, N_DIRECTIONS)

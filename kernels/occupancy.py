@@ -8,7 +8,7 @@ ranking free voxels with :func:`placement_key`.
 
 import numpy as np
 
-from gpusim.kernels.cells import TUMOUR
+from gpusim.kernels.cells import DEBRIS_LABEL, NECROTIC, TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
@@ -41,9 +41,12 @@ def paint_fields(i, voxel, kind, pools, fields):
 
 
 @rule
-def paint_kind(i, voxel, kind, volume):
-    """The cell-kind map: ``volume[voxel] = kind + 1`` (0 is an empty voxel)."""
-    volume[voxel[i]] = kind[i] + 1
+def paint_kind(i, voxel, kind, state, volume):
+    """The cell-kind map: ``volume[voxel] = kind + 1`` (0 is an empty voxel), DEBRIS_LABEL for necrotic debris."""
+    if (state[i] & NECROTIC) != 0:
+        volume[voxel[i]] = DEBRIS_LABEL
+    else:
+        volume[voxel[i]] = kind[i] + 1
 
 
 @rule

@@ -65,6 +65,15 @@ DIVISION_STEPS = _block(N_KINDS)  # steps from activation to division
 # --- tumour inheritance ---------------------------------------------------------------------
 ANTIGEN_LOSS = _block(1)  # chance per division that the daughter loses antigen A
 
+# --- fields: oxygen and chemokine (grid coarser than the lattice by COARSENING) --------------
+COARSENING = _block(1)  # lattice voxels per grid voxel edge
+GRID_NZ = _block(1)
+GRID_NY = _block(1)
+GRID_NX = _block(1)
+NECROSIS_STEPS = _block(1)  # anoxic steps after which a tumour cell dies necrotic
+DEBRIS_STEPS = _block(1)  # steps necrotic debris holds its voxel
+CHEMOTAXIS_THRESHOLD = _block(N_KINDS)  # chance a new heading follows the chemokine gradient
+
 N_PARAMS = _layout.size
 
 # rows of the signal response tables (tables[row, kind, bucket], probabilities times 2**32)

@@ -24,7 +24,7 @@ synapse
     adds up on the target: cooperative killing (Weigelin 2021).
 """
 
-from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, NECROTIC, TUMOUR
 from gpusim.kernels.lattice import N_DIRECTIONS, occupant_at, opposite, voxel_coords
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
@@ -67,7 +67,7 @@ STRUCK_ENGULF = 4
 
 
 @rule(tally=STEP_TALLY)
-def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, pools, occ, params, tally):
+def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_steps, pools, occ, params, tally):
     """A free effector engages the neighbour giving the strongest signal, if it is recognised."""
     k = int(kind[i])
     if k == TUMOUR or partner[i] >= 0 or refractory_steps[i] > 0:
@@ -81,7 +81,7 @@ def choose_partner(i, kind, voxel, partner, refractory_steps, synapse_steps, poo
     attacks_effectors = params[ATTACKS_EFFECTORS + k] != 0
     for d in range(N_DIRECTIONS):
         j = occupant_at(z, y, x, d, occ, nz, ny, nx)
-        if j < 0:
+        if j < 0 or (state[j] & NECROTIC) != 0:  # debris is no target
             continue
         if kind[j] != TUMOUR and (not attacks_effectors or pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0):
             continue
@@ -220,13 +220,15 @@ def synapse_receive(j, targets, state, voxel, partner, pools, damage, bites, occ
 
 
 @rule
-def release_partner(i, kind, voxel, partner, synapse_steps, refractory_steps, occ, params):
-    """An effector whose partner died this step leaves the synapse (before anything can take the voxel)."""
+def release_partner(i, kind, state, voxel, partner, synapse_steps, refractory_steps, occ, params):
+    """An effector whose partner died this step (or lies necrotic) leaves the synapse, before anything can
+    take the voxel."""
     d = partner[i]
     if d < 0:
         return
     z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
-    if occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX]) < 0:
+    j = occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])
+    if j < 0 or (state[j] & NECROTIC) != 0:
         partner[i] = -1
         synapse_steps[i] = 0
         refractory_steps[i] = params[REFRACTORY_STEPS + int(kind[i])]

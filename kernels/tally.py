@@ -39,4 +39,5 @@ HITS = _block(1)  # lytic hits delivered
 BITES = _block(1)  # trogocytic bites by CAR-macrophages
 ENGAGEMENTS = _block(1)  # synapses formed
 TONIC = _block(1)  # steps of tonic self-stimulation (acquired antigen meeting the cell's own CAR)
+CLEARED = _block(1)  # necrotic debris cleared from its voxel
 STEP_TALLY = _layout.size

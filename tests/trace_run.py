@@ -53,10 +53,16 @@ def main():
         "run": {"duration": f"{steps} min", "snapshot_every": f"{steps} min", "sort_every": "3 min", "seed": 11},
         "lattice": {"shape": [edge, edge, edge]},
         "tumour": {"initial_cells": int(edge**3 * density), "cycle_time": "20 min", "cycle_time_cv": 0.5, "apoptosis_rate": "2 /h",
-                   "antigen_b": 5000, "antigen_loss": 0.3, "reexpression_time": "30 min"},
+                   "antigen_b": 5000, "antigen_loss": 0.3, "reexpression_time": "30 min",
+                   "hypoxia": "31 mmHg", "anoxia": "27 mmHg", "necrosis_time": "2 min", "debris_clearance": "3 min"},
+        "fields": {"coarsening": 2, "every": "1 min", "settle": 1,
+                   "oxygen": {"supply_faces": ["z-", "x+"], "vessels": [[1, 1, 1]], "vessel_density": 0.02,
+                              "uptake": {"tumour": "60 /min", "car_t": "5 /min"}},
+                   "chemokine": {"secretion": {"tumour": "5 nM/min", "car_t": "1 nM/min"}, "uptake": {"car_nk": "1 /min"}}},
         "damage": {"lethal_hits": 2, "lethal_bites": 2, "hit_repair_time": "5 min"},
         "effectors": {
             "car_t": {"lifespan": "1 h", "speed": "10 um/min", "squeeze": 0.5, "receptor_b": 8000, "hit_chance": 0.5,
+                      "chemotaxis": 1.0, "persistence": "1 min",
                       "acquired_antigen_half_life": "20 min", **fast},
             "car_nk": {"icar": 10000, "receptor_b": 5000, "receptor_b_role": "car", "costimulation": "41bb", **fast},
             "car_m": {"synapse_time": "3 min", "bite_fraction": 0.03, "phagocytosis": 0.4},
@@ -76,7 +82,7 @@ def main():
     from gpusim.kernels.census import flow_cytometry
 
     s = sim.state
-    cytometer = backend.launch(flow_cytometry, s.n, s["kind"], s["pools"])
+    cytometer = backend.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"])
     volume = sim.kind_volume()
     fields = sim.field_volumes()
     final = sim.state.snapshot()
@@ -86,6 +92,7 @@ def main():
     digest.update(volume.tobytes())
     digest.update(cytometer.tobytes())
     digest.update(fields.tobytes())
+    digest.update(sim.fields.host_values().tobytes())
     print(json.dumps({"backend": backend.label, "trace": tracer.records, "final": digest.hexdigest(),
                       "cells": int(sim.state.n), "series": {k: v for k, v in sim.timeseries.rows.items()}}))
 

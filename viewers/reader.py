@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
-from gpusim.store import KIND_COLOURS, StoreError, open_store
+from gpusim.store import LABELS, StoreError, open_store
 
-FIELD_COLOURMAPS = {"antigen_a": "red", "acquired_antigen_a": "cyan", "car": "green"}
+FIELD_COLOURMAPS = {"antigen_a": "red", "acquired_antigen_a": "cyan", "car": "green", "oxygen": "viridis",
+                    "chemokine": "yellow"}
+DIFFUSING_LABELS = {"oxygen": "oxygen (mmHg)", "chemokine": "chemokine (nM)"}
 
 
 def get_reader(path):
@@ -60,13 +61,24 @@ def read_store(path):
              "blending": "additive", "contrast_limits": _contrast(levels), "visible": name == "antigen_a"},
             "image",
         ))
+    coarse = voxel * float(run.meta.get("field_grid_coarsening", 1))
+    for name in run.diffusing:  # on the solver's coarser grid; centred on the lattice voxels it covers
+        levels = [run.field(name, level) for level in range(len(run.diffusing_image))]
+        last = np.asarray(levels[-1][-1])
+        layers.append((
+            _levels(levels),
+            {**common, "scale": (minutes, coarse, coarse, coarse), "translate": (0.0,) + ((coarse - voxel) / 2,) * 3,
+             "name": DIFFUSING_LABELS.get(name, name), "colormap": FIELD_COLOURMAPS.get(name, "gray"),
+             "blending": "additive", "contrast_limits": [0.0, max(float(last.max()), 1e-6)], "visible": False},
+            "image",
+        ))
     colours = {0: (0.0, 0.0, 0.0, 0.0), None: (0.5, 0.5, 0.5, 1.0)}
-    for k, kind in enumerate(KIND_NAMES):
-        colours[k + 1] = tuple(c / 255.0 for c in KIND_COLOURS[kind])
+    for value, _key, _name, rgba in LABELS:
+        colours[value] = tuple(c / 255.0 for c in rgba)
     layers.append((
         _levels(run.labels),
         {**common, "name": "cell kinds", "colormap": colours, "opacity": 0.7,
-         "features": {"kind": ["empty", *KIND_LABELS]}},
+         "features": {"kind": ["empty", *(name for _value, _key, name, _rgba in LABELS)]}},
         "labels",
     ))
     return layers

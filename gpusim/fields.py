@@ -1,0 +1,146 @@
+"""The diffusing fields on the host side: grid, coefficients, vessels, and the update of every field.
+
+The rules live in :mod:`gpusim.kernels.diffusion`; this module holds the
+field values on the backend (``values[field, grid voxel]``, float64), turns
+the config into per-field coefficients, places the vessels, and runs one
+solver step (reaction terms from the cells, then for each field the residual,
+three line sweeps and the update).
+"""
+
+import numpy as np
+
+from gpusim.kernels.cells import KIND_NAMES, N_KINDS
+from gpusim.kernels.diffusion import apply_update, diffusion_residual, line_solve, reaction_terms
+from gpusim.kernels.rng import VESSEL, draw, probability_threshold
+
+FACE_BITS = {"z-": 0, "z+": 1, "y-": 2, "y+": 3, "x-": 4, "x+": 5}
+OXYGEN, CHEMOKINE = "oxygen", "chemokine"
+
+
+def face_mask(faces):
+    """Bit mask of the supplied faces (bit 2 * axis + high)."""
+    mask = 0
+    for face in faces:
+        mask |= 1 << FACE_BITS[face]
+    return mask
+
+
+def vessel_mask(section, grid_shape, seed, field_index):
+    """uint8 mask over the grid: the listed vessel voxels, plus ``vessel_density`` of all voxels at random.
+
+    The random ones are chosen by the run's counter-based hash of the voxel
+    index, so the same seed places the same vessels on every backend.
+    """
+    size = int(np.prod(grid_shape))
+    mask = np.zeros(size, dtype=np.uint8)
+    if section.vessel_density > 0:
+        with np.errstate(over="ignore"):  # the hash multiplies modulo 2**64 on purpose
+            draws = draw(seed, 0, np.arange(size, dtype=np.uint64), VESSEL + field_index) >> np.uint64(32)
+        mask[draws < np.uint64(probability_threshold(section.vessel_density))] = 1
+    for z, y, x in section.vessels:
+        mask[(z * grid_shape[1] + y) * grid_shape[2] + x] = 1
+    return mask
+
+
+def pseudo_steps(section, spacing_um, grid_shape, ratio=4.0):
+    """The cycle of ADI steps tau (minutes) that drives a quasi-steady field to its steady state.
+
+    From diffusion across the whole grid (the smoothest error) down to the
+    grid's finest time scale (D tau / h^2 = 1/4, the finest ripples), a factor
+    ``ratio`` apart: each error mode meets a tau near its own time scale.
+    """
+    if section.diffusion <= 0:
+        return [1.0]
+    finest = 0.25 * spacing_um**2 / section.diffusion
+    slowest = max((max(grid_shape) * spacing_um) ** 2 / section.diffusion, finest)
+    count = int(np.ceil(np.log(slowest / finest) / np.log(ratio))) + 1
+    return [slowest / ratio**k for k in range(count)]
+
+
+class Fields:
+    """The configured fields of a run and their solver."""
+
+    def __init__(self, cfg, backend):
+        self.backend = backend
+        xp = backend.xp
+        fields = cfg.fields
+        self.names = [name for name, _section in fields.active]
+        self.sections = [section for _name, section in fields.active]
+        self.coarsening = int(fields.coarsening)
+        self.lattice_shape = tuple(cfg.lattice.shape)
+        self.grid_shape = tuple(edge // self.coarsening for edge in self.lattice_shape)
+        self.every_steps = cfg.steps_of(fields.every) if self.names else 0
+        self.grid_size = int(np.prod(self.grid_shape))
+        self.spacing_um = cfg.lattice.voxel_size * self.coarsening
+        self.dt_min = cfg.run.dt * self.every_steps
+        n = max(len(self.names), 1)
+        per_grid_voxel = float(self.coarsening**3)
+        uptake = np.zeros((n, N_KINDS))
+        secretion = np.zeros((n, N_KINDS))
+        attacked = np.zeros((n, N_KINDS))
+        decay = np.zeros(n)
+        self.faces = []
+        self.steps = []  # per field: the coefficient vectors of its solver steps, one per tau
+        fixed = np.zeros((n, self.grid_size), dtype=np.uint8)
+        initial = np.zeros((n, self.grid_size))
+        for f, section in enumerate(self.sections):
+            for kind, value in section.uptake.items():
+                uptake[f, KIND_NAMES.index(kind)] = value / per_grid_voxel
+            for kind, value in getattr(section, "secretion", {}).items():
+                k = KIND_NAMES.index(kind)
+                secretion[f, k] = value / per_grid_voxel
+                attacked[f, k] = secretion[f, k] * getattr(section, "attacked_secretion", 1.0)
+            decay[f] = section.decay
+            taus = pseudo_steps(section, self.spacing_um, self.grid_shape) if section.quasi_steady else [self.dt_min]
+            self.steps.append([
+                backend.to_device(np.asarray([section.diffusion * tau / self.spacing_um**2, section.supply, tau]))
+                for tau in taus
+            ])
+            self.faces.append(face_mask(section.supply_faces))
+            fixed[f] = vessel_mask(section, self.grid_shape, int(cfg.run.seed), f)
+            initial[f] = section.supply if section.quasi_steady else 0.0
+        to = backend.to_device
+        self.uptake, self.secretion, self.attacked_secretion, self.decay = to(uptake), to(secretion), to(attacked), to(decay)
+        self.fixed = [to(np.ascontiguousarray(m)) for m in fixed]
+        self.values = to(initial[: len(self.names)])
+        self.rate = xp.zeros((n, self.grid_size))
+        self.source = xp.zeros((n, self.grid_size))
+        self.delta = xp.zeros(self.grid_size)
+        self.scratch = xp.zeros(self.grid_size)
+
+    def __bool__(self):
+        return bool(self.names)
+
+    def index(self, name):
+        """Row of field ``name`` in :attr:`values`, or -1 when the run has no such field."""
+        return self.names.index(name) if name in self.names else -1
+
+    def update(self, state, live_flags):
+        """One update of every field (``every_steps`` steps of the model), with the cells as they are now."""
+        if not self.names:
+            return
+        launch = self.backend.launch
+        nzf, nyf, nxf = self.grid_shape
+        nz, ny, nx = self.lattice_shape
+        s = state
+        launch(reaction_terms, self.grid_size, nzf, nyf, nxf, self.coarsening, ny, nx, s.occ, s["kind"], s["state"],
+               s["damage"], live_flags, self.uptake, self.secretion, self.attacked_secretion, self.decay, self.rate,
+               self.source)
+        for f in range(len(self.names)):
+            for coefficients in self.steps[f]:
+                self.adi_step(f, coefficients)
+
+    def adi_step(self, f, coefficients):
+        """One Douglas ADI step of field ``f`` (tau and the rest in ``coefficients``, see kernels.diffusion)."""
+        launch = self.backend.launch
+        nzf, nyf, nxf = self.grid_shape
+        field, rate, source, fixed, faces = self.values[f], self.rate[f], self.source[f], self.fixed[f], self.faces[f]
+        launch(diffusion_residual, self.grid_size, nzf, nyf, nxf, field, rate, source, fixed, faces, coefficients,
+               self.delta)
+        for axis, lines in ((2, nzf * nyf), (1, nzf * nxf), (0, nyf * nxf)):
+            launch(line_solve, lines, axis, nzf, nyf, nxf, rate, fixed, faces, coefficients, self.delta, self.scratch)
+        launch(apply_update, self.grid_size, field, self.delta, fixed, coefficients)
+
+    def host_values(self):
+        """The fields ``[field, z, y, x]`` (float64) on the host, at grid resolution."""
+        return self.backend.to_host(self.values).reshape((len(self.names),) + self.grid_shape)
