@@ -149,7 +149,7 @@ class Simulation:
         s = self.state
         columns = s.host_columns()
         if self.fields:
-            columns["field_values"] = self.backend.to_host(self.fields.values)
+            columns["field_values"] = np.array(self.backend.to_host(self.fields.values))  # a copy: written later
         return {
             "clock": self.clock,
             "n": s.n,

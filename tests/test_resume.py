@@ -14,7 +14,8 @@ from gpusim.store import read_timeseries
 
 from conftest import run_gpusim
 
-ARGS = ["--set", "run.duration=6 h", "--set", "run.checkpoint_every=30 min", "--seed", "4", "--quiet"]
+ARGS = ["--set", "run.duration=6 h", "--set", "run.checkpoint_every=30 min", "--seed", "4", "--quiet",
+        "--set", "fields.oxygen.supply=38 mmHg", "--set", "fields.chemokine.decay=0.02 /min"]  # fields resume too
 
 
 def checkpoint_clock(path):
@@ -59,9 +60,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     series_a, series_b = read_timeseries(straight), read_timeseries(killed)
     for name in series_a:
         assert np.array_equal(series_a[name], series_b[name], equal_nan=series_a[name].dtype.kind == "f"), name
-    labels_a = zarr.open_group(str(straight), mode="r")["labels/cells/s0"][...]
-    labels_b = zarr.open_group(str(killed), mode="r")["labels/cells/s0"][...]
-    assert np.array_equal(labels_a, labels_b)
+    for image in ("labels/cells/s0", "fields/s0"):
+        a = zarr.open_group(str(straight), mode="r")[image][...]
+        assert np.array_equal(a, zarr.open_group(str(killed), mode="r")[image][...]), image
+    assert "field_values" in state_a  # the checkpoint holds the fields
     assert run_gpusim("resume", killed).returncode == 2  # already complete
 
 
