@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export GPUSIM_CACHE_DIR ?= $(CURDIR)/.cache/gpusim
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,5 +24,19 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/gpusim bench --agents 1e5,1e6,4e6 --steps 20 --record benchmarks/RESULTS.md
 
+# Wheels for benchmarks/gpu_check.sh on a GPU machine without network (Python 3.12, x86-64 Linux): gpusim
+# itself and the dependencies such a machine lacks (it has numpy, numba, numba-cuda, cupy, pandas,
+# matplotlib, rich and pytest), at the versions of this checkout's .venv.
+GPU_PYTHON ?= 3.12
+GPU_DEPENDENCIES := pydantic pydantic_core annotated-types typing-inspection zarr numcodecs donfig google-crc32c
+gpu-wheels: $(STAMP)
+	rm -rf .whl && mkdir -p .whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl \
+		$$($(BIN)/python -m pip freeze | grep -i -E '^($(shell echo $(GPU_DEPENDENCIES) | tr ' ' '|'))==')
+	ls -l .whl && du -sh .whl
+
 clean:
-	rm -rf $(VENV) .cache demo.ome.zarr demo.png
+	rm -rf $(VENV) .cache demo.ome.zarr demo.png .whl

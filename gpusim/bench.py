@@ -72,6 +72,7 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
             "setup_s": setup_s,
             "phases_ms": {name: statistics.median(t) * 1e3 for name, t in sim.phase_seconds.items()},
             "fields_share": sum(sim.phase_seconds["fields"]) / sum(per_step),
+            "backend": backend.label,
             "fields": fields,
         }
         rows.append(row)
@@ -81,7 +82,18 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
     return rows
 
 
-def machine():
+def gpu_name():
+    """The CUDA device's name, or None without a usable GPU."""
+    try:
+        import cupy
+
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:
+        return None
+
+
+def machine(backend_label="cpu"):
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -93,7 +105,10 @@ def machine():
         pass
     import numba
 
-    return f"{cpu}, {os.cpu_count()} cores, numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), Python {platform.python_version()}"
+    host = f"{cpu}, {os.cpu_count()} cores, numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads), Python {platform.python_version()}"
+    if backend_label.startswith("cuda"):
+        return f"backend {backend_label} on {gpu_name() or 'no GPU'}; host {host}"
+    return host
 
 
 def markdown(rows, args=None):
@@ -101,9 +116,10 @@ def markdown(rows, args=None):
     lines = [
         f"### Step throughput, {datetime.date.today().isoformat()}",
         "",
-        f"Machine: {machine()}.  ",
+        f"Machine: {machine(rows[0]['backend'] if rows else 'cpu')}.  ",
         f"Command: `gpusim bench --agents {getattr(args, 'agents', '')} --steps {steps}"
-        f"{' --fields' if getattr(args, 'fields', False) else ''}`; median of {steps} single-step timings after "
+        f"{' --fields' if getattr(args, 'fields', False) else ''}"
+        f"{' --backend ' + args.backend if getattr(args, 'backend', 'cpu') != 'cpu' else ''}`; median of {steps} single-step timings after "
         f"{WARMUP_STEPS} warm-up steps.",
         "",
         "| agents | lattice | median step (ms) | fastest step (ms) | agent-steps/s |",

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One GPU check, for a machine with an NVIDIA GPU and no network (e.g. the H200 the device tool lends):
+# install gpusim from wheels carried with the tree, run the GPU tests, compare GPU and CPU bit for bit on a
+# 64^3 scenario over 100 steps, and measure step throughput at 1e6, 1e7 and 1e8 agents (1e9 when it fits).
+# Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md.
+#
+# Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 12 MB)
+# Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
+# (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
+# Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
+# Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
+#   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
+#   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu_check_out}"
+mkdir -p "$OUT"
+LOG="$OUT/gpu_check.log"
+AGENTS="${GPU_CHECK_AGENTS:-1e6,1e7,1e8}"
+EDGE="${GPU_CHECK_EDGE:-64}"
+STEPS="${GPU_CHECK_STEPS:-100}"
+export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+export GPUSIM_CACHE_DIR="${GPUSIM_CACHE_DIR:-/tmp/gpusim-cache}"
+PY="${PYTHON:-python3}"
+started=$(date +%s)
+stage() { echo; echo "=== $1 ($(( $(date +%s) - started )) s)"; }
+
+{
+stage "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi failed"
+"$PY" --version
+
+stage "install gpusim from .whl/"
+if [ -n "${GPU_CHECK_SKIP_INSTALL:-}" ]; then
+    echo "skipped (GPU_CHECK_SKIP_INSTALL): using $PY as it is"
+elif ls .whl/*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpusim-site .whl/*.whl \
+        || { echo "installing the wheels failed"; exit 1; }
+    export PYTHONPATH="/tmp/gpusim-site${PYTHONPATH:+:$PYTHONPATH}"
+else
+    echo "no .whl/ folder: run 'make gpu-wheels' where there is network and carry .whl"; exit 1
+fi
+"$PY" - <<'PY'
+import cupy, numba, gpusim
+from numba import cuda
+from gpusim.backend import cuda_problem, select
+print("gpusim", gpusim.__version__, "numba", numba.__version__, "cupy", cupy.__version__)
+print("CUDA usable:", cuda_problem() or "yes", "| backend auto ->", select().label)
+PY
+
+stage "GPU tests (tests/test_gpu.py)"
+timeout 200 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_gpu.py -rs
+echo "pytest exit status: $?"
+
+stage "GPU vs CPU, ${EDGE}^3, $STEPS steps"
+timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" --json "$OUT/equality.json"
+echo "equality exit status: $?"
+
+stage "throughput, agents $AGENTS"
+timeout 170 "$PY" -m gpusim bench --backend cuda --agents "$AGENTS" --steps "${GPU_CHECK_BENCH_STEPS:-20}" \
+    --record "$OUT/throughput.md"
+echo "bench exit status: $?"
+
+left=$(( 470 - ($(date +%s) - started) ))
+if [ "$left" -gt 60 ]; then
+    stage "throughput at 1e9 agents, if it fits ($left s left)"
+    timeout "$left" "$PY" - "$OUT/throughput.md" <<'PY'
+import sys
+from gpusim import bench
+from gpusim.backend import select
+from gpusim.config import ConfigError, validate
+from gpusim.engine import preflight
+cfg = validate(bench.scenario(int(1e9), 10))
+try:
+    preflight(cfg, select("cuda"))
+except ConfigError as exc:
+    print("1e9 agents do not fit:", exc)
+    raise SystemExit(0)
+rows = bench.run([int(1e9)], steps=10, backend_name="cuda")
+bench.record(sys.argv[1], bench.markdown(rows))
+PY
+fi
+stage "done"
+} 2>&1 | tee "$LOG"

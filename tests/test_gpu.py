@@ -1,0 +1,69 @@
+"""The CUDA backend on a real GPU (skipped without one), and the GPU check's equality script in the simulator.
+
+On a machine with a usable NVIDIA GPU (cupy and numba-cuda installed) these
+run the same scenarios on the CPU and on the device and require bitwise
+equality; ``benchmarks/gpu_check.sh`` runs them there.  Without a GPU, only
+the simulator test of the equality script runs.
+"""
+
+import json
+import os
+
+import pytest
+
+from gpusim.backend import cuda_problem
+
+from conftest import run_gpusim, run_script
+
+needs_gpu = pytest.mark.skipif(
+    os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0") or cuda_problem() is not None,
+    reason=f"no usable CUDA GPU here ({cuda_problem()})",
+)
+
+
+def test_the_equality_script_compares_cpu_and_cuda_step_by_step():
+    """benchmarks/gpu_equality.py, run with the CUDA simulator as its GPU on a tiny lattice."""
+    result = run_script("../benchmarks/gpu_equality.py", "--edge", "8", "--steps", "3",
+                        env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["equal"] and report["first_differing_step"] is None
+    assert report["gpu"] == "cuda (CUDA simulator)" and report["cells"] > 0
+
+
+@needs_gpu
+def test_every_rule_agrees_on_the_gpu():
+    from test_determinism import _trace, all_rules
+
+    cpu = _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=30, density=1 / 6)
+    gpu = _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=30, density=1 / 6)
+    assert gpu["backend"] == "cuda"
+    assert {name for name, _ in cpu["trace"]} == all_rules()
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu["trace"], gpu["trace"]):
+        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
+    assert cpu["final"] == gpu["final"] and cpu["series"] == gpu["series"]
+
+
+@needs_gpu
+def test_gpusim_run_on_the_gpu_writes_the_same_store_as_the_cpu(tmp_path):
+    import numpy as np
+
+    from gpusim.store import read_timeseries
+
+    stores = {}
+    for backend in ("cpu", "cuda"):
+        stores[backend] = tmp_path / f"{backend}.ome.zarr"
+        result = run_gpusim("run", "sample", "-o", stores[backend], "--backend", backend, "--quiet",
+                            "--set", "run.duration=4 h")
+        assert result.returncode == 0, result.stderr
+    a, b = read_timeseries(stores["cpu"]), read_timeseries(stores["cuda"])
+    for name in a:
+        assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), name
+
+
+@needs_gpu
+def test_a_run_too_large_for_the_gpu_is_refused_before_allocating(tmp_path):
+    result = run_gpusim("run", "tiny", "-o", tmp_path / "x.ome.zarr", "--backend", "cuda",
+                        "--set", "lattice.shape=[6000, 6000, 6000]", "--set", "tumour.initial_cells=1000")
+    assert result.returncode == 2 and "GiB" in result.stderr
+    assert not (tmp_path / "x.ome.zarr").exists()
