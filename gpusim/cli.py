@@ -288,6 +288,9 @@ def cmd_info(args):
     print(f"  progress     {info['steps_done']} of {info['steps_total']} steps of {info['dt_min']:g} min "
           f"({format_minutes(info['simulated_min'])} simulated), {info['snapshots']} snapshots "
           f"(levels {', '.join(info['labels_levels'])})")
+    if info["diffusing_fields"]:
+        fields = ", ".join(f"{name} ({unit})" for name, unit in info["diffusing_fields"].items())
+        print(f"  fields       {fields} on a grid of {info['field_grid_coarsening']}^3 lattice voxels per grid voxel")
     cells = ", ".join(f"{k[len('cells_'):]} {v:,}" for k, v in info["final_counts"].items() if v)
     totals = ", ".join(f"{k} {v:,}" for k, v in info["totals"].items() if v)
     print(f"  final cells  {cells or 'none'}")

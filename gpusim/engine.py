@@ -29,6 +29,7 @@ from gpusim.dosing import Placement, add_cells
 from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
+from gpusim.fields import memory_needed as fields_memory_needed
 from gpusim.kernels.cells import DEAD, KIND_NAMES, N_CAUSES, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
@@ -62,10 +63,11 @@ class _PhaseTimer:
 
 
 def memory_needed(cfg):
-    """Bytes the run needs at its start: occupancy grid, label buffers and the agent table with room to grow."""
+    """Bytes the run needs at its start: occupancy grid, label buffers, the agent table with room to grow, and
+    the diffusing fields."""
     voxels = cfg.voxels
     agents = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose)
-    return voxels * (4 + 2) + int(max(agents, 1024) * 2 * bytes_per_agent())
+    return voxels * (4 + 2) + int(max(agents, 1024) * 2 * bytes_per_agent()) + fields_memory_needed(cfg)
 
 
 def preflight(cfg, backend):

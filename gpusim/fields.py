@@ -57,6 +57,16 @@ def pseudo_steps(section, spacing_um, grid_shape, ratio=4.0):
     return [slowest / ratio**k for k in range(count)]
 
 
+def memory_needed(cfg):
+    """Bytes the fields take: per grid voxel, each field's value, loss rate, source (float64) and vessel mask,
+    plus the solver's two shared work arrays."""
+    n = len(cfg.fields.active)
+    if n == 0:
+        return 0
+    grid_voxels = cfg.voxels // cfg.fields.coarsening**3
+    return grid_voxels * (n * (3 * 8 + 1) + 2 * 8)
+
+
 class Fields:
     """The configured fields of a run and their solver."""
 

@@ -599,6 +599,8 @@ def summary(path):
         "simulated_min": meta["steps_done"] * meta["dt_min"],
         "snapshots": meta["snapshots_written"],
         "labels_levels": sorted(root["labels/cells"].array_keys(), key=lambda k: int(k[1:])) if "labels" in root else [],
+        "diffusing_fields": meta.get("diffusing_fields", {}),
+        "field_grid_coarsening": meta.get("field_grid_coarsening"),
         "final_counts": final,
         "totals": totals,
         "bytes_on_disk": disk_usage(path),

@@ -212,6 +212,8 @@ def test_the_store_holds_oxygen_and_chemokine_and_the_reader_shows_them(tmp_path
     sim.run(store=RunStore(path, cfg, raw, sim.backend.label))
     run = gpusim.open_run(path)
     assert run.diffusing == ["oxygen", "chemokine"]
+    info = run_gpusim("info", path)
+    assert info.returncode == 0 and "oxygen (mmHg), chemokine (nM)" in info.stdout
     oxygen = run.field("oxygen")
     assert oxygen.shape == (3, 16, 16, 16)  # 3 snapshots on the 2x coarser grid
     assert np.array_equal(oxygen[-1], sim.fields.host_values()[0].astype(np.float32))

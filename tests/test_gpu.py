@@ -67,3 +67,29 @@ def test_a_run_too_large_for_the_gpu_is_refused_before_allocating(tmp_path):
                         "--set", "lattice.shape=[6000, 6000, 6000]", "--set", "tumour.initial_cells=1000")
     assert result.returncode == 2 and "GiB" in result.stderr
     assert not (tmp_path / "x.ome.zarr").exists()
+
+
+def test_with_cupy_installed_but_no_gpu_the_cpu_is_chosen_and_cuda_is_a_clear_error(tmp_path):
+    """As on a laptop with cupy installed: ``import cupy`` works, every device query raises."""
+    fake = tmp_path / "site" / "cupy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "class _Runtime:\n"
+        "    @staticmethod\n"
+        "    def getDeviceCount():\n"
+        "        raise RuntimeError('cudaErrorNoDevice: no CUDA-capable device is detected')\n"
+        "class cuda:\n"
+        "    runtime = _Runtime\n"
+        "def is_available():\n"
+        "    return False\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "site"), "NUMBA_ENABLE_CUDASIM": "0", "GPUSIM_BACKEND": ""}
+    run = run_gpusim("run", "tiny", "-o", tmp_path / "auto.ome.zarr", "--set", "run.duration=1 h", "--quiet", env=env)
+    assert run.returncode == 0, run.stderr
+    info = run_gpusim("info", tmp_path / "auto.ome.zarr", "--json", env=env)
+    assert json.loads(info.stdout)["backend"] == "cpu"
+    cuda = run_gpusim("run", "tiny", "-o", tmp_path / "cuda.ome.zarr", "--backend", "cuda", env=env)
+    assert cuda.returncode == 2
+    assert cuda.stderr.strip() == ("gpusim: error: backend cuda is not usable here: no usable CUDA driver "
+                                   "(RuntimeError); use --backend cpu")
+    assert not (tmp_path / "cuda.ome.zarr").exists()
