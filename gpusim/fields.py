@@ -91,8 +91,8 @@ class Fields:
         decay = np.zeros(n)
         self.faces = []
         self.steps = []  # per field: the coefficient vectors of its solver steps, one per tau
-        fixed = np.zeros((n, self.grid_size), dtype=np.uint8)
-        initial = np.zeros((n, self.grid_size))
+        fixed = np.zeros((n, self.grid_size if self.names else 1), dtype=np.uint8)
+        initial = np.zeros((n, self.grid_size if self.names else 1))
         for f, section in enumerate(self.sections):
             for kind, value in section.uptake.items():
                 uptake[f, KIND_NAMES.index(kind)] = value / per_grid_voxel
@@ -113,10 +113,11 @@ class Fields:
         self.uptake, self.secretion, self.attacked_secretion, self.decay = to(uptake), to(secretion), to(attacked), to(decay)
         self.fixed = [to(np.ascontiguousarray(m)) for m in fixed]
         self.values = to(initial[: len(self.names)])
-        self.rate = xp.zeros((n, self.grid_size))
-        self.source = xp.zeros((n, self.grid_size))
-        self.delta = xp.zeros(self.grid_size)
-        self.scratch = xp.zeros(self.grid_size)
+        work = self.grid_size if self.names else 1  # a run without fields allocates nothing for them
+        self.rate = xp.zeros((n, work))
+        self.source = xp.zeros((n, work))
+        self.delta = xp.zeros(work)
+        self.scratch = xp.zeros(work)
 
     def __bool__(self):
         return bool(self.names)
