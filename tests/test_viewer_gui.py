@@ -60,9 +60,11 @@ def napari_env(display, folder):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """Two hours of CAR-T cells among a 3,000-cell tumour on 32^3 voxels, snapshots every 30 min."""
+    """Two hours of CAR-T cells among a 3,000-cell tumour on 32^3 voxels with oxygen and chemokine, snapshots every
+    30 min."""
     path = tmp_path_factory.mktemp("gui") / "run.ome.zarr"
-    cfg, raw = small_config(lattice={"shape": [32, 32, 32]}, tumour={"initial_cells": 3000, "apoptosis_rate": "0 /h"})
+    cfg, raw = small_config(lattice={"shape": [32, 32, 32]}, tumour={"initial_cells": 3000, "apoptosis_rate": "0 /h"},
+                            fields={"oxygen": {}, "chemokine": {}})
     sim = Simulation(cfg)
     sim.run(store=RunStore(path, cfg, raw, sim.backend.label))
     return path
@@ -80,7 +82,8 @@ def shown(display, store, tmp_path_factory):
 def test_3d_canvas_shows_the_tumour_in_the_label_colours(shown):
     report, out = shown
     assert report["ndisplay"] == 3
-    assert report["layers"][-1] == "cell kinds" and len(report["layers"]) == 4
+    assert report["layers"][-1] == "cell kinds" and len(report["layers"]) == 6
+    assert "oxygen (mmHg)" in report["layers"] and "chemokine (nM)" in report["layers"]
     height, width = report["all_layers"]["shape"][:2]
     assert height > 300 and width > 300
     # not a blank or black canvas: a good part is lit, with structure
