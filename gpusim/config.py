@@ -222,6 +222,7 @@ class _SolubleField(_Section):
     supply_faces: list[Face] = []  # faces of the domain held at the supply level (Dirichlet); others let nothing through
     vessel_density: Fraction = 0.0  # share of grid voxels that are vessels holding the supply level, placed at random
     vessels: list[tuple[int, int, int]] = []  # grid voxels (z, y, x) that are vessels
+    vessel_mask: str = ""  # a .npy file of the grid's shape: nonzero voxels are vessels
     quasi_steady: bool = False  # solve for the steady state at each update instead of stepping in time
 
 
@@ -380,6 +381,18 @@ def _check_whole(cfg):
     return problems
 
 
+def _check_vessel_mask(key, path, grid):
+    import numpy as np
+
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return [f"{key}: cannot read {path!r} as a .npy array ({exc.__class__.__name__})"]
+    if tuple(mask.shape) != tuple(grid):
+        return [f"{key}: {path!r} has shape {tuple(mask.shape)}, the field grid is {tuple(grid)}"]
+    return []
+
+
 def _check_fields(cfg):
     fields = cfg.fields
     problems = []
@@ -399,6 +412,8 @@ def _check_fields(cfg):
             if any(c < 0 or c >= g for c, g in zip(vessel, grid)):
                 problems.append(f"fields.{name}.vessels.{n}: {list(vessel)} is outside the field grid "
                                 f"({grid[0]} x {grid[1]} x {grid[2]} voxels of {f * cfg.lattice.voxel_size:g} um)")
+        if section.vessel_mask:
+            problems += _check_vessel_mask(f"fields.{name}.vessel_mask", section.vessel_mask, grid)
         if len(set(section.supply_faces)) != len(section.supply_faces):
             problems.append(f"fields.{name}.supply_faces: a face is listed twice")
     if cfg.tumour.anoxia > cfg.tumour.hypoxia:

@@ -26,7 +26,8 @@ def face_mask(faces):
 
 
 def vessel_mask(section, grid_shape, seed, field_index):
-    """uint8 mask over the grid: the listed vessel voxels, plus ``vessel_density`` of all voxels at random.
+    """uint8 mask over the grid: the listed vessel voxels, those of the mask file, and ``vessel_density`` of all
+    voxels at random.
 
     The random ones are chosen by the run's counter-based hash of the voxel
     index, so the same seed places the same vessels on every backend.
@@ -39,6 +40,8 @@ def vessel_mask(section, grid_shape, seed, field_index):
         mask[draws < np.uint64(probability_threshold(section.vessel_density))] = 1
     for z, y, x in section.vessels:
         mask[(z * grid_shape[1] + y) * grid_shape[2] + x] = 1
+    if section.vessel_mask:
+        mask[np.load(section.vessel_mask, allow_pickle=False).reshape(-1) != 0] = 1
     return mask
 
 

@@ -100,6 +100,22 @@ def test_supplied_faces_and_vessels_hold_the_supply_level():
     assert 0 < u.min() and u.max() <= 5.0
 
 
+def test_a_vessel_mask_file_places_vessels(tmp_path):
+    mask = np.zeros((8, 8, 8), dtype=bool)
+    mask[4, 2:6, 3] = True
+    np.save(tmp_path / "vessels.npy", mask)
+    fields, state = solver((8, 8, 8), diffusion="1000 um^2/min", supply="7 nM", vessel_mask=str(tmp_path / "vessels.npy"))
+    fields.update(state, NECROTIC)
+    u = fields.host_values()[0]
+    assert np.all(u[mask] == 7.0) and np.all(u[~mask] < 7.0)
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 8, 8)))
+    with pytest.raises(ConfigError) as caught:
+        validate({"lattice": {"shape": [16, 16, 16]}, "tumour": {"initial_cells": 10},
+                  "fields": {"oxygen": {"vessel_mask": str(tmp_path / "wrong.npy")}}})
+    assert caught.value.problems[0].startswith("fields.oxygen.vessel_mask:")
+    assert "has shape (4, 8, 8), the field grid is (8, 8, 8)" in caught.value.problems[0]
+
+
 def test_random_vessels_follow_the_seed():
     cfg = validate({"lattice": {"shape": [16, 16, 16]}, "tumour": {"initial_cells": 0},
                     "fields": {"oxygen": {"vessel_density": 0.05}}})
