@@ -49,10 +49,6 @@ import numpy as np
 
 from gpusim.kernels.launch import device, device_for_targets, rule
 
-NO_FLUX = 0
-SUPPLY = 1
-
-
 def _mul_cuda(a, b):
     return libdevice.dmul_rn(a, b)  # noqa: F821 - the launch layer provides numba.cuda.libdevice on this target
 
@@ -159,10 +155,10 @@ def diffusion_residual(v, nzf, nyf, nxf, field, rate, source, fixed, faces, coef
 
 @rule
 def line_solve(line, axis, nzf, nyf, nxf, rate, fixed, faces, coefficients, delta, scratch):
-    """Solve ``(1 - dt L_axis) x = delta`` along one grid line, in place (Thomas algorithm).
+    """Solve ``(1 - tau L_axis) x = delta`` along one grid line, in place (Thomas algorithm).
 
-    Row k of the line: ``-r x[k-1] + (1 + 2r + tau lambda) x[k] - r x[k+1]``, the loss along x only; at
-    a no-flux face the missing neighbour is the voxel itself (diagonal 1 + r),
+    Row k of the line: ``-r x[k-1] + (1 + 2r + tau lambda) x[k] - r x[k+1]``, with the loss term on x lines
+    only; at a no-flux face the missing neighbour is the voxel itself (diagonal 1 + r),
     at a supplied face it is held (its change is zero).  A supplied voxel's row
     is the identity with a zero right-hand side.  ``scratch`` holds the
     eliminated super-diagonal.
