@@ -118,13 +118,44 @@ def plot_populations(ax, series, fontsize=None):
     return drawn
 
 
+def _diffusing_panels(fig, cell, root, meta, series, names):
+    """Mid-plane sections of each diffusing field at the last snapshot, and hypoxic and necrotic tumour cells."""
+    written = meta["snapshots_written"]
+    sub = cell.subgridspec(1, len(names) + 2, width_ratios=[1] * len(names) + [0.15, 2])
+    units = meta.get("diffusing_fields", {})
+    coarse_mm = meta["voxel_size_um"] * meta.get("field_grid_coarsening", 1) / 1000.0
+    if written:
+        image = root["fields/s0"]
+        for c, name in enumerate(names):
+            ax = fig.add_subplot(sub[0, c])
+            section = image[written - 1, c, image.shape[2] // 2]
+            ny, nx = section.shape
+            shown = ax.imshow(section, cmap="viridis" if name == "oxygen" else "magma", interpolation="nearest",
+                              extent=(0, nx * coarse_mm, ny * coarse_mm, 0))
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+            hours = meta["snapshot_steps"][written - 1] * meta["dt_min"] / 60.0
+            ax.set_title(f"{name} ({units.get(name, '')}) at {hours:.0f} h", fontsize=9)
+            ax.tick_params(labelsize=7)
+    ax = fig.add_subplot(sub[0, -1])
+    hours = series["time_min"] / 60.0
+    ax.plot(hours, series["tumour_hypoxic"], color="#6a51a3", lw=1.8, label="hypoxic (not cycling)")
+    ax.plot(hours, series["tumour_necrotic"], color=kind_colour("debris"), lw=1.8, ls="--", label="necrotic debris")
+    ax.set_xlabel("simulated time (h)")
+    ax.set_ylabel("tumour cells")
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+    ax.set_title("oxygen starvation", fontsize=9)
+
+
 def write_report(store_path, output=None):
     """Write the figure of a store as PNG; returns its path.
 
     Panels: mid-plane sections of the cell map; populations over time;
     tumour antigen histograms at several times and effectors' acquired
     antigen (flow cytometry on log axes); the trogocytosis-positive fraction
-    of effectors with the tumour's mean antigen; kills by cause.
+    of effectors with the tumour's mean antigen; kills by cause; and with
+    diffusing fields, their mid-plane sections and the hypoxic and necrotic
+    tumour cells over time.
     """
     import matplotlib
 
@@ -140,9 +171,13 @@ def write_report(store_path, output=None):
     output = Path(output) if output else default_output(store_path)
     effectors = [k for k in EFFECTOR_KINDS if series[f"cells_{KIND_NAMES[k]}"].max() > 0]
 
-    fig = plt.figure(figsize=(11, 14))
-    grid = fig.add_gridspec(4, 4, height_ratios=[1.7, 2.4, 2.4, 2.4])
+    diffusing = list(meta.get("diffusing_fields", {}))
+    rows = 5 if diffusing else 4
+    fig = plt.figure(figsize=(11, 14 + (3 if diffusing else 0)))
+    grid = fig.add_gridspec(rows, 4, height_ratios=[1.7, 2.4, 2.4, 2.4] + ([2.4] if diffusing else []))
     _slice_panels(fig, grid, root, meta)
+    if diffusing:
+        _diffusing_panels(fig, grid[4, :], root, meta, series, diffusing)
 
     ax_cells = fig.add_subplot(grid[1, :])
     plot_populations(ax_cells, series)

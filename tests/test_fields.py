@@ -230,6 +230,10 @@ def test_the_store_holds_oxygen_and_chemokine_and_the_reader_shows_them(tmp_path
     assert run.diffusing == ["oxygen", "chemokine"]
     info = run_gpusim("info", path)
     assert info.returncode == 0 and "oxygen (mmHg), chemokine (nM)" in info.stdout
+    from gpusim.report import write_report
+
+    figure = write_report(path)  # with a row of field sections and the starving tumour cells
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 50_000
     oxygen = run.field("oxygen")
     assert oxygen.shape == (3, 16, 16, 16)  # 3 snapshots on the 2x coarser grid
     assert np.array_equal(oxygen[-1], sim.fields.host_values()[0].astype(np.float32))
