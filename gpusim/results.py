@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.store import StoreError, _config_of, open_store, read_histograms, read_timeseries
+from gpusim.store import StoreError, _config_of, level_arrays, open_store, read_histograms, read_timeseries
 
 
 class Run:
@@ -48,14 +48,10 @@ class Run:
         frame.index = pd.Index(frame["time_min"] / 60.0, name="time_h")
         return frame
 
-    def _levels(self, group):
-        keys = sorted((k for k in group.array_keys() if k.startswith("s") and k[1:].isdigit()), key=lambda k: int(k[1:]))
-        return [group[k] for k in keys]
-
     @property
     def labels(self):
         """The cell-kind map, one lazy array ``[t, z, y, x]`` per resolution level (0 empty, 1 + kind)."""
-        return self._levels(self.root["labels/cells"])
+        return level_arrays(self.root["labels/cells"])
 
     @property
     def channels(self):
@@ -65,7 +61,7 @@ class Run:
     @property
     def image(self):
         """The molecule-field image, one lazy array ``[t, c, z, y, x]`` per resolution level."""
-        return self._levels(self.root)
+        return level_arrays(self.root)
 
     @property
     def diffusing(self):
@@ -75,7 +71,7 @@ class Run:
     @property
     def diffusing_image(self):
         """The diffusing fields' image, one lazy array ``[t, c, z, y, x]`` (float32) per resolution level."""
-        return self._levels(self.root["fields"]) if self.diffusing else []
+        return level_arrays(self.root["fields"]) if self.diffusing else []
 
     def field(self, name, level=0):
         """One field as a lazy ``[t, z, y, x]`` view (indexing reads only what it needs).
@@ -92,6 +88,11 @@ class Run:
     def histograms(self):
         """(counts ``[t, species, kind, bin]``, snapshot clocks, bin edges) of the virtual flow cytometer."""
         return read_histograms(self.path)
+
+    def field_levels(self, name):
+        """:meth:`field` at every resolution level, finest first."""
+        count = len(self.diffusing_image if name in self.diffusing else self.image)
+        return [self.field(name, level) for level in range(count)]
 
     def agents(self, snapshot):
         """Every cell's columns at one snapshot (index into the snapshots, negative counts back), as a DataFrame."""

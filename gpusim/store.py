@@ -83,6 +83,19 @@ def spatial_chunks(shape):
     return chunks, shards
 
 
+def _write_levels(arrays, index, volume):
+    """Snapshot ``index`` of every level of a multiscale image: level k takes every 2**k-th voxel."""
+    for level, array in enumerate(arrays):
+        step = 2**level
+        array[index] = volume[..., ::step, ::step, ::step]
+
+
+def level_arrays(group):
+    """The levels s0, s1, ... of a multiscale image group, in order."""
+    keys = [k for k in group.array_keys() if k.startswith("s") and k[1:].isdigit()]
+    return [group[k] for k in sorted(keys, key=lambda k: int(k[1:]))]
+
+
 def level_shapes(shape):
     """Spatial shapes of the multiscale levels: halve (nearest) while every edge stays >= 16."""
     levels = [tuple(shape)]
@@ -163,33 +176,35 @@ class RunStore:
             axes.append({"name": "c", "type": "channel"})
         return axes + [{"name": n, "type": "space", "unit": "micrometer"} for n in ("z", "y", "x")]
 
-    def _datasets(self, channels):
-        voxel = self.cfg.lattice.voxel_size
-        out = []
-        for level, _shape in enumerate(level_shapes(self.cfg.lattice.shape)):
-            scale = voxel * 2**level
+    def _multiscale(self, group, name, shape, voxel_um, channels, dtype):
+        """Levels s0, s1, ... of a ``[t, (c,) z, y, x]`` image in ``group`` (chunked, sharded, compressed) and
+        its NGFF ``multiscales`` entry; ``channels`` 0 means no channel axis."""
+        lead = (len(self.snapshot_clocks), channels) if channels else (len(self.snapshot_clocks),)
+        arrays, datasets = [], []
+        for level, spatial in enumerate(level_shapes(shape)):
+            chunks, shards = spatial_chunks(spatial)
+            arrays.append(group.create_array(
+                f"s{level}", shape=lead + spatial, chunks=(1,) * len(lead) + chunks, shards=(1,) + lead[1:] + shards,
+                dtype=dtype, fill_value=0, compressors=_compressor(),
+                dimension_names=["t", "c", "z", "y", "x"] if channels else ["t", "z", "y", "x"],
+            ))
+            scale = voxel_um * 2**level
             factors = [self.cfg.run.snapshot_every] + ([1.0] if channels else []) + [scale, scale, scale]
-            out.append({"path": f"s{level}", "coordinateTransformations": [{"type": "scale", "scale": factors}]})
-        return out
+            datasets.append({"path": f"s{level}", "coordinateTransformations": [{"type": "scale", "scale": factors}]})
+        return arrays, {"name": name, "axes": self._axes(channels), "datasets": datasets}
 
     def _create_image(self):
         """The field image at the root: molecules per voxel, one channel per selected field."""
         self.field_channels = [FIELD_NAMES.index(name) for name in self.cfg.output.fields]
-        c = len(self.field_channels)
-        t = len(self.snapshot_clocks)
         self.image = []
-        if c == 0:
+        if not self.field_channels:
             return
-        for level, shape in enumerate(level_shapes(self.cfg.lattice.shape)):
-            chunks, shards = spatial_chunks(shape)
-            self.image.append(self.root.create_array(
-                f"s{level}", shape=(t, c) + shape, chunks=(1, 1) + chunks, shards=(1, c) + shards, dtype="uint32",
-                fill_value=0, compressors=_compressor(), dimension_names=["t", "c", "z", "y", "x"],
-            ))
+        self.image, multiscale = self._multiscale(self.root, "molecule fields", self.cfg.lattice.shape,
+                                                  self.cfg.lattice.voxel_size, len(self.field_channels), "uint32")
         colours = {"antigen_a": "D6604D", "acquired_antigen_a": "4393C3", "car": "5AAE61"}
         self.root.attrs["ome"] = {
             "version": NGFF_VERSION,
-            "multiscales": [{"name": "molecule fields", "axes": self._axes(True), "datasets": self._datasets(True)}],
+            "multiscales": [multiscale],
             "omero": {
                 "channels": [
                     {"label": FIELD_NAMES[k], "color": colours[FIELD_NAMES[k]], "active": True,
@@ -206,23 +221,14 @@ class RunStore:
         self.diffusing = []
         if not names:
             return
-        group = self.root.create_group("fields")
-        t, c = len(self.snapshot_clocks), len(names)
         coarsening = self.cfg.fields.coarsening
-        spacing = self.cfg.lattice.voxel_size * coarsening
-        datasets = []
-        for level, shape in enumerate(level_shapes(tuple(e // coarsening for e in self.cfg.lattice.shape))):
-            chunks, shards = spatial_chunks(shape)
-            self.diffusing.append(group.create_array(
-                f"s{level}", shape=(t, c) + shape, chunks=(1, 1) + chunks, shards=(1, c) + shards, dtype="float32",
-                fill_value=0.0, compressors=_compressor(), dimension_names=["t", "c", "z", "y", "x"],
-            ))
-            scale = spacing * 2**level
-            datasets.append({"path": f"s{level}", "coordinateTransformations": [
-                {"type": "scale", "scale": [self.cfg.run.snapshot_every, 1.0, scale, scale, scale]}]})
-        group.attrs["ome"] = {
+        self.diffusing, multiscale = self._multiscale(
+            self.root.create_group("fields"), "diffusing fields", tuple(e // coarsening for e in self.cfg.lattice.shape),
+            self.cfg.lattice.voxel_size * coarsening, len(names), "float32",
+        )
+        self.root["fields"].attrs["ome"] = {
             "version": NGFF_VERSION,
-            "multiscales": [{"name": "diffusing fields", "axes": self._axes(True), "datasets": datasets}],
+            "multiscales": [multiscale],
             "omero": {"channels": [
                 {"label": name, "color": DIFFUSING_COLOURS[name], "active": True,
                  "window": {"min": 0.0, "max": float(section.supply) * 2 or 1.0, "start": 0.0,
@@ -265,40 +271,14 @@ class RunStore:
         offsets[index + 1] = start + count
 
     def _create_labels(self):
-        cfg = self.cfg
-        voxel = cfg.lattice.voxel_size
-        snap_min = cfg.run.snapshot_every
         labels = self.root.create_group("labels")
         labels.attrs["ome"] = {"version": NGFF_VERSION, "labels": ["cells"]}
         cells = labels.create_group("cells")
-        t = len(self.snapshot_clocks)
-        datasets = []
-        self.levels = []
-        for level, shape in enumerate(level_shapes(cfg.lattice.shape)):
-            chunks, shards = spatial_chunks(shape)
-            array = cells.create_array(
-                f"s{level}", shape=(t,) + shape, chunks=(1,) + chunks, shards=(1,) + shards, dtype="uint8", fill_value=0,
-                compressors=_compressor(), dimension_names=["t", "z", "y", "x"],
-            )
-            self.levels.append(array)
-            scale = voxel * 2**level
-            datasets.append(
-                {"path": f"s{level}", "coordinateTransformations": [{"type": "scale", "scale": [snap_min, scale, scale, scale]}]}
-            )
+        self.levels, multiscale = self._multiscale(cells, "cells", self.cfg.lattice.shape, self.cfg.lattice.voxel_size,
+                                                   0, "uint8")
         cells.attrs["ome"] = {
             "version": NGFF_VERSION,
-            "multiscales": [
-                {
-                    "name": "cells",
-                    "axes": [
-                        {"name": "t", "type": "time", "unit": "minute"},
-                        {"name": "z", "type": "space", "unit": "micrometer"},
-                        {"name": "y", "type": "space", "unit": "micrometer"},
-                        {"name": "x", "type": "space", "unit": "micrometer"},
-                    ],
-                    "datasets": datasets,
-                }
-            ],
+            "multiscales": [multiscale],
             "image-label": {
                 "colors": [{"label-value": value, "rgba": rgba} for value, _key, _name, rgba in LABELS],
                 "properties": [{"label-value": value, "kind": key, "name": name} for value, key, name, _rgba in LABELS],
@@ -411,15 +391,9 @@ class RunStore:
     def _write_snapshot(self, payload, start, rows, clock):
         if payload is not None:
             index = payload["index"]
-            for level, array in enumerate(self.levels):
-                step = 2**level
-                array[index] = payload["volume"][::step, ::step, ::step]
-            for level, array in enumerate(self.image):
-                step = 2**level
-                array[index] = payload["fields"][:, ::step, ::step, ::step]
-            for level, array in enumerate(self.diffusing):
-                step = 2**level
-                array[index] = payload["diffusing"][:, ::step, ::step, ::step]
+            _write_levels(self.levels, index, payload["volume"])
+            _write_levels(self.image, index, payload["fields"])
+            _write_levels(self.diffusing, index, payload["diffusing"])
             if payload["table"] is not None:
                 self._write_agents(payload["table"], index)
             self.histograms[index] = payload["cytometer"]
@@ -473,11 +447,10 @@ class RunStore:
         self.meta = dict(self.root.attrs["gpusim"])
         self.snapshot_clocks = list(self.meta["snapshot_steps"])
         cells = self.root["labels/cells"]
-        level_keys = lambda group: sorted((k for k in group.array_keys() if k.startswith("s")), key=lambda k: int(k[1:]))  # noqa: E731
-        self.levels = [cells[k] for k in level_keys(cells)]
-        self.image = [self.root[k] for k in level_keys(self.root)]
+        self.levels = level_arrays(cells)
+        self.image = level_arrays(self.root)
         self.field_channels = [FIELD_NAMES.index(name) for name in self.cfg.output.fields]
-        self.diffusing = [self.root["fields"][k] for k in level_keys(self.root["fields"])] if "fields" in self.root else []
+        self.diffusing = level_arrays(self.root["fields"]) if "fields" in self.root else []
         agents = self.root["agents"]
         self.agent_arrays = {name: agents[name] for name in agents.array_keys()}
         self.series = {name: self.root["timeseries"][name] for name in SERIES}
@@ -598,7 +571,7 @@ def summary(path):
         "steps_total": meta["steps_total"],
         "simulated_min": meta["steps_done"] * meta["dt_min"],
         "snapshots": meta["snapshots_written"],
-        "labels_levels": sorted(root["labels/cells"].array_keys(), key=lambda k: int(k[1:])) if "labels" in root else [],
+        "labels_levels": [a.basename for a in level_arrays(root["labels/cells"])] if "labels" in root else [],
         "diffusing_fields": meta.get("diffusing_fields", {}),
         "field_grid_coarsening": meta.get("field_grid_coarsening"),
         "final_counts": final,

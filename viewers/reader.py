@@ -54,24 +54,18 @@ def read_store(path):
               "metadata": {"gpusim_store": str(Path(path))}}
     layers = []
     for name in run.channels:
-        levels = [run.field(name, level) for level in range(len(run.image))]
-        layers.append((
-            _levels(levels),
-            {**common, "name": run.meta["field_channels"][name], "colormap": FIELD_COLOURMAPS.get(name, "gray"),
-             "blending": "additive", "contrast_limits": _contrast(levels), "visible": name == "antigen_a"},
-            "image",
-        ))
+        levels = run.field_levels(name)
+        layers.append((_levels(levels), {
+            **common, "name": run.meta["field_channels"][name], "colormap": FIELD_COLOURMAPS.get(name, "gray"),
+            "blending": "additive", "contrast_limits": _contrast(levels), "visible": name == "antigen_a"}, "image"))
     coarse = voxel * float(run.meta.get("field_grid_coarsening", 1))
     for name in run.diffusing:  # on the solver's coarser grid; centred on the lattice voxels it covers
-        levels = [run.field(name, level) for level in range(len(run.diffusing_image))]
-        last = np.asarray(levels[-1][-1])
-        layers.append((
-            _levels(levels),
-            {**common, "scale": (minutes, coarse, coarse, coarse), "translate": (0.0,) + ((coarse - voxel) / 2,) * 3,
-             "name": DIFFUSING_LABELS.get(name, name), "colormap": FIELD_COLOURMAPS.get(name, "gray"),
-             "blending": "additive", "contrast_limits": [0.0, max(float(last.max()), 1e-6)], "visible": False},
-            "image",
-        ))
+        levels = run.field_levels(name)
+        layers.append((_levels(levels), {
+            **common, "scale": (minutes, coarse, coarse, coarse), "translate": (0.0,) + ((coarse - voxel) / 2,) * 3,
+            "name": DIFFUSING_LABELS.get(name, name), "colormap": FIELD_COLOURMAPS.get(name, "gray"),
+            "blending": "additive", "contrast_limits": [0.0, max(float(np.asarray(levels[-1][-1]).max()), 1e-6)],
+            "visible": False}, "image"))
     colours = {0: (0.0, 0.0, 0.0, 0.0), None: (0.5, 0.5, 0.5, 1.0)}
     for value, _key, _name, rgba in LABELS:
         colours[value] = tuple(c / 255.0 for c in rgba)
