@@ -86,7 +86,8 @@ class Fields:
         self.grid_size = int(np.prod(self.grid_shape))
         self.spacing_um = cfg.lattice.voxel_size * self.coarsening
         self.dt_min = cfg.run.dt * self.every_steps
-        n = max(len(self.names), 1)
+        n = len(self.names)
+        cells = self.grid_size if n else 0  # a run without fields allocates nothing for them
         per_grid_voxel = float(self.coarsening**3)
         uptake = np.zeros((n, N_KINDS))
         secretion = np.zeros((n, N_KINDS))
@@ -94,8 +95,8 @@ class Fields:
         decay = np.zeros(n)
         self.faces = []
         self.steps = []  # per field: the coefficient vectors of its solver steps, one per tau
-        fixed = np.zeros((n, self.grid_size if self.names else 1), dtype=np.uint8)
-        initial = np.zeros((n, self.grid_size if self.names else 1))
+        fixed = np.zeros((n, cells), dtype=np.uint8)
+        initial = np.zeros((n, cells))
         for f, section in enumerate(self.sections):
             for kind, value in section.uptake.items():
                 uptake[f, KIND_NAMES.index(kind)] = value / per_grid_voxel
@@ -115,12 +116,11 @@ class Fields:
         to = backend.to_device
         self.uptake, self.secretion, self.attacked_secretion, self.decay = to(uptake), to(secretion), to(attacked), to(decay)
         self.fixed = [to(np.ascontiguousarray(m)) for m in fixed]
-        self.values = to(initial[: len(self.names)])
-        work = self.grid_size if self.names else 1  # a run without fields allocates nothing for them
-        self.rate = xp.zeros((n, work))
-        self.source = xp.zeros((n, work))
-        self.delta = xp.zeros(work)
-        self.scratch = xp.zeros(work)
+        self.values = to(initial)
+        self.rate = xp.zeros((n, cells))
+        self.source = xp.zeros((n, cells))
+        self.delta = xp.zeros(cells)
+        self.scratch = xp.zeros(cells)
 
     def __bool__(self):
         return bool(self.names)

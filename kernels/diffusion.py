@@ -47,6 +47,7 @@ sequence of IEEE operations gives the same bits everywhere.
 import numba
 import numpy as np
 
+from gpusim.kernels.lattice import voxel_coords
 from gpusim.kernels.launch import device, device_for_targets, rule
 
 def _mul_cuda(a, b):
@@ -80,11 +81,7 @@ def reaction_terms(v, nzf, nyf, nxf, coarsening, ny, nx, occ, kind, state, damag
     ``live_flags`` set (necrotic debris) neither takes up nor secretes; a
     tumour cell with lytic damage secretes at the under-attack rate.
     """
-    plane = nyf * nxf
-    index = np.int64(v)  # the CPU loop index is unsigned; unsigned with signed arithmetic gives floats
-    zf = index // plane
-    yf = (index - zf * plane) // nxf
-    xf = index - zf * plane - yf * nxf
+    zf, yf, xf = voxel_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
     n_fields = rate.shape[0]
     for f in range(n_fields):
         rate[f, v] = decay[f]
@@ -138,10 +135,7 @@ def diffusion_residual(v, nzf, nyf, nxf, field, rate, source, fixed, faces, coef
     supply = coefficients[SUPPLY_VALUE]
     tau = coefficients[TAU]
     plane = nyf * nxf
-    index = np.int64(v)
-    z = index // plane
-    y = (index - z * plane) // nxf
-    x = index - z * plane - y * nxf
+    z, y, x = voxel_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
     u = field[v]
     total = _ghost(u, field, v - plane if z > 0 else -1, faces, 0, 0, supply)
     total += _ghost(u, field, v + plane if z < nzf - 1 else -1, faces, 0, 1, supply)
@@ -224,10 +218,14 @@ def apply_update(v, field, delta, fixed, coefficients):
 
 
 @device
+def grid_coords(voxel, coarsening, ny, nx):
+    """(z, y, x) on the field grid of the grid voxel holding lattice voxel ``voxel``."""
+    z, y, x = voxel_coords(voxel, ny, nx)
+    return z // coarsening, y // coarsening, x // coarsening
+
+
+@device
 def grid_voxel(voxel, coarsening, ny, nx, nyf, nxf):
     """Index of the field grid voxel holding lattice voxel ``voxel``."""
-    plane = ny * nx
-    z = voxel // plane
-    y = (voxel - z * plane) // nx
-    x = voxel - z * plane - y * nx
-    return ((z // coarsening) * nyf + y // coarsening) * nxf + x // coarsening
+    zf, yf, xf = grid_coords(voxel, coarsening, ny, nx)
+    return (zf * nyf + yf) * nxf + xf

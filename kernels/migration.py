@@ -22,7 +22,8 @@ Only comparisons of field values decide, so every backend agrees.
 """
 
 from gpusim.kernels.cells import HELD, NECROTIC, TUMOUR
-from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, voxel_coords, voxel_index
+from gpusim.kernels.diffusion import grid_coords
+from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, voxel_index
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.params import (
     CHEMOTAXIS_THRESHOLD,
@@ -52,11 +53,7 @@ from gpusim.kernels.rng import (
 @device
 def uphill_direction(voxel, chemokine, sensitivity, params):
     """Direction of the neighbouring grid voxel with the most chemokine, if it beats this one by ``sensitivity``; else -1."""
-    f = params[COARSENING]
-    z, y, x = voxel_coords(voxel, params[NY], params[NX])
-    zf = z // f
-    yf = y // f
-    xf = x // f
+    zf, yf, xf = grid_coords(voxel, params[COARSENING], params[NY], params[NX])
     nzf = params[GRID_NZ]
     nyf = params[GRID_NY]
     nxf = params[GRID_NX]
