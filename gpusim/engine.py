@@ -151,7 +151,7 @@ class Simulation:
         s = self.state
         columns = s.host_columns()
         if self.fields:
-            columns["field_values"] = np.array(self.backend.to_host(self.fields.values))  # a copy: written later
+            columns["field_values"] = self.fields.host_values().reshape(len(self.fields.names), -1)
         return {
             "clock": self.clock,
             "n": s.n,

@@ -156,5 +156,6 @@ class Fields:
         launch(apply_update, self.grid_size, field, self.delta, fixed, coefficients)
 
     def host_values(self):
-        """The fields ``[field, z, y, x]`` (float64) on the host, at grid resolution."""
-        return self.backend.to_host(self.values).reshape((len(self.names),) + self.grid_shape)
+        """A host copy of the fields ``[field, z, y, x]`` (float64, grid resolution), safe to hand to the store's
+        writer thread while the run goes on (on the CPU backend the live values are host arrays)."""
+        return np.array(self.backend.to_host(self.values)).reshape((len(self.names),) + self.grid_shape)
