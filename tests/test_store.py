@@ -168,4 +168,5 @@ def test_molecule_fields_take_under_8_bytes_per_agent_per_snapshot():
     row = bench.snapshot_cost(5000, every_min=5, snapshots=2, echo=lambda *_: None)
     assert row["snapshots"] == 3 and row["agents"] > 4000
     assert 0 < row["field_bytes_per_agent"] < 8
+    assert row["writer_s"] > 0 and row["writer_mb_per_s"] > 0  # the writer thread's share is measured too
     assert "| fields B/agent/snapshot |" in bench.snapshot_markdown(row, 5)
