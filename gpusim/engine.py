@@ -26,11 +26,13 @@ from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
-from gpusim.kernels.cell_cycle import choose_division_site, place_daughter, start_cycle
+from gpusim.kernels.cell_cycle import (
+    choose_division_site, copy_parent, division_candidate, list_parent, place_daughter, start_cycle,
+)
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
 from gpusim.fields import memory_needed as fields_memory_needed
-from gpusim.kernels.cells import DEAD, KIND_NAMES, N_CAUSES, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
+from gpusim.kernels.cells import KIND_NAMES, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
@@ -39,10 +41,14 @@ from gpusim.kernels.oxygen import sense_oxygen
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
 from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, paint_fields, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
-from gpusim.kernels.synapse import choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive
-from gpusim.kernels.tally import CLEARED, DEATHS, STEP_TALLY
+from gpusim.kernels.synapse import (
+    choose_partner, mark_contact, release_partner, synapse_apply, synapse_exchange, synapse_receive,
+)
+from gpusim.kernels.census import CENSUS_SIZE
+from gpusim.kernels.launch import Count
+from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import State, bytes_per_agent
+from gpusim.state import State, _as_table, bytes_per_agent
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -119,6 +125,7 @@ class Simulation:
         self.state = State(self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * 1.25)))
         self.timeseries = Timeseries()
         self._seen_ids = None
+        self._daughters_next = None  # bound on the next step's daughters, from the last record
         self.phase_seconds = None
         if _populate:
             self._seed_population()
@@ -137,6 +144,7 @@ class Simulation:
             s[name][..., :n] = sim.backend.to_device(checkpoint["columns"][name])
         s.n = n
         s.next_id = int(checkpoint["next_id"])
+        s._publish()
         s.occ[:] = -1
         sim.launch(claim_own_voxel, n, s["voxel"], s.occ)
         sim.clock = int(checkpoint["clock"])
@@ -144,6 +152,7 @@ class Simulation:
             sim.timeseries.rows[name] = list(values.tolist())
         if sim.fields:
             sim.fields.values[...] = sim.backend.to_device(checkpoint["columns"]["field_values"])
+        sim._learn_daughter_bound()
         return sim
 
     def checkpoint(self):
@@ -169,14 +178,25 @@ class Simulation:
             self.fields.update(s, NECROTIC)
         if self.debug:
             self._check()
-        zero = np.zeros(N_KINDS, dtype=np.int64)
-        self.timeseries.record(0, self.dt, self.census(), np.zeros(STEP_TALLY, dtype=np.int64), zero, dosed, 0, infused)
+        self.timeseries.record(0, self.dt, self.census(), np.zeros(STEP_TALLY, dtype=np.int64), dosed, infused)
+        self._learn_daughter_bound()
 
     # --- the step -----------------------------------------------------------------
     def step(self):
-        """Advance the model by one dt."""
+        """Advance the model by one dt.
+
+        The step runs on the backend without waiting for it: the tallies stay
+        there, births and compaction change the count of cells there, and the
+        launches after them take that count from device memory
+        (:class:`~gpusim.kernels.launch.Count`).  The host reads once, at the
+        end (:meth:`_observe`): the step's record, the count of cells, and the
+        bound on the next step's daughters that sizes the table for it.
+        """
         t = self.clock
-        ledger = np.zeros(STEP_TALLY, dtype=np.int64)
+        s = self.state
+        daughters = self._daughters_next
+        s.reserve(s.n + daughters)
+        ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
         with self._phase("engage"):
             ledger += self._engage()
         with self._phase("synapse"):
@@ -184,9 +204,9 @@ class Simulation:
         with self._phase("express"):
             ledger += self._express(t)
         with self._phase("move"):
-            moves = self._move(t)
+            ledger += self._move(t)
         with self._phase("divide"):
-            births = self._divide(t)
+            ledger += self._divide(t, daughters)
         with self._phase("die"):
             ledger += self._die(t)
         with self._phase("fields"):
@@ -199,10 +219,42 @@ class Simulation:
         with self._phase("sort"):
             if self.sort_steps and self.clock % self.sort_steps == 0:
                 self.state.sort_by_voxel()
+        with self._phase("observe"):
+            self._observe(ledger, dosed, infused, daughters)
         if self.debug:
             self._check()
-        with self._phase("observe"):
-            self.timeseries.record(self.clock, self.dt, self.census(), ledger, births, dosed, moves, infused)
+
+    def _learn_daughter_bound(self):
+        """At most how many daughters the next step can have; a step reads it with its record, the set-up here."""
+        self._daughters_next = int(self.backend.to_host(self._division_candidates())[0])
+
+    def _division_candidates(self):
+        s = self.state
+        return self.launch(
+            division_candidate, s.cells, s["kind"], s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"],
+            s.occ, self.params,
+        )
+
+    def _observe(self, ledger, dosed, infused, daughters):
+        """The step's one read of the backend: ledger, census, the count of cells and the next step's bound."""
+        s = self.state
+        counts = self.launch(
+            census, s.cells, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params,
+            self.detection,
+        )
+        record = self.xp.concatenate((ledger, counts, self._division_candidates(), s.counters))
+        record = self.backend.to_host(record)
+        ledger, counts = record[:STEP_TALLY], record[STEP_TALLY : STEP_TALLY + CENSUS_SIZE]
+        candidates, cells, next_id = record[STEP_TALLY + CENSUS_SIZE :]
+        s.settle(cells, next_id)
+        births = int(ledger[BIRTHS : BIRTHS + N_KINDS].sum())
+        if ledger[TABLE_FULL] or births > daughters:
+            raise RuntimeError(
+                f"internal error at step {self.clock}: {births} daughters where at most {daughters} were possible; "
+                "the bound in kernels.cell_cycle.division_candidate is wrong"
+            )
+        self._daughters_next = int(candidates)
+        self.timeseries.record(self.clock, self.dt, counts, ledger, dosed, infused)
 
     def profile_phases(self):
         """Start recording the wall time of every phase of every step in ``self.phase_seconds``."""
@@ -231,12 +283,12 @@ class Simulation:
         ledger = self.launch(
             synapse_apply, s.n, s["contact"], s["pools"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"]
         )
-        struck = s.view("target_slot")
-        targets = self.xp.unique(struck[struck >= 0])  # sorted, each struck cell once
+        s.view("touched")[...] = 0
+        self.launch(mark_contact, s.n, s["target_slot"], s["touched"])
         live_state = s.view("state")
         live_state &= NOT_HELD
         self.launch(
-            synapse_receive, targets.shape[0], targets, s["state"], s["voxel"], s["partner"], s["pools"], s["damage"],
+            synapse_receive, s.n, s["touched"], s["state"], s["voxel"], s["partner"], s["pools"], s["damage"],
             s["bites"], s.occ, self.params, s["contact"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"],
         )
         return ledger
@@ -259,16 +311,16 @@ class Simulation:
             s["partner"], s.occ, self.field_values(CHEMOKINE), self.chemotaxis_sensitivity, self.params, s["claim"],
         )
         self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"])
-        moves = int(self.xp.count_nonzero(s.view("won")))
-        self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ)
-        return moves
+        return self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ)
 
     def field_values(self, name):
         """The values of field ``name`` on the backend (a stand-in of one zero when the run has no such field)."""
         index = self.fields.index(name)
         return self.fields.values[index] if index >= 0 else self._no_field
 
-    def _divide(self, t):
+    def _divide(self, t, daughters):
+        """Due cells claim sites; the winners are listed by prefix sum and their daughters placed after the last
+        cell, all on the backend; ``daughters`` bounds their number (the table has room for it)."""
         s = self.state
         if self.fields.index(OXYGEN) >= 0:
             self.launch(sense_oxygen, s.n, s["kind"], s["state"], s["voxel"], s["anoxic_steps"],
@@ -280,70 +332,74 @@ class Simulation:
         self.launch(
             resolve_claim, s.n, self.seed, t, DIVISION_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"]
         )
-        parents = self.xp.flatnonzero(s.view("won"))
-        births = np.zeros(N_KINDS, dtype=np.int64)
-        if parents.shape[0]:
-            births = self.backend.to_host(self.xp.bincount(s["kind"][parents], minlength=N_KINDS))
-            first_slot, first_id = s.append_copies(parents)
-            self.launch(
-                place_daughter, parents.shape[0], self.seed, t, first_slot, first_id, parents, s["claim"],
-                s["agent_id"], s["kind"], s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"],
-                s["partner"], s["pools"], s["set_points"], s.occ, self.params, self.cycle_table,
-                self.inheritance_table,
-            )
-        return births
+        n, first_id = s.n, s.next_id
+        if n == 0:
+            return self.xp.zeros(STEP_TALLY, dtype=np.int64)
+        rank = self.xp.cumsum(s.view("won"), dtype=np.int64)
+        parents = self.xp.zeros(max(daughters, 1), dtype=np.int64)
+        ledger = self.launch(list_parent, n, s["won"], rank, parents)
+        born = Count(daughters, rank[n - 1 :])
+        for column in s.columns.values():
+            self.launch(copy_parent, born, n, parents, _as_table(column))
+        ledger += self.launch(
+            place_daughter, born, self.seed, t, n, first_id, parents, s["claim"], s["agent_id"], s["kind"],
+            s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"], s["partner"], s["pools"],
+            s["set_points"], s.occ, self.params, self.cycle_table, self.inheritance_table,
+        )
+        s.add_daughters(rank, daughters)
+        return ledger
 
     def _die(self, t):
         s = self.state
         ledger = self.launch(
-            die, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
+            die, s.cells, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
             s["cycle_timer"], s["anoxic_steps"], s["pools"], s.occ, self.params,
         )
-        self._release_and_compact(ledger)
+        self._release_and_compact()
         return ledger
 
     def census(self):
         """The census tally of the live table (host int64 vector, layout in kernels.census)."""
         s = self.state
-        return self.launch(
-            census, s.n, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params, self.detection
-        )
+        return self.backend.to_host(self.launch(
+            census, s.cells, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params,
+            self.detection,
+        ))
 
     def _deplete(self):
         """Scheduled depletions due at the current clock: every cell of the kind goes."""
-        ledger = np.zeros(STEP_TALLY, dtype=np.int64)
+        ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
         due = [kind for step, kind in self.depletions if step == self.clock]
         if not due:
             return ledger
         s = self.state
         for kind in due:
-            ledger += self.launch(deplete, s.n, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ)
-        self._release_and_compact(ledger)
+            ledger += self.launch(deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ)
+        self._release_and_compact()
         return ledger
 
-    def _release_and_compact(self, ledger):
-        """Effectors whose partner died leave the synapse; dead slots are compacted away.
-
-        Nothing to do in a step without deaths or cleared debris (the ledger
-        counts both), which spares two passes over the table.
-        """
-        if not ledger[DEATHS : DEATHS + N_CAUSES * N_KINDS].any() and not ledger[CLEARED]:
-            return
+    def _release_and_compact(self):
+        """Effectors whose partner died leave the synapse; dead slots are compacted away."""
         s = self.state
         self.launch(
-            release_partner, s.n, s["kind"], s["state"], s["voxel"], s["partner"], s["synapse_steps"], s["refractory_steps"],
-            s.occ, self.params,
+            release_partner, s.cells, s["kind"], s["state"], s["voxel"], s["partner"], s["synapse_steps"],
+            s["refractory_steps"], s.occ, self.params,
         )
-        s.compact((s.view("state") & DEAD) == 0)
+        s.compact()
 
     def _dose(self):
-        """Infusions due at the current clock; returns the cells added per kind and their molecules per species."""
+        """Infusions due at the current clock; returns the cells added per kind and their molecules per species
+        (host vectors).  An infusion is one of the few moments the host waits for the backend."""
         dosed = np.zeros(N_KINDS, dtype=np.int64)
+        infused = np.zeros(N_SPECIES, dtype=np.int64)
+        due = [dose for step, _n, dose in self.doses if step == self.clock]
+        if not due:
+            return dosed, infused
+        self.state.synchronize()
         before = self.state.n
-        for step, _n, dose in self.doses:
-            if step == self.clock:
-                kind = KIND_NAMES.index(dose.kind)
-                dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
+        for dose in due:
+            kind = KIND_NAMES.index(dose.kind)
+            dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
         new_pools = self.state["pools"][:, before : self.state.n]
         infused = self.backend.to_host(new_pools.astype(np.int64).sum(axis=1))
         return dosed, infused
@@ -371,7 +427,7 @@ class Simulation:
     def flow_cytometry(self):
         """Histograms of every pool per kind, ``[species, kind, bin]`` (host int64; bins in kernels.molecules)."""
         s = self.state
-        counts = self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"])
+        counts = self.backend.to_host(self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"]))
         return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
 
     def field_volumes(self):

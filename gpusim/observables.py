@@ -57,9 +57,9 @@ class Timeseries:
     def __len__(self):
         return len(self.rows["step"])
 
-    def record(self, clock, dt_min, counts, ledger, births, dosed, moves, infused):
-        """One row: ``counts`` a census tally (live cells), ``ledger`` the step's tally,
-        ``infused`` the molecules per species that arrived on dosed cells."""
+    def record(self, clock, dt_min, counts, ledger, dosed, infused):
+        """One row: ``counts`` a census tally (live cells), ``ledger`` the step's tally (host int64 vectors),
+        ``dosed`` the cells infused per kind and ``infused`` the molecules per species that arrived on them."""
         row = self.rows
         add = lambda name, value: row[name].append(value)  # noqa: E731
         add("step", clock)
@@ -67,6 +67,7 @@ class Timeseries:
         per_kind = counts[: N_KINDS * C.CENSUS_ROW].reshape(N_KINDS, C.CENSUS_ROW)
         hist = counts[C.ANTIGEN_HISTOGRAM :].reshape(N_KINDS, HIST_BINS)
         deaths = ledger[T.DEATHS : T.DEATHS + N_CAUSES * N_KINDS].reshape(N_CAUSES, N_KINDS)
+        births = ledger[T.BIRTHS : T.BIRTHS + N_KINDS]
         for k, name in enumerate(KIND_NAMES):
             alive = int(per_kind[k, : C.STATE_CODES].sum())
             add(f"cells_{name}", alive)
@@ -87,7 +88,7 @@ class Timeseries:
         add("tumour_necrotic", int(per_kind[TUMOUR, C.NECROTIC_COUNT]))
         for c, cause in enumerate(CAUSE_NAMES):
             add(f"deaths_{cause}", int(deaths[c].sum()))
-        add("moves", int(moves))
+        add("moves", int(ledger[T.MOVES]))
         add("engagements", int(ledger[T.ENGAGEMENTS]))
         add("hits", int(ledger[T.HITS]))
         add("bites", int(ledger[T.BITES]))

@@ -7,12 +7,19 @@ away in a stable order, and the table is periodically sorted by voxel
 (stable) so that neighbours sit close in memory.  Both reorderings keep every
 relation intact because relations between cells are directions on the
 lattice, never slots.
+
+The number of cells and the next id live on the backend (``counters``), so
+that births and compaction, which change them, need no word from the host.
+The host keeps ``n`` and ``next_id`` too: exact after :meth:`State.settle`
+or :meth:`State.synchronize`, upper bounds while the step runs (``exact``
+False), which is all a launch needs (:class:`gpusim.kernels.launch.Count`).
 """
 
 import numpy as np
 
+from gpusim.kernels.launch import Count
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
-from gpusim.kernels.occupancy import claim_own_voxel, gather_slots
+from gpusim.kernels.occupancy import claim_own_voxel, gather_slots, mark_survivor, scatter_survivor, sort_key
 
 # name -> (dtype, rows); rows > 1 is a table column indexed [row, slot]
 # (one contiguous column per species).  The order is the agent table's order in the store.
@@ -44,9 +51,16 @@ SCRATCH = {
     "taken_b": (np.int32, 1),  # antigen B likewise
     "car_given": (np.int32, 1),  # CAR an effector gives its partner (negative: bitten off the partner)
     "strike": (np.uint8, 1),  # hit / bite / engulf flags (kernels.synapse.STRUCK_*)
+    "touched": (np.uint8, 1),  # 1 if an effector was in contact with this cell this step
 }
+CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
 GROWTH = 1.5
+
+
+def _as_table(column):
+    """A column as a ``[row, slot]`` table (one row for a plain column)."""
+    return column if column.ndim == 2 else column.reshape(1, column.shape[0])
 
 
 def bytes_per_agent():
@@ -62,6 +76,8 @@ class State:
         self.shape = tuple(int(s) for s in shape)
         self.n = 0
         self.next_id = 0
+        self.exact = True
+        self.counters = self.xp.zeros(2, dtype=np.int64)  # [cells, next id] on the backend
         self.capacity = 0
         self.columns = {}
         self.scratch = {}
@@ -84,6 +100,7 @@ class State:
     def reserve(self, needed):
         """Make room for ``needed`` agents, growing geometrically."""
         if needed > self.capacity:
+            self._require_exact("grow the table")
             self._allocate(max(int(needed), int(self.capacity * GROWTH) + 1))
 
     def __getitem__(self, name):
@@ -92,53 +109,97 @@ class State:
 
     def view(self, name):
         """The live part ``[..., :n]`` of a column."""
+        self._require_exact("take the live part of a column")
         return self[name][..., : self.n]
+
+    # --- the count of cells -------------------------------------------------------
+    @property
+    def cells(self):
+        """The extent of a launch over every cell: ``n`` when the host knows it, else a Count."""
+        return self.n if self.exact else Count(self.n, self.counters[CELLS : CELLS + 1])
+
+    def _require_exact(self, what):
+        if not self.exact:
+            raise RuntimeError(f"cannot {what} while the count of cells is known only on the device")
+
+    def _publish(self):
+        """The host's exact count and next id, written to the backend's counters."""
+        self.counters[...] = self.xp.asarray(np.array([self.n, self.next_id], dtype=np.int64))
+
+    def settle(self, cells, next_id):
+        """The host learns the exact count and next id (read from the counters with the step's record)."""
+        self.n, self.next_id, self.exact = int(cells), int(next_id), True
+
+    def synchronize(self):
+        """Read the counters from the backend (waits for it): ``n`` and ``next_id`` are exact after."""
+        if not self.exact:
+            cells, next_id = self.backend.to_host(self.counters)
+            self.settle(cells, next_id)
 
     # --- growth, compaction and sorting -----------------------------------------
     def append(self, count):
         """Open ``count`` new zeroed slots at the end; return the first slot and first id."""
+        self._require_exact("append cells")
         self.reserve(self.n + count)
         first_slot, first_id = self.n, self.next_id
         for col in self.columns.values():
             col[..., first_slot : first_slot + count] = 0
         self.n += count
         self.next_id += count
+        self._publish()
         return first_slot, first_id
 
-    def append_copies(self, parents):
-        """New slots holding copies of every column of ``parents`` (slot order); returns first slot and id."""
-        count = int(parents.shape[0])
-        self.reserve(self.n + count)
-        first_slot, first_id = self.n, self.next_id
-        for col in self.columns.values():
-            col[..., first_slot : first_slot + count] = col[..., parents]
-        self.n += count
-        self.next_id += count
-        return first_slot, first_id
+    def add_daughters(self, rank, bound):
+        """Count the daughters just placed after slot ``n`` (``rank``: inclusive prefix sum of the parents, on the
+        backend) and at most ``bound`` of them: the counters grow on the backend, the host keeps bounds."""
+        self._require_exact("add daughters")
+        if self.n:
+            self.counters += rank[self.n - 1]
+        self.n += int(bound)
+        self.next_id += int(bound)
+        self.exact = False
 
-    def _reorder(self, order):
-        """Gather every column by ``order`` (new slot k takes old slot order[k]) and rewrite occupancy.
+    def _swap_in(self, name, reordered):
+        self.columns[name], self.spares[name] = reordered, self.columns[name]
 
-        Each column is gathered in parallel into its spare buffer, and the two swap.
+    def _spare(self, name):
+        spare = self.spares.get(name)
+        return spare if spare is not None else self.xp.zeros_like(self.columns[name])  # zeros: reproducible slots
+
+    def compact(self):
+        """Drop dead cells (``DEAD``), keeping the order of the rest, without the host learning how many are left.
+
+        Each survivor's new slot is the inclusive prefix sum of survivors up to
+        it; every column is scattered into its spare buffer and the two swap.
         """
-        count = int(order.shape[0])
-        for name, col in self.columns.items():
-            spare = self.spares.get(name)
-            if spare is None:
-                spare = self.xp.zeros_like(col)  # zeros, so even unused slots are reproducible
-            as_table = lambda a: a if a.ndim == 2 else a.reshape(1, a.shape[0])  # noqa: E731
-            self.backend.launch(gather_slots, count, order, as_table(col), as_table(spare))
-            self.columns[name], self.spares[name] = spare, col
-        self.n = count
-        self.backend.launch(claim_own_voxel, self.n, self.columns["voxel"], self.occ)
-
-    def compact(self, keep):
-        """Drop slots whose ``keep`` is False, keeping the order of the rest."""
-        self._reorder(self.xp.flatnonzero(keep))
+        bound = self.n
+        if bound == 0:
+            return
+        live = self.counters[CELLS : CELLS + 1]
+        rank = self.xp.empty(bound, dtype=np.int64)
+        self.backend.launch(mark_survivor, bound, live, self.columns["state"], rank)
+        self.xp.cumsum(rank, out=rank)
+        for name, col in list(self.columns.items()):
+            spare = self._spare(name)
+            self.backend.launch(scatter_survivor, self.cells, rank, _as_table(col), _as_table(spare))
+            self._swap_in(name, spare)
+        self.counters[CELLS : CELLS + 1] = rank[bound - 1 : bound]
+        self.exact = False
+        self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 
     def sort_by_voxel(self):
-        """Stable sort of the agent table by voxel index."""
-        self._reorder(self.xp.argsort(self.view("voxel"), kind="stable"))
+        """Stable sort of the agent table by voxel index (free slots after every cell)."""
+        bound = self.n
+        if bound == 0:
+            return
+        key = self.xp.empty(bound, dtype=np.int64)
+        self.backend.launch(sort_key, bound, self.counters[CELLS : CELLS + 1], self.columns["voxel"], key)
+        order = self.xp.argsort(key, kind="stable")
+        for name, col in list(self.columns.items()):
+            spare = self._spare(name)
+            self.backend.launch(gather_slots, bound, order, _as_table(col), _as_table(spare))
+            self._swap_in(name, spare)
+        self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 
     def host_columns(self):
         """Host copies of the live part of every column."""
@@ -157,6 +218,7 @@ class State:
         Occupancy and agent columns agree one-to-one, no voxel holds two
         cells, ids are unique, and ids that appear are new ids, never reused.
         """
+        self._require_exact("check the lattice invariants")
         host = self.snapshot()
         voxel, occ, ids = host["voxel"], host["occ"], host["agent_id"]
         n = self.n

@@ -15,7 +15,10 @@ chosen at random; where none is free it waits, quiescent (contact
 inhibition), and tries again every step.  Two cells that pick the same voxel
 resolve it by claim (:mod:`gpusim.kernels.claims`); the loser retries next
 step.  Daughters take slots after the last cell, in the order of their
-parents' slots.
+parents' slots: the parents are listed by the prefix sum of the winners, on
+the device, so the host need not know how many daughters there are.
+:func:`division_candidate` bounds, at the end of a step, the daughters of the
+next one; the engine makes that much room in the agent table beforehand.
 
 An effector activated by a strong enough signal (see
 :mod:`gpusim.kernels.synapse`) divides the same way when its activation
@@ -30,11 +33,14 @@ rare chance, loses antigen A altogether (an antigen-negative clone).
 
 import numpy as np
 
-from gpusim.kernels.cells import ACTIVATED, HYPOXIC, NECROTIC, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR
+from gpusim.kernels.cells import (
+    ACTIVATED, DEAD, HYPOXIC, NECROTIC, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR,
+)
 from gpusim.kernels.lattice import voxel_coords, voxel_index
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
-from gpusim.kernels.params import ANTIGEN_LOSS, NX, NY, NZ
+from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ
+from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL, tally_add
 from gpusim.kernels.rng import ANTIGEN_LOSS as ANTIGEN_LOSS_DRAW
 from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, INHERIT, draw_below, draw_index
 
@@ -98,19 +104,49 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
                     pick -= 1
 
 
+@rule(tally=STEP_TALLY)
+def list_parent(i, won, rank, parents, tally):
+    """A cell that won a division site this step enters the list of parents at ``rank[i] - 1``.
+
+    ``rank`` is the inclusive prefix sum of the winners, so the list is in
+    slot order.  The list has room for the bound the engine made room for
+    (:func:`division_candidate`); a parent beyond it is counted
+    (``TABLE_FULL``), never written, and the engine stops the run.
+    """
+    if won[i] == 0:
+        return
+    j = rank[i] - 1
+    if j >= parents.shape[0]:
+        tally_add(tally, TABLE_FULL, 1)
+        return
+    parents[j] = i
+
+
 @rule
+def copy_parent(j, first_slot, parents, table):
+    """Daughter ``j`` starts as a copy of its parent, one column (``table[row, slot]``) at a time."""
+    if j >= parents.shape[0]:
+        return
+    for r in range(table.shape[0]):
+        table[r, first_slot + j] = table[r, parents[j]]
+
+
+@rule(tally=STEP_TALLY)
 def place_daughter(
     j, seed, step, first_slot, first_id, parents, claim, agent_id, kind, state, voxel, cycle_timer, divisions_left,
-    partner, pools, set_points, occ, params, cycle_table, inheritance_table,
+    partner, pools, set_points, occ, params, cycle_table, inheritance_table, tally,
 ):
-    """Daughter ``j`` of this step: id, voxel, split pools, inherited set points, fresh clocks.
+    """Daughter ``j`` of this step, in slot ``first_slot + j``: id, voxel, split pools, inherited set points,
+    fresh clocks.
 
-    The host has already copied the parent's columns into the daughter's slot
-    (``first_slot + j``); this sets what differs.
+    The slot already holds a copy of the parent's columns (:func:`copy_parent`); this sets what differs.
     """
+    if j >= parents.shape[0]:
+        return
     parent = parents[j]
     daughter = first_slot + j
     daughter_id = first_id + j
+    tally_add(tally, BIRTHS + int(kind[parent]), 1)
     agent_id[daughter] = daughter_id
     site = claim[parent]
     voxel[daughter] = site
@@ -136,6 +172,57 @@ def place_daughter(
         state[daughter] = state[daughter] & NOT_ACTIVATED
         cycle_timer[parent] = 0
         cycle_timer[daughter] = 0
+
+
+@rule(tally=1)
+def division_candidate(i, kind, state, voxel, cycle_timer, divisions_left, occ, params, tally):
+    """Count cell ``i`` if it could divide in the next step: the bound on that step's daughters.
+
+    Read at the end of a step, before the next one's engage, synapse,
+    express and move phases, which can make a cell due but only in these ways:
+
+    * a tumour cell's countdown changes only in the divide phase, so it must
+      be due already (``cycle_timer`` 0); and it needs a free neighbour voxel
+      then.  Before the divide phase voxels are vacated only by effectors
+      stepping away, and a tumour cell itself moves only when an effector
+      squeezes past it into its voxel; so a due tumour cell with no empty
+      neighbour and no effector neighbour cannot divide next step;
+    * an effector with divisions left divides when activated with its clock
+      run out: activated now with the clock at 0, or activated during the next
+      synapse phase if its kind's clock starts at 0 (``DIVISION_STEPS``).
+
+    Hypoxia and death only remove candidates.  Daughters born next step
+    cannot divide in it (they are placed after the division sites are chosen).
+    """
+    flags = state[i]
+    if (flags & (DEAD | NECROTIC)) != 0:
+        return
+    k = int(kind[i])
+    if k != TUMOUR:
+        if divisions_left[i] <= 0:
+            return
+        if (flags & ACTIVATED) != 0:
+            if cycle_timer[i] <= 0:
+                tally_add(tally, 0, 1)
+        elif params[DIVISION_STEPS + k] <= 0:
+            tally_add(tally, 0, 1)
+        return
+    if cycle_timer[i] > 0:
+        return
+    nz = params[NZ]
+    ny = params[NY]
+    nx = params[NX]
+    z, y, x = voxel_coords(voxel[i], ny, nx)
+    for dz in range(-1, 2):
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
+                if v < 0:
+                    continue
+                other = occ[v]
+                if other < 0 or kind[other] != TUMOUR:
+                    tally_add(tally, 0, 1)
+                    return
 
 
 def lognormal_quantiles(median, cv, size=1024):

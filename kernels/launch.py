@@ -201,7 +201,7 @@ _rule = compile_device(_source.{name}, "cuda")
 
 
 @cuda.jit
-def launch(n, {args}, totals):
+def launch({extent}, {args}, totals):
     block = cuda.shared.array({size}, numba.int64)
     k = cuda.threadIdx.x
     while k < {size}:
@@ -209,7 +209,7 @@ def launch(n, {args}, totals):
         k += cuda.blockDim.x
     cuda.syncthreads()
     i = cuda.grid(1)
-    if i < n:
+    if i < {limit}:
         _rule(i, {args}, block)
     cuda.syncthreads()
     k = cuda.threadIdx.x
@@ -247,9 +247,9 @@ _rule = compile_device(_source.{name}, "cuda")
 
 
 @cuda.jit
-def launch(n, {args}):
+def launch({extent}, {args}):
     i = cuda.grid(1)
-    if i < n:
+    if i < {limit}:
         _rule(i, {args})
 ''',
 }
@@ -279,10 +279,15 @@ _launchers = {}
 _digest = None
 
 
-def launcher(fn, target):
-    """The launcher of rule ``fn`` for ``target``: ``launch(n, *args)`` (CPU) or a CUDA kernel."""
+def launcher(fn, target, counted=False):
+    """The launcher of rule ``fn`` for ``target``: ``launch(n, *args)`` (CPU) or a CUDA kernel.
+
+    A *counted* CUDA kernel takes, instead of ``n``, a one-element device
+    array holding it (see :class:`Count`), so the extent of a launch can be
+    a number the host has not read.
+    """
     global _digest
-    key = (fn, target)
+    key = (fn, target, counted)
     if key in _launchers:
         return _launchers[key]
     if not getattr(fn, _RULE_MARK, False):
@@ -295,11 +300,12 @@ def launcher(fn, target):
         params = params[:-1]
     templates = _TALLY_TEMPLATES if size else _TEMPLATES
     source = templates[target].format(
-        module=fn.__module__, name=fn.__name__, args=", ".join(params), digest=_digest, size=size
+        module=fn.__module__, name=fn.__name__, args=", ".join(params), digest=_digest, size=size,
+        extent="live" if counted else "n", limit="live[0]" if counted else "n",
     )
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{target}_{fn.__module__.rsplit('.', 1)[-1]}_{fn.__name__}_{_digest}"
+    stem = f"{target}_{fn.__module__.rsplit('.', 1)[-1]}_{fn.__name__}{'_counted' if counted else ''}_{_digest}"
     path = folder / f"{stem}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -314,6 +320,26 @@ def launcher(fn, target):
     return module.launch
 
 
+class Count:
+    """The extent of a launch over the agent table when only the device knows it exactly.
+
+    ``live`` is a one-element int64 array on the device holding the number of
+    cells; ``bound`` a host integer no smaller than it.  A CUDA launch starts
+    ``bound`` threads and those at ``live[0]`` or beyond do nothing, so the
+    host need not wait for the device to learn the count.  On the CPU the
+    array is host memory and the launch reads it.
+    """
+
+    __slots__ = ("bound", "live")
+
+    def __init__(self, bound, live):
+        self.bound = int(bound)
+        self.live = live
+
+    def __repr__(self):
+        return f"Count(bound={self.bound})"
+
+
 class CPULauncher:
     """Runs rules with numba's CPU threads.
 
@@ -325,9 +351,12 @@ class CPULauncher:
     TALLY_CHUNKS = 64
 
     def __call__(self, fn, n, *args):
-        """Run ``fn`` for indices ``0..n-1``; returns the summed tally (host int64) of a tallying rule."""
+        """Run ``fn`` for indices ``0..n-1`` (``n`` an int or a :class:`Count`); returns the summed tally
+        (int64) of a tallying rule."""
         import numpy as np
 
+        if isinstance(n, Count):
+            n = int(n.live[0])
         size = tally_size(fn)
         if size:
             partials = np.zeros((self.TALLY_CHUNKS, size), dtype=np.int64)
@@ -353,16 +382,20 @@ class CUDALauncher:
         self.threads_per_block = threads_per_block
 
     def __call__(self, fn, n, *args):
-        """Run ``fn`` for indices ``0..n-1``; returns the summed tally (host int64) of a tallying rule."""
+        """Run ``fn`` for indices ``0..n-1`` (``n`` an int or a :class:`Count`); returns the summed tally
+        (int64, on the device: nothing waits for it) of a tallying rule."""
         import numpy as np
 
+        counted = isinstance(n, Count)
+        extent = n.live if counted else n
+        bound = n.bound if counted else n
         size = tally_size(fn)
-        blocks = (n + self.threads_per_block - 1) // self.threads_per_block
+        blocks = (bound + self.threads_per_block - 1) // self.threads_per_block
         if size:
             totals = self.xp.zeros(size, dtype=np.int64)
-            if n > 0:
-                launcher(fn, "cuda")[blocks, self.threads_per_block](n, *args, totals)
-            return totals if self.xp is np else self.xp.asnumpy(totals)
-        if n > 0:
-            launcher(fn, "cuda")[blocks, self.threads_per_block](n, *args)
+            if bound > 0:
+                launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args, totals)
+            return totals
+        if bound > 0:
+            launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args)
         return None

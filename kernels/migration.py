@@ -38,6 +38,7 @@ from gpusim.kernels.params import (
     SQUEEZE_THRESHOLD,
     TURN_THRESHOLD,
 )
+from gpusim.kernels.tally import MOVES, STEP_TALLY, tally_add
 from gpusim.kernels.rng import (
     CHEMOTAXIS,
     MOVE_ATTEMPT,
@@ -101,8 +102,8 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
     heading[i] = draw_index(seed, step, me, MOVE_BOUNCE, N_DIRECTIONS)
 
 
-@rule
-def commit_step(i, claim, won, voxel, occ):
+@rule(tally=STEP_TALLY)
+def commit_step(i, claim, won, voxel, occ, tally):
     """The winner of a claimed voxel moves in; a tumour cell there takes its old voxel.
 
     Safe without atomics: a won voxel has one winner, and the winner's old
@@ -110,6 +111,7 @@ def commit_step(i, claim, won, voxel, occ):
     """
     if won[i] == 0:
         return
+    tally_add(tally, MOVES, 1)
     target = claim[i]
     old = voxel[i]
     displaced = occ[target]

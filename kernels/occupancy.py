@@ -8,7 +8,7 @@ ranking free voxels with :func:`placement_key`.
 
 import numpy as np
 
-from gpusim.kernels.cells import DEBRIS_LABEL, NECROTIC, TUMOUR
+from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
@@ -16,6 +16,7 @@ from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
 
 _S32 = np.uint64(32)
+_PAST_EVERY_VOXEL = np.int64(2**62)
 
 
 @rule
@@ -98,7 +99,30 @@ def equip_cell(j, seed, step, first_slot, agent_id, kind, heading, partner, divi
 
 @rule
 def gather_slots(j, order, source, destination):
-    """``destination[:, j] = source[:, order[j]]``: one column of the agent table reordered (compaction, sort)."""
+    """``destination[:, j] = source[:, order[j]]``: one column of the agent table reordered (sort)."""
     slot = order[j]
     for r in range(source.shape[0]):
         destination[r, j] = source[r, slot]
+
+
+@rule
+def mark_survivor(i, live, state, keep):
+    """``keep[i] = 1`` if slot ``i`` holds a cell (below the count ``live[0]``) that is not dead, else 0."""
+    keep[i] = 1 if i < live[0] and (state[i] & DEAD) == 0 else 0
+
+
+@rule
+def scatter_survivor(i, rank, source, destination):
+    """A surviving cell's column entry moves to slot ``rank[i] - 1`` (``rank``: inclusive prefix sum of the
+    survivors), so compaction keeps the order and needs no list of survivors."""
+    before = rank[i - 1] if i > 0 else 0
+    if rank[i] == before:
+        return
+    for r in range(source.shape[0]):
+        destination[r, rank[i] - 1] = source[r, i]
+
+
+@rule
+def sort_key(i, live, voxel, key):
+    """The key that sorts the agent table by voxel: the voxel for a cell, past every voxel for a free slot."""
+    key[i] = voxel[i] if i < live[0] else _PAST_EVERY_VOXEL

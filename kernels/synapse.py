@@ -184,14 +184,24 @@ def synapse_apply(i, contact, pools, taken_a, taken_b, car_given, strike, tally)
 
 
 @rule
-def synapse_receive(j, targets, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b,
-                    car_given, strike):
-    """Target ``targets[j]`` gathers what every neighbour that struck it this step did, with opposite sign.
+def mark_contact(i, target_slot, touched):
+    """The cell effector ``i`` was in contact with this step is marked (several may write the same 1)."""
+    j = target_slot[i]
+    if j >= 0:
+        touched[j] = 1
 
-    Only cells some effector was in contact with are visited (the host lists
-    them from ``target_slot``); a cell still in a synapse afterwards is HELD.
+
+@rule
+def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b,
+                    car_given, strike):
+    """Cell ``i``, if an effector was in contact with it this step, gathers what every neighbour that struck it
+    did, with opposite sign.
+
+    Cells nobody touched (:func:`mark_contact`) return at once; a cell still
+    in a synapse afterwards is HELD.
     """
-    i = targets[j]
+    if touched[i] == 0:
+        return
     nz = params[NZ]
     ny = params[NY]
     nx = params[NX]

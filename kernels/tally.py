@@ -40,4 +40,7 @@ BITES = _block(1)  # trogocytic bites by CAR-macrophages
 ENGAGEMENTS = _block(1)  # synapses formed
 TONIC = _block(1)  # steps of tonic self-stimulation (acquired antigen meeting the cell's own CAR)
 CLEARED = _block(1)  # necrotic debris cleared from its voxel
+BIRTHS = _block(N_KINDS)  # daughters placed, per kind
+MOVES = _block(1)  # steps taken by migrating effectors
+TABLE_FULL = _block(1)  # daughters that found no slot in the agent table (always 0: the engine raises otherwise)
 STEP_TALLY = _layout.size

@@ -31,6 +31,21 @@ def test_the_equality_script_compares_cpu_and_cuda_step_by_step():
     assert report["gpu"] == "cuda (CUDA simulator)" and report["cells"] > 0
 
 
+def test_a_step_waits_for_the_device_once():
+    """On the CUDA launch path a step reads the device once, at its end, and asks nothing a GPU must wait for
+    inside it; an infusion step also reads to place the new cells (tests/device_reads_run.py, in the simulator
+    with an array module that refuses host reads)."""
+    result = run_script("device_reads_run.py", "5", env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["births"] > 0 and report["deaths"] > 0 and report["moves"] > 0  # every phase had work
+    for step in report["steps"]:
+        assert step["refused"] == [], step
+        if not step["dose"]:
+            assert step["reads"] == 1, step
+    assert any(step["dose"] for step in report["steps"])
+
+
 @needs_gpu
 def test_every_rule_agrees_on_the_gpu():
     from test_determinism import _trace, all_rules

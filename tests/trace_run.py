@@ -26,14 +26,18 @@ class Tracing:
     def __call__(self, fn, n, *args):
         result = self.inner(fn, n, *args)
         h = hashlib.sha256()
-        h.update(repr(int(n)).encode())
+        if hasattr(n, "live"):  # a launch over a count only the device knows: its host bound and the count
+            h.update(repr(n.bound).encode())
+            h.update(np.ascontiguousarray(self.backend.to_host(n.live)).tobytes())
+        else:
+            h.update(repr(int(n)).encode())
         for a in args:
             if hasattr(a, "shape"):
                 h.update(np.ascontiguousarray(self.backend.to_host(a)).tobytes())
             else:
                 h.update(repr(int(a)).encode())
         if result is not None:
-            h.update(np.ascontiguousarray(result).tobytes())
+            h.update(np.ascontiguousarray(self.backend.to_host(result)).tobytes())
         self.records.append((f"{fn.__module__}.{fn.__name__}", h.hexdigest()[:16]))
         return result
 
@@ -82,7 +86,7 @@ def main():
     from gpusim.kernels.census import flow_cytometry
 
     s = sim.state
-    cytometer = backend.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"])
+    cytometer = backend.to_host(backend.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"]))
     volume = sim.kind_volume()
     fields = sim.field_volumes()
     final = sim.state.snapshot()
