@@ -26,9 +26,7 @@ from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells
-from gpusim.kernels.cell_cycle import (
-    choose_division_site, copy_parent, division_candidate, list_parent, place_daughter, start_cycle,
-)
+from gpusim.kernels.cell_cycle import choose_division_site, copy_parent, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
 from gpusim.fields import memory_needed as fields_memory_needed
@@ -39,12 +37,12 @@ from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.oxygen import sense_oxygen
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
-from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, paint_fields, paint_kind
+from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, list_by_rank, paint_fields, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import (
     choose_partner, mark_contact, release_partner, synapse_apply, synapse_exchange, synapse_receive,
 )
-from gpusim.kernels.census import CENSUS_SIZE
+from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
@@ -224,36 +222,24 @@ class Simulation:
         if self.debug:
             self._check()
 
-    def _learn_daughter_bound(self):
-        """At most how many daughters the next step can have; a step reads it with its record, the set-up here."""
-        self._daughters_next = int(self.backend.to_host(self._division_candidates())[0])
-
-    def _division_candidates(self):
-        s = self.state
-        return self.launch(
-            division_candidate, s.cells, s["kind"], s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"],
-            s.occ, self.params,
-        )
+    def _learn_daughter_bound(self, counts=None):
+        """At most how many daughters the next step can have, from a census (``counts``; the set-up takes one)."""
+        counts = self.census() if counts is None else counts
+        self._daughters_next = int(counts[DIVISION_CANDIDATES : N_KINDS * CENSUS_ROW : CENSUS_ROW].sum())
 
     def _observe(self, ledger, dosed, infused, daughters):
         """The step's one read of the backend: ledger, census, the count of cells and the next step's bound."""
         s = self.state
-        counts = self.launch(
-            census, s.cells, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params,
-            self.detection,
-        )
-        record = self.xp.concatenate((ledger, counts, self._division_candidates(), s.counters))
-        record = self.backend.to_host(record)
+        record = self.backend.to_host(self.xp.concatenate((ledger, self._census(), s.counters)))
         ledger, counts = record[:STEP_TALLY], record[STEP_TALLY : STEP_TALLY + CENSUS_SIZE]
-        candidates, cells, next_id = record[STEP_TALLY + CENSUS_SIZE :]
-        s.settle(cells, next_id)
+        s.settle(*record[STEP_TALLY + CENSUS_SIZE :])
         births = int(ledger[BIRTHS : BIRTHS + N_KINDS].sum())
         if ledger[TABLE_FULL] or births > daughters:
             raise RuntimeError(
                 f"internal error at step {self.clock}: {births} daughters where at most {daughters} were possible; "
-                "the bound in kernels.cell_cycle.division_candidate is wrong"
+                "the bound in kernels.cell_cycle.could_divide_next_step is wrong"
             )
-        self._daughters_next = int(candidates)
+        self._learn_daughter_bound(counts)
         self.timeseries.record(self.clock, self.dt, counts, ledger, dosed, infused)
 
     def profile_phases(self):
@@ -337,7 +323,7 @@ class Simulation:
             return self.xp.zeros(STEP_TALLY, dtype=np.int64)
         rank = self.xp.cumsum(s.view("won"), dtype=np.int64)
         parents = self.xp.zeros(max(daughters, 1), dtype=np.int64)
-        ledger = self.launch(list_parent, n, s["won"], rank, parents)
+        ledger = self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
         for column in s.columns.values():
             self.launch(copy_parent, born, n, parents, _as_table(column))
@@ -360,11 +346,14 @@ class Simulation:
 
     def census(self):
         """The census tally of the live table (host int64 vector, layout in kernels.census)."""
+        return self.backend.to_host(self._census())
+
+    def _census(self):
         s = self.state
-        return self.backend.to_host(self.launch(
-            census, s.cells, s["kind"], s["state"], s["partner"], s["stimulation"], s["pools"], self.params,
-            self.detection,
-        ))
+        return self.launch(
+            census, s.cells, s["kind"], s["state"], s["voxel"], s["partner"], s["cycle_timer"], s["divisions_left"],
+            s["stimulation"], s["pools"], s.occ, self.params, self.detection,
+        )
 
     def _deplete(self):
         """Scheduled depletions due at the current clock: every cell of the kind goes."""

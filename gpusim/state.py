@@ -19,7 +19,7 @@ import numpy as np
 
 from gpusim.kernels.launch import Count
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
-from gpusim.kernels.occupancy import claim_own_voxel, gather_slots, mark_survivor, scatter_survivor, sort_key
+from gpusim.kernels.occupancy import claim_own_voxel, gather_slots, list_by_rank, mark_survivor, sort_key
 
 # name -> (dtype, rows); rows > 1 is a table column indexed [row, slot]
 # (one contiguous column per species).  The order is the agent table's order in the store.
@@ -159,32 +159,32 @@ class State:
         self.next_id += int(bound)
         self.exact = False
 
-    def _swap_in(self, name, reordered):
-        self.columns[name], self.spares[name] = reordered, self.columns[name]
-
-    def _spare(self, name):
-        spare = self.spares.get(name)
-        return spare if spare is not None else self.xp.zeros_like(self.columns[name])  # zeros: reproducible slots
-
     def compact(self):
         """Drop dead cells (``DEAD``), keeping the order of the rest, without the host learning how many are left.
 
-        Each survivor's new slot is the inclusive prefix sum of survivors up to
-        it; every column is scattered into its spare buffer and the two swap.
+        The survivors are listed by the prefix sum of their marks; every column
+        gathers them into its spare buffer, and the two swap.
         """
         bound = self.n
         if bound == 0:
             return
-        live = self.counters[CELLS : CELLS + 1]
         rank = self.xp.empty(bound, dtype=np.int64)
-        self.backend.launch(mark_survivor, bound, live, self.columns["state"], rank)
+        self.backend.launch(mark_survivor, bound, self.counters[CELLS : CELLS + 1], self.columns["state"], rank)
         self.xp.cumsum(rank, out=rank)
-        for name, col in list(self.columns.items()):
-            spare = self._spare(name)
-            self.backend.launch(scatter_survivor, self.cells, rank, _as_table(col), _as_table(spare))
-            self._swap_in(name, spare)
+        survivors = self.xp.zeros(bound, dtype=np.int64)
+        self.backend.launch(list_by_rank, bound, rank, survivors)
         self.counters[CELLS : CELLS + 1] = rank[bound - 1 : bound]
         self.exact = False
+        self._gather(survivors, self.cells)
+
+    def _gather(self, order, extent):
+        """New slot k takes old slot ``order[k]`` in every column (k below ``extent``); occupancy follows."""
+        for name, col in list(self.columns.items()):
+            spare = self.spares.get(name)
+            if spare is None:
+                spare = self.xp.zeros_like(col)  # zeros, so even unused slots are reproducible
+            self.backend.launch(gather_slots, extent, order, _as_table(col), _as_table(spare))
+            self.columns[name], self.spares[name] = spare, col
         self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 
     def sort_by_voxel(self):
@@ -194,12 +194,7 @@ class State:
             return
         key = self.xp.empty(bound, dtype=np.int64)
         self.backend.launch(sort_key, bound, self.counters[CELLS : CELLS + 1], self.columns["voxel"], key)
-        order = self.xp.argsort(key, kind="stable")
-        for name, col in list(self.columns.items()):
-            spare = self._spare(name)
-            self.backend.launch(gather_slots, bound, order, _as_table(col), _as_table(spare))
-            self._swap_in(name, spare)
-        self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
+        self._gather(self.xp.argsort(key, kind="stable"), self.cells)
 
     def host_columns(self):
         """Host copies of the live part of every column."""

@@ -17,8 +17,8 @@ resolve it by claim (:mod:`gpusim.kernels.claims`); the loser retries next
 step.  Daughters take slots after the last cell, in the order of their
 parents' slots: the parents are listed by the prefix sum of the winners, on
 the device, so the host need not know how many daughters there are.
-:func:`division_candidate` bounds, at the end of a step, the daughters of the
-next one; the engine makes that much room in the agent table beforehand.
+:func:`could_divide_next_step`, counted by the census at the end of a step,
+bounds the daughters of the next one; the engine makes that much room in the agent table beforehand.
 
 An effector activated by a strong enough signal (see
 :mod:`gpusim.kernels.synapse`) divides the same way when its activation
@@ -40,7 +40,7 @@ from gpusim.kernels.lattice import voxel_coords, voxel_index
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
 from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ
-from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL, tally_add
+from gpusim.kernels.tally import BIRTHS, STEP_TALLY, tally_add
 from gpusim.kernels.rng import ANTIGEN_LOSS as ANTIGEN_LOSS_DRAW
 from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, INHERIT, draw_below, draw_index
 
@@ -104,24 +104,6 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
                     pick -= 1
 
 
-@rule(tally=STEP_TALLY)
-def list_parent(i, won, rank, parents, tally):
-    """A cell that won a division site this step enters the list of parents at ``rank[i] - 1``.
-
-    ``rank`` is the inclusive prefix sum of the winners, so the list is in
-    slot order.  The list has room for the bound the engine made room for
-    (:func:`division_candidate`); a parent beyond it is counted
-    (``TABLE_FULL``), never written, and the engine stops the run.
-    """
-    if won[i] == 0:
-        return
-    j = rank[i] - 1
-    if j >= parents.shape[0]:
-        tally_add(tally, TABLE_FULL, 1)
-        return
-    parents[j] = i
-
-
 @rule
 def copy_parent(j, first_slot, parents, table):
     """Daughter ``j`` starts as a copy of its parent, one column (``table[row, slot]``) at a time."""
@@ -174,11 +156,12 @@ def place_daughter(
         cycle_timer[daughter] = 0
 
 
-@rule(tally=1)
-def division_candidate(i, kind, state, voxel, cycle_timer, divisions_left, occ, params, tally):
-    """Count cell ``i`` if it could divide in the next step: the bound on that step's daughters.
+@device
+def could_divide_next_step(i, kind, state, voxel, cycle_timer, divisions_left, occ, params):
+    """Whether cell ``i`` could divide in the next step; the census counts these, the bound on that step's
+    daughters.
 
-    Read at the end of a step, before the next one's engage, synapse,
+    Asked at the end of a step, before the next one's engage, synapse,
     express and move phases, which can make a cell due but only in these ways:
 
     * a tumour cell's countdown changes only in the divide phase, so it must
@@ -196,19 +179,16 @@ def division_candidate(i, kind, state, voxel, cycle_timer, divisions_left, occ, 
     """
     flags = state[i]
     if (flags & (DEAD | NECROTIC)) != 0:
-        return
+        return False
     k = int(kind[i])
     if k != TUMOUR:
         if divisions_left[i] <= 0:
-            return
+            return False
         if (flags & ACTIVATED) != 0:
-            if cycle_timer[i] <= 0:
-                tally_add(tally, 0, 1)
-        elif params[DIVISION_STEPS + k] <= 0:
-            tally_add(tally, 0, 1)
-        return
+            return cycle_timer[i] <= 0
+        return params[DIVISION_STEPS + k] <= 0
     if cycle_timer[i] > 0:
-        return
+        return False
     nz = params[NZ]
     ny = params[NY]
     nx = params[NX]
@@ -221,8 +201,8 @@ def division_candidate(i, kind, state, voxel, cycle_timer, divisions_left, occ, 
                     continue
                 other = occ[v]
                 if other < 0 or kind[other] != TUMOUR:
-                    tally_add(tally, 0, 1)
-                    return
+                    return True
+    return False
 
 
 def lognormal_quantiles(median, cv, size=1024):

@@ -6,6 +6,7 @@ every pool per kind, on log-scale bins as a cytometrist would draw them) at
 every snapshot.
 """
 
+from gpusim.kernels.cell_cycle import could_divide_next_step
 from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT, TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, HIST_BINS, N_SPECIES, log_bin
@@ -20,7 +21,8 @@ TROG_POSITIVE = EXHAUSTED + 1  # effectors wearing acquired antigen above the de
 ACTIVATED_COUNT = TROG_POSITIVE + 1  # effectors activated to divide
 NECROTIC_COUNT = ACTIVATED_COUNT + 1  # necrotic debris (not among the cells above)
 HYPOXIC_COUNT = NECROTIC_COUNT + 1  # live cells short of oxygen
-STIMULATION_SUM = HYPOXIC_COUNT + 1  # sum of cumulative stimulation
+DIVISION_CANDIDATES = HYPOXIC_COUNT + 1  # cells that could divide in the next step (kernels.cell_cycle)
+STIMULATION_SUM = DIVISION_CANDIDATES + 1  # sum of cumulative stimulation
 POOL_SUM = STIMULATION_SUM + 1  # + species: molecules of each species on cells of this kind
 CENSUS_ROW = POOL_SUM + N_SPECIES
 ANTIGEN_HISTOGRAM = N_KINDS * CENSUS_ROW  # + kind * HIST_BINS + bin: antigen A per kind
@@ -30,7 +32,8 @@ CYTOMETER_SIZE = N_SPECIES * N_KINDS * HIST_BINS  # [(species * N_KINDS + kind) 
 
 
 @rule(tally=CENSUS_SIZE)
-def census(i, kind, state, partner, stimulation, pools, params, detection, tally):
+def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulation, pools, occ, params, detection,
+           tally):
     """Add cell ``i`` to the per-kind counts, pool sums and antigen-A histogram."""
     k = int(kind[i])
     flags = state[i]
@@ -43,6 +46,8 @@ def census(i, kind, state, partner, stimulation, pools, params, detection, tally
         return
     if flags & HYPOXIC:
         tally_add(tally, row + HYPOXIC_COUNT, 1)
+    if could_divide_next_step(i, kind, state, voxel, cycle_timer, divisions_left, occ, params):
+        tally_add(tally, row + DIVISION_CANDIDATES, 1)
     for s in range(N_SPECIES):
         tally_add(tally, row + POOL_SUM + s, pools[s, i])
     tally_add(tally, ANTIGEN_HISTOGRAM + k * HIST_BINS + log_bin(pools[ANTIGEN_A, i]), 1)

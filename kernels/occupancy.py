@@ -13,6 +13,7 @@ from gpusim.kernels.launch import rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
 from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT
+from gpusim.kernels.tally import STEP_TALLY, TABLE_FULL, tally_add
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
 
 _S32 = np.uint64(32)
@@ -99,7 +100,7 @@ def equip_cell(j, seed, step, first_slot, agent_id, kind, heading, partner, divi
 
 @rule
 def gather_slots(j, order, source, destination):
-    """``destination[:, j] = source[:, order[j]]``: one column of the agent table reordered (sort)."""
+    """``destination[:, j] = source[:, order[j]]``: one column of the agent table reordered (compaction, sort)."""
     slot = order[j]
     for r in range(source.shape[0]):
         destination[r, j] = source[r, slot]
@@ -111,15 +112,25 @@ def mark_survivor(i, live, state, keep):
     keep[i] = 1 if i < live[0] and (state[i] & DEAD) == 0 else 0
 
 
-@rule
-def scatter_survivor(i, rank, source, destination):
-    """A surviving cell's column entry moves to slot ``rank[i] - 1`` (``rank``: inclusive prefix sum of the
-    survivors), so compaction keeps the order and needs no list of survivors."""
+@rule(tally=STEP_TALLY)
+def list_by_rank(i, rank, listing, tally):
+    """Slot ``i``, if marked, enters ``listing`` at ``rank[i] - 1``; ``rank`` is the inclusive prefix sum of the
+    marks (0 or 1 per slot), so the list is in slot order and built without knowing its length.
+
+    Lists the survivors of compaction and the parents of the step's
+    daughters.  The list of parents has room for the bound the engine made
+    room for (:func:`gpusim.kernels.cell_cycle.could_divide_next_step`); an
+    entry past the end is counted (``TABLE_FULL``), never written, and the
+    engine stops the run.
+    """
     before = rank[i - 1] if i > 0 else 0
     if rank[i] == before:
         return
-    for r in range(source.shape[0]):
-        destination[r, rank[i] - 1] = source[r, i]
+    j = rank[i] - 1
+    if j >= listing.shape[0]:
+        tally_add(tally, TABLE_FULL, 1)
+        return
+    listing[j] = i
 
 
 @rule
