@@ -37,7 +37,7 @@ from gpusim.kernels.expression import express, recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.oxygen import sense_oxygen
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
-from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, list_by_rank, paint_fields, paint_kind
+from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, list_by_rank, paint_field, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import (
     choose_partner, mark_contact, release_partner, synapse_apply, synapse_exchange, synapse_receive,
@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import State, _as_table, bytes_per_agent
+from gpusim.state import HEADROOM, TRANSIENT_BYTES, State, _as_table, bytes_per_agent
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -67,11 +67,13 @@ class _PhaseTimer:
 
 
 def memory_needed(cfg):
-    """Bytes the run needs at its start: occupancy grid, label buffers, the agent table with room to grow, and
-    the diffusing fields."""
+    """Bytes the run needs: the occupancy grid and a snapshot's buffers (one molecule field, the kind map), the
+    agent table (columns, scratch, spare buffers) for every cell placed or infused with the first table's
+    headroom, what a compaction or sort holds for a moment, and the diffusing fields."""
     voxels = cfg.voxels
-    agents = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose)
-    return voxels * (4 + 2) + int(max(agents, 1024) * 2 * bytes_per_agent()) + fields_memory_needed(cfg)
+    agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
+    table = int(agents * HEADROOM) * bytes_per_agent()
+    return voxels * (4 + 4 + 1) + table + agents * TRANSIENT_BYTES + fields_memory_needed(cfg)
 
 
 def preflight(cfg, backend):
@@ -120,7 +122,7 @@ class Simulation:
             ((cfg.steps_of(d.time), n, d) for n, d in enumerate(cfg.dose)), key=lambda item: (item[0], item[1])
         )
         initial = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) == 0)
-        self.state = State(self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * 1.25)))
+        self.state = State(self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * HEADROOM)))
         self.timeseries = Timeseries()
         self._seen_ids = None
         self._daughters_next = None  # bound on the next step's daughters, from the last record
@@ -263,14 +265,14 @@ class Simulation:
         self.launch(
             synapse_exchange, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["partner"],
             s["synapse_steps"], s["refractory_steps"], s["stimulation"], s["divisions_left"], s["cycle_timer"],
-            s["pools"], s.occ, self.params, self.tables, s["contact"], s["target_slot"], s["taken_a"], s["taken_b"],
+            s["pools"], s.occ, self.params, self.tables, s["contact"], s["taken_a"], s["taken_b"],
             s["car_given"], s["strike"],
         )
         ledger = self.launch(
             synapse_apply, s.n, s["contact"], s["pools"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"]
         )
         s.view("touched")[...] = 0
-        self.launch(mark_contact, s.n, s["target_slot"], s["touched"])
+        self.launch(mark_contact, s.n, s["voxel"], s["contact"], s.occ, self.params, s["touched"])
         live_state = s.view("state")
         live_state &= NOT_HELD
         self.launch(
@@ -419,12 +421,18 @@ class Simulation:
         counts = self.backend.to_host(self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"]))
         return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
 
-    def field_volumes(self):
-        """The molecule fields ``[channel, z, y, x]`` (uint32; channels in kernels.occupancy.FIELD_NAMES) on the host."""
-        volume = self.xp.zeros((len(FIELD_NAMES), self.state.occ.shape[0]), dtype=np.uint32)
+    def field_volumes(self, channels=None):
+        """The molecule fields ``[channel, z, y, x]`` (uint32; channels in kernels.occupancy.FIELD_NAMES, default
+        all) on the host, painted one channel at a time."""
         s = self.state
-        self.launch(paint_fields, s.n, s["voxel"], s["kind"], s["pools"], volume)
-        return self.backend.to_host(volume).reshape((len(FIELD_NAMES),) + s.shape)
+        channels = range(len(FIELD_NAMES)) if channels is None else channels
+        volume = np.empty((len(channels),) + s.shape, dtype=np.uint32)
+        field = self.xp.empty(s.occ.shape[0], dtype=np.uint32)
+        for row, channel in enumerate(channels):
+            field[...] = 0
+            self.launch(paint_field, s.n, int(channel), s["voxel"], s["kind"], s["pools"], field)
+            volume[row] = self.backend.to_host(field).reshape(s.shape)
+        return volume
 
     def kind_volume(self):
         """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""

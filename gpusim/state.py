@@ -46,7 +46,6 @@ SCRATCH = {
     "claim": (np.int64, 1),  # the voxel a cell claims this phase, or -1
     "won": (np.uint8, 1),  # 1 if the claim succeeded
     "contact": (np.int8, 1),  # direction of the cell an effector struck this step, or -1
-    "target_slot": (np.int64, 1),  # slot of that cell, or -1
     "taken_a": (np.int32, 1),  # antigen A an effector takes from its partner this step
     "taken_b": (np.int32, 1),  # antigen B likewise
     "car_given": (np.int32, 1),  # CAR an effector gives its partner (negative: bitten off the partner)
@@ -55,7 +54,23 @@ SCRATCH = {
 }
 CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
-GROWTH = 1.5
+GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit
+HEADROOM = 1.25  # a run's first table has room for this many times its initial cells
+TRANSIENT_BYTES = 32  # per cell, held for a moment: prefix sums and lists (compaction), keys and order (sort)
+
+
+def _shape_of(array):
+    return (array.dtype.str, array.shape)
+
+
+def spare_shapes():
+    """The (dtype, rows) of the columns that no scratch array can stand in for while the table is reordered."""
+    scratch = {(np.dtype(t), rows) for t, rows in SCRATCH.values()}
+    spares = []
+    for dtype, rows in COLUMNS.values():
+        if (np.dtype(dtype), rows) not in scratch and (np.dtype(dtype), rows) not in spares:
+            spares.append((np.dtype(dtype), rows))
+    return spares
 
 
 def _as_table(column):
@@ -64,7 +79,9 @@ def _as_table(column):
 
 
 def bytes_per_agent():
-    return sum(np.dtype(t).itemsize * rows for t, rows in {**COLUMNS, **SCRATCH}.values())
+    """Bytes per slot of the agent table: the columns, the scratch arrays and the spare buffers for reordering."""
+    columns = sum(np.dtype(t).itemsize * rows for t, rows in {**COLUMNS, **SCRATCH}.values())
+    return columns + sum(dtype.itemsize * rows for dtype, rows in spare_shapes())
 
 
 class State:
@@ -81,7 +98,7 @@ class State:
         self.capacity = 0
         self.columns = {}
         self.scratch = {}
-        self.spares = {}  # second buffers of the columns, for reordering without allocating
+        self.spares = []  # free buffers for reordering the columns (see _gather)
         self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
         self._allocate(max(int(capacity), 16))
 
@@ -94,7 +111,7 @@ class State:
                 if name in table:
                     fresh[..., : self.n] = table[name][..., : self.n]
                 table[name] = fresh
-        self.spares = {}
+        self.spares = []
         self.capacity = capacity
 
     def reserve(self, needed):
@@ -178,13 +195,25 @@ class State:
         self._gather(survivors, self.cells)
 
     def _gather(self, order, extent):
-        """New slot k takes old slot ``order[k]`` in every column (k below ``extent``); occupancy follows."""
+        """New slot k takes old slot ``order[k]`` in every column (k below ``extent``); occupancy follows.
+
+        Each column is gathered into a free buffer of its type and shape, and
+        its old buffer is free for the next one.  The scratch arrays, whose
+        contents no phase reads across a step, are free buffers here too, so
+        extra buffers are only needed for the shapes no scratch array has.
+        """
+        free = {}
+        for buffer in list(self.scratch.values()) + self.spares:
+            free.setdefault(_shape_of(buffer), []).append(buffer)
         for name, col in list(self.columns.items()):
-            spare = self.spares.get(name)
-            if spare is None:
-                spare = self.xp.zeros_like(col)  # zeros, so even unused slots are reproducible
-            self.backend.launch(gather_slots, extent, order, _as_table(col), _as_table(spare))
-            self.columns[name], self.spares[name] = spare, col
+            buffers = free.setdefault(_shape_of(col), [])
+            target = buffers.pop() if buffers else self.xp.zeros_like(col)  # zeros: even unused slots reproducible
+            self.backend.launch(gather_slots, extent, order, _as_table(col), _as_table(target))
+            self.columns[name] = target
+            buffers.append(col)
+        for name, buffer in self.scratch.items():
+            self.scratch[name] = free[_shape_of(buffer)].pop()
+        self.spares = [buffer for buffers in free.values() for buffer in buffers]
         self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 
     def sort_by_voxel(self):

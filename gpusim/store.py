@@ -380,7 +380,7 @@ class RunStore:
             payload = {
                 "index": self.snapshot_clocks.index(clock),
                 "volume": sim.kind_volume(),
-                "fields": sim.field_volumes()[self.field_channels] if self.image else None,
+                "fields": sim.field_volumes(self.field_channels) if self.image else None,
                 "diffusing": sim.fields.host_values().astype(np.float32) if self.diffusing else None,
                 "table": sim.state.snapshot() if self.agent_arrays else None,
                 "cytometer": sim.flow_cytometry(),

@@ -32,14 +32,16 @@ FIELD_LABELS = ("tumour antigen A (molecules)", "acquired antigen A on effectors
 
 
 @rule
-def paint_fields(i, voxel, kind, pools, fields):
-    """The molecule fields at cell ``i``'s voxel: tumour antigen, antigen acquired by effectors, CAR on any cell."""
-    v = voxel[i]
-    if kind[i] == TUMOUR:
-        fields[0, v] = pools[ANTIGEN_A, i]
-    else:
-        fields[1, v] = pools[ANTIGEN_A, i]
-    fields[2, v] = pools[CAR, i]
+def paint_field(i, channel, voxel, kind, pools, field):
+    """Molecule field ``channel`` (FIELD_NAMES) at cell ``i``'s voxel: tumour antigen, antigen acquired by
+    effectors, or CAR on any cell.  One channel at a time, so a snapshot needs one field's worth of device memory."""
+    tumour = kind[i] == TUMOUR
+    if channel == 0 and tumour:
+        field[voxel[i]] = pools[ANTIGEN_A, i]
+    elif channel == 1 and not tumour:
+        field[voxel[i]] = pools[ANTIGEN_A, i]
+    elif channel == 2:
+        field[voxel[i]] = pools[CAR, i]
 
 
 @rule

@@ -98,11 +98,10 @@ def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_ste
 @rule
 def synapse_exchange(
     i, seed, step, agent_id, kind, state, voxel, partner, synapse_steps, refractory_steps, stimulation,
-    divisions_left, cycle_timer, pools, occ, params, tables, contact, target_slot, taken_a, taken_b, car_given, strike,
+    divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike,
 ):
     """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch."""
     contact[i] = -1
-    target_slot[i] = -1
     taken_a[i] = 0
     taken_b[i] = 0
     car_given[i] = 0
@@ -119,7 +118,6 @@ def synapse_exchange(
         refractory_steps[i] = params[REFRACTORY_STEPS + k]
         return
     contact[i] = d
-    target_slot[i] = j
     me = agent_id[i]
     signal, car_complexes, b_complexes = synapse_signal(i, j, k, int(kind[j]), pools, params)
     bucket = signal_bucket(signal)
@@ -184,11 +182,13 @@ def synapse_apply(i, contact, pools, taken_a, taken_b, car_given, strike, tally)
 
 
 @rule
-def mark_contact(i, target_slot, touched):
+def mark_contact(i, voxel, contact, occ, params, touched):
     """The cell effector ``i`` was in contact with this step is marked (several may write the same 1)."""
-    j = target_slot[i]
-    if j >= 0:
-        touched[j] = 1
+    d = contact[i]
+    if d < 0:
+        return
+    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    touched[occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])] = 1
 
 
 @rule
