@@ -3,7 +3,8 @@
 On a machine with a usable NVIDIA GPU (cupy and numba-cuda installed) these
 run the same scenarios on the CPU and on the device and require bitwise
 equality; ``benchmarks/gpu_check.sh`` runs them there.  Without a GPU, only
-the simulator test of the equality script runs.
+the tests marked ``without_gpu`` run: the equality script and the step's device reads in the CUDA
+simulator, and backend selection with a cupy that finds no GPU (benchmarks/gpu_check.sh skips them).
 """
 
 import json
@@ -21,6 +22,7 @@ needs_gpu = pytest.mark.skipif(
 )
 
 
+@pytest.mark.without_gpu
 def test_the_equality_script_compares_cpu_and_cuda_step_by_step():
     """benchmarks/gpu_equality.py, run with the CUDA simulator as its GPU on a tiny lattice."""
     result = run_script("../benchmarks/gpu_equality.py", "--edge", "8", "--steps", "3",
@@ -31,6 +33,7 @@ def test_the_equality_script_compares_cpu_and_cuda_step_by_step():
     assert report["gpu"] == "cuda (CUDA simulator)" and report["cells"] > 0
 
 
+@pytest.mark.without_gpu
 def test_a_step_waits_for_the_device_once():
     """On the CUDA launch path a step reads the device once, at its end, and asks nothing a GPU must wait for
     inside it; an infusion step also reads to place the new cells (tests/device_reads_run.py, in the simulator
@@ -84,6 +87,7 @@ def test_a_run_too_large_for_the_gpu_is_refused_before_allocating(tmp_path):
     assert not (tmp_path / "x.ome.zarr").exists()
 
 
+@pytest.mark.without_gpu
 def test_with_cupy_installed_but_no_gpu_the_cpu_is_chosen_and_cuda_is_a_clear_error(tmp_path):
     """As on a laptop with cupy installed: ``import cupy`` works, every device query raises."""
     fake = tmp_path / "site" / "cupy"
