@@ -7,6 +7,7 @@ the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
 slow, but it proves the GPU launch path without a GPU.
 """
 
+import importlib
 import os
 import warnings
 
@@ -107,4 +108,23 @@ def select(requested=None, configured="auto"):
         return Backend("cuda", np, CUDALauncher(np, threads_per_block=32), simulated=True)
     import cupy
 
+    trust_stream_order()
     return Backend("cuda", cupy, CUDALauncher(cupy))
+
+
+def trust_stream_order():
+    """Stop numba from synchronising the device at every kernel launch.
+
+    cupy exports its arrays (CUDA Array Interface v3) with the stream they
+    were made on, and numba by default synchronises that stream for every
+    array argument of a launch: a full wait for the device per launch.  All of
+    gpusim's cupy operations and kernels go to one stream, in order, so the
+    wait protects nothing and would undo the device-resident step.
+    """
+    for name in ("numba.cuda.core.config", "numba.core.config"):
+        try:
+            config = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(config, "CUDA_ARRAY_INTERFACE_SYNC"):
+            config.CUDA_ARRAY_INTERFACE_SYNC = False

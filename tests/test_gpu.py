@@ -63,6 +63,18 @@ def test_every_rule_agrees_on_the_gpu():
 
 
 @needs_gpu
+def test_kernel_launches_do_not_wait_for_the_device():
+    """numba would otherwise synchronise the stream of every cupy array it is handed (CUDA Array Interface v3)."""
+    import sys
+
+    from gpusim import backend as backends
+
+    backends.select("cuda")
+    configs = [sys.modules[m] for m in ("numba.cuda.core.config", "numba.core.config") if m in sys.modules]
+    assert configs and all(getattr(c, "CUDA_ARRAY_INTERFACE_SYNC", False) is False for c in configs)
+
+
+@needs_gpu
 def test_gpusim_run_on_the_gpu_writes_the_same_store_as_the_cpu(tmp_path):
     import numpy as np
 
