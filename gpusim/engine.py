@@ -323,8 +323,8 @@ class Simulation:
         n, first_id = s.n, s.next_id
         if n == 0:
             return self.xp.zeros(STEP_TALLY, dtype=np.int64)
-        rank = self.xp.cumsum(s.view("won"), dtype=np.int64)
-        parents = self.xp.zeros(max(daughters, 1), dtype=np.int64)
+        rank = s.rank_marks(s.view("won"))
+        parents = s.work["listing"][: max(daughters, 1)]
         ledger = self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
         for column in s.columns.values():

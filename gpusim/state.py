@@ -52,11 +52,16 @@ SCRATCH = {
     "strike": (np.uint8, 1),  # hit / bite / engulf flags (kernels.synapse.STRUCK_*)
     "touched": (np.uint8, 1),  # 1 if an effector was in contact with this cell this step
 }
+# per-slot work arrays of births, compaction and sorting (never reordered themselves)
+WORK = {
+    "rank": (np.int64, 1),  # inclusive prefix sum of marked slots (division winners, survivors); the sort key
+    "listing": (np.int64, 1),  # the marked slots in slot order (parents of daughters, survivors)
+}
 CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
 GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit
 HEADROOM = 1.25  # a run's first table has room for this many times its initial cells
-TRANSIENT_BYTES = 32  # per cell, held for a moment: prefix sums and lists (compaction), keys and order (sort)
+TRANSIENT_BYTES = 24  # per cell, held for a moment: the order and the sort's own buffers (sort by voxel)
 
 
 def _shape_of(array):
@@ -79,8 +84,9 @@ def _as_table(column):
 
 
 def bytes_per_agent():
-    """Bytes per slot of the agent table: the columns, the scratch arrays and the spare buffers for reordering."""
-    columns = sum(np.dtype(t).itemsize * rows for t, rows in {**COLUMNS, **SCRATCH}.values())
+    """Bytes per slot of the agent table: the columns, the scratch and work arrays and the spare buffers for
+    reordering."""
+    columns = sum(np.dtype(t).itemsize * rows for t, rows in {**COLUMNS, **SCRATCH, **WORK}.values())
     return columns + sum(dtype.itemsize * rows for dtype, rows in spare_shapes())
 
 
@@ -98,6 +104,7 @@ class State:
         self.capacity = 0
         self.columns = {}
         self.scratch = {}
+        self.work = {}
         self.spares = []  # free buffers for reordering the columns (see _gather)
         self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
         self._allocate(max(int(capacity), 16))
@@ -105,7 +112,7 @@ class State:
     # --- storage ---------------------------------------------------------------
     def _allocate(self, capacity):
         xp = self.xp
-        for table, spec in ((self.columns, COLUMNS), (self.scratch, SCRATCH)):
+        for table, spec in ((self.columns, COLUMNS), (self.scratch, SCRATCH), (self.work, WORK)):
             for name, (dtype, rows) in spec.items():
                 fresh = xp.zeros(capacity if rows == 1 else (rows, capacity), dtype=dtype)
                 if name in table:
@@ -166,6 +173,12 @@ class State:
         self._publish()
         return first_slot, first_id
 
+    def rank_marks(self, marks):
+        """The inclusive prefix sum of ``marks`` (0 or 1 per live slot), in the rank work array."""
+        rank = self.work["rank"][: self.n]
+        rank[...] = marks
+        return self.xp.cumsum(rank, out=rank)
+
     def add_daughters(self, rank, bound):
         """Count the daughters just placed after slot ``n`` (``rank``: inclusive prefix sum of the parents, on the
         backend) and at most ``bound`` of them: the counters grow on the backend, the host keeps bounds."""
@@ -185,10 +198,9 @@ class State:
         bound = self.n
         if bound == 0:
             return
-        rank = self.xp.empty(bound, dtype=np.int64)
+        rank, survivors = self.work["rank"][:bound], self.work["listing"][:bound]
         self.backend.launch(mark_survivor, bound, self.counters[CELLS : CELLS + 1], self.columns["state"], rank)
         self.xp.cumsum(rank, out=rank)
-        survivors = self.xp.zeros(bound, dtype=np.int64)
         self.backend.launch(list_by_rank, bound, rank, survivors)
         self.counters[CELLS : CELLS + 1] = rank[bound - 1 : bound]
         self.exact = False
@@ -221,7 +233,7 @@ class State:
         bound = self.n
         if bound == 0:
             return
-        key = self.xp.empty(bound, dtype=np.int64)
+        key = self.work["rank"][:bound]
         self.backend.launch(sort_key, bound, self.counters[CELLS : CELLS + 1], self.columns["voxel"], key)
         self._gather(self.xp.argsort(key, kind="stable"), self.cells)
 
