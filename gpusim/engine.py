@@ -235,8 +235,8 @@ class Simulation:
         record = self.backend.to_host(self.xp.concatenate((ledger, self._census(), s.counters)))
         ledger, counts = record[:STEP_TALLY], record[STEP_TALLY : STEP_TALLY + CENSUS_SIZE]
         s.settle(*record[STEP_TALLY + CENSUS_SIZE :])
-        births = int(ledger[BIRTHS : BIRTHS + N_KINDS].sum())
-        if ledger[TABLE_FULL] or births > daughters:
+        births = int(ledger[BIRTHS : BIRTHS + N_KINDS].sum() + ledger[TABLE_FULL])  # placed, and found no room
+        if births > daughters:
             raise RuntimeError(
                 f"internal error at step {self.clock}: {births} daughters where at most {daughters} were possible; "
                 "the bound in kernels.cell_cycle.could_divide_next_step is wrong"
@@ -324,7 +324,7 @@ class Simulation:
         if n == 0:
             return self.xp.zeros(STEP_TALLY, dtype=np.int64)
         rank = s.rank_marks(s.view("won"))
-        parents = s.work["listing"][: max(daughters, 1)]
+        parents = s.work["listing"][:daughters]
         ledger = self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
         for column in s.columns.values():

@@ -184,7 +184,7 @@ class State:
         backend) and at most ``bound`` of them: the counters grow on the backend, the host keeps bounds."""
         self._require_exact("add daughters")
         if self.n:
-            self.counters += rank[self.n - 1]
+            self.counters += self.xp.minimum(rank[self.n - 1], bound)  # only those with a slot (see place_daughter)
         self.n += int(bound)
         self.next_id += int(bound)
         self.exact = False

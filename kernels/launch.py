@@ -356,7 +356,7 @@ class CPULauncher:
         import numpy as np
 
         if isinstance(n, Count):
-            n = int(n.live[0])
+            n = min(int(n.live[0]), n.bound)  # as on the GPU, never past the bound
         size = tally_size(fn)
         if size:
             partials = np.zeros((self.TALLY_CHUNKS, size), dtype=np.int64)

@@ -174,3 +174,35 @@ def test_the_agent_table_takes_what_the_memory_preflight_counts(small):
     assert sum(sim.timeseries.arrays()["deaths_tumour"]) > 0 and s.spares
     assert held == s.capacity * bytes_per_agent()
     assert bytes_per_agent() <= 147
+
+
+def test_room_for_the_next_steps_daughters_is_a_small_bound_that_always_holds():
+    """The table is sized before each step for the cells that could divide in it (due tumour cells with an
+    empty or effector neighbour, activated effectors with their clock run out): a bound the engine checks
+    every step (a daughter beyond it stops the run), and a tight one, so a growing tumour does not need a
+    table twice its size."""
+    cfg, _ = small_config(lattice={"shape": [24, 24, 24]},
+                          tumour={"initial_cells": 4000, "cycle_time": "3 h", "apoptosis_rate": "0.2 /h"},
+                          effectors={"car_t": {"lifespan": "5 h", "division_time": "1 min", "synapse_time": "2 min"}})
+    sim = Simulation(cfg)
+    bounds, births = [], []
+    while not sim.done:
+        bound, cells = sim._daughters_next, sim.state.n
+        sim.step()
+        row = sim.timeseries.last()
+        births.append(row["births_tumour"] + row["births_car_t"])
+        bounds.append(bound / cells)
+    assert all(b > 0 for b in births) and sum(births) > 1000  # daughters in every step
+    assert max(bounds) < 0.05
+
+
+def test_more_daughters_than_the_table_has_room_for_stop_the_run():
+    """Were the bound on a step's daughters ever wrong, the run stops with an internal error; no daughter is
+    written past the table."""
+    cfg, _ = small_config(tumour={"initial_cells": 500, "cycle_time": "30 min", "apoptosis_rate": "0 /h"})
+    sim = Simulation(cfg)
+    with pytest.raises(RuntimeError, match="daughters where at most 0 were possible"):
+        for _ in range(60):
+            sim._daughters_next = 0  # as if the bound had missed every candidate
+            sim.state._allocate(sim.state.n)  # and the table had no slot to spare
+            sim.step()
