@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import HEADROOM, TRANSIENT_BYTES, State, _as_table, bytes_per_agent
+from gpusim.state import HEADROOM, TRANSIENT_BYTES, State, as_table, bytes_per_agent
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -328,7 +328,7 @@ class Simulation:
         ledger = self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
         for column in s.columns.values():
-            self.launch(copy_parent, born, n, parents, _as_table(column))
+            self.launch(copy_parent, born, n, parents, as_table(column))
         ledger += self.launch(
             place_daughter, born, self.seed, t, n, first_id, parents, s["claim"], s["agent_id"], s["kind"],
             s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"], s["partner"], s["pools"],

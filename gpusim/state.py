@@ -78,7 +78,7 @@ def spare_shapes():
     return spares
 
 
-def _as_table(column):
+def as_table(column):
     """A column as a ``[row, slot]`` table (one row for a plain column)."""
     return column if column.ndim == 2 else column.reshape(1, column.shape[0])
 
@@ -220,7 +220,7 @@ class State:
         for name, col in list(self.columns.items()):
             buffers = free.setdefault(_shape_of(col), [])
             target = buffers.pop() if buffers else self.xp.zeros_like(col)  # zeros: even unused slots reproducible
-            self.backend.launch(gather_slots, extent, order, _as_table(col), _as_table(target))
+            self.backend.launch(gather_slots, extent, order, as_table(col), as_table(target))
             self.columns[name] = target
             buffers.append(col)
         for name, buffer in self.scratch.items():
