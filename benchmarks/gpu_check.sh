@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU check, for a machine with an NVIDIA GPU and no network (e.g. the H200 the device tool lends):
 # install gpusim from wheels carried with the tree, run the GPU tests, compare GPU and CPU bit for bit on a
-# 64^3 scenario over 100 steps, and measure step throughput at 1e6, 1e7 and 1e8 agents (1e9 when it fits).
+# 64^3 scenario over 100 steps, and measure step throughput at 1e6, 1e7 and 1e8 agents, then at 1e9 or the
+# most agents below it that the memory preflight lets fit.
 # Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md.
 #
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 12 MB)
@@ -10,7 +11,7 @@
 # Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
-#   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 bash benchmarks/gpu_check.sh
+#   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -63,20 +64,23 @@ echo "bench exit status: $?"
 
 left=$(( 470 - ($(date +%s) - started) ))
 if [ "$left" -gt 60 ]; then
-    stage "throughput at 1e9 agents, if it fits ($left s left)"
-    timeout "$left" "$PY" - "$OUT/throughput.md" <<'PY'
+    stage "throughput at the most agents that fit, up to ${GPU_CHECK_LARGEST:-1e9} ($left s left)"
+    timeout "$left" "$PY" - "$OUT/throughput.md" "${GPU_CHECK_LARGEST:-1e9}" <<'PY'
 import sys
 from gpusim import bench
 from gpusim.backend import select
-from gpusim.config import ConfigError, validate
-from gpusim.engine import preflight
-cfg = validate(bench.scenario(int(1e9), 10))
-try:
-    preflight(cfg, select("cuda"))
-except ConfigError as exc:
-    print("1e9 agents do not fit:", exc)
-    raise SystemExit(0)
-rows = bench.run([int(1e9)], steps=10, backend_name="cuda")
+from gpusim.config import validate
+from gpusim.engine import memory_needed
+backend = select("cuda")
+available = backend.memory_available()
+largest = int(float(sys.argv[2]))
+fits = lambda agents: memory_needed(validate(bench.scenario(agents, 10))) <= 0.9 * available  # noqa: E731
+agents = largest
+while agents > 1000 and not fits(agents):
+    agents = agents * 9 // 10
+print(f"{largest:.0e} agents need {memory_needed(validate(bench.scenario(largest, 10))) / 2**30:.1f} GiB, "
+      f"{available / 2**30:.1f} GiB free: measuring {agents:.2e} agents")
+rows = bench.run([agents], steps=10, backend_name="cuda")
 bench.record(sys.argv[1], bench.markdown(rows))
 PY
 fi

@@ -22,6 +22,11 @@ from gpusim.kernels.cells import KIND_NAMES, TUMOUR
 from gpusim.kernels.occupancy import equip_cell, placement_key
 
 
+# bytes per lattice voxel held for a moment while cells are placed: the free voxels' indices, their keys,
+# the sort's order and its own buffers (choose_voxels)
+PLACEMENT_BYTES_PER_VOXEL = 40
+
+
 class Placement:
     BALL = "ball"
     RIM = "rim"

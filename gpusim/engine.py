@@ -25,7 +25,7 @@ import numpy as np
 from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
-from gpusim.dosing import Placement, add_cells
+from gpusim.dosing import PLACEMENT_BYTES_PER_VOXEL, Placement, add_cells
 from gpusim.kernels.cell_cycle import choose_division_site, copy_parent, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
@@ -68,12 +68,14 @@ class _PhaseTimer:
 
 def memory_needed(cfg):
     """Bytes the run needs: the occupancy grid and a snapshot's buffers (one molecule field, the kind map), the
-    agent table (columns, scratch, spare buffers) for every cell placed or infused with the first table's
-    headroom, what a compaction or sort holds for a moment, and the diffusing fields."""
+    agent table (columns, scratch, work and spare buffers) for every cell placed or infused with the first
+    table's headroom, the most held for a moment (placing cells, or sorting the table), and the diffusing
+    fields."""
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
     table = int(agents * HEADROOM) * bytes_per_agent()
-    return voxels * (4 + 4 + 1) + table + agents * TRANSIENT_BYTES + fields_memory_needed(cfg)
+    transient = max(voxels * PLACEMENT_BYTES_PER_VOXEL, agents * TRANSIENT_BYTES)
+    return voxels * (4 + 4 + 1) + table + transient + fields_memory_needed(cfg)
 
 
 def preflight(cfg, backend):

@@ -148,3 +148,13 @@ def test_a_preset_can_extend_another_and_override_only_what_differs(tmp_path):
     loop.write_text('extends = "no_such_preset"\n')
     with pytest.raises(config.ConfigError, match="extends: no preset named 'no_such_preset'"):
         config.load(loop)
+
+
+def test_a_run_too_large_for_this_machine_is_refused_before_anything_is_written(tmp_path):
+    """The memory preflight counts the lattice, the agent table and what placing cells holds for a moment."""
+    out = tmp_path / "big.ome.zarr"
+    result = run_gpusim("run", "tiny", "-o", out, "--backend", "cpu", "--set", "lattice.shape=[6000, 6000, 6000]",
+                        "--set", "tumour.initial_cells=1000")
+    assert result.returncode == 2
+    assert "lattice.shape" in result.stderr and "GiB" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
