@@ -192,8 +192,8 @@ class State:
     def compact(self):
         """Drop dead cells (``DEAD``), keeping the order of the rest, without the host learning how many are left.
 
-        The survivors are listed by the prefix sum of their marks; every column
-        gathers them into its spare buffer, and the two swap.
+        The survivors are listed by the prefix sum of their marks, and every
+        column gathers them into a free buffer of its shape (:meth:`_gather`).
         """
         bound = self.n
         if bound == 0:
