@@ -174,10 +174,15 @@ class State:
         return first_slot, first_id
 
     def rank_marks(self, marks):
-        """The inclusive prefix sum of ``marks`` (0 or 1 per live slot), in the rank work array."""
-        rank = self.work["rank"][: self.n]
-        rank[...] = marks
-        return self.xp.cumsum(rank, out=rank)
+        """The inclusive prefix sum of ``marks`` (0 or 1 per live slot), in the rank work array.
+
+        The marks go through the listing work array as int64 first: the sum is
+        then never computed in place (which not every array library allows)
+        and never casts on the fly (numpy's slow path, 5x slower).
+        """
+        rank, flags = self.work["rank"][: self.n], self.work["listing"][: self.n]
+        flags[...] = marks
+        return self.xp.cumsum(flags, out=rank)
 
     def add_daughters(self, rank, bound):
         """Count the daughters just placed after slot ``n`` (``rank``: inclusive prefix sum of the parents, on the
@@ -199,8 +204,8 @@ class State:
         if bound == 0:
             return
         rank, survivors = self.work["rank"][:bound], self.work["listing"][:bound]
-        self.backend.launch(mark_survivor, bound, self.counters[CELLS : CELLS + 1], self.columns["state"], rank)
-        self.xp.cumsum(rank, out=rank)
+        self.backend.launch(mark_survivor, bound, self.counters[CELLS : CELLS + 1], self.columns["state"], survivors)
+        self.xp.cumsum(survivors, out=rank)
         self.backend.launch(list_by_rank, bound, rank, survivors)
         self.counters[CELLS : CELLS + 1] = rank[bound - 1 : bound]
         self.exact = False
