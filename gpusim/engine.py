@@ -180,8 +180,9 @@ class Simulation:
             self.fields.update(s, NECROTIC)
         if self.debug:
             self._check()
-        self.timeseries.record(0, self.dt, self.census(), np.zeros(STEP_TALLY, dtype=np.int64), dosed, infused)
-        self._learn_daughter_bound()
+        counts = self.census()
+        self.timeseries.record(0, self.dt, counts, np.zeros(STEP_TALLY, dtype=np.int64), dosed, infused)
+        self._learn_daughter_bound(counts)
 
     # --- the step -----------------------------------------------------------------
     def step(self):
@@ -208,7 +209,7 @@ class Simulation:
         with self._phase("move"):
             ledger += self._move(t)
         with self._phase("divide"):
-            ledger += self._divide(t, daughters)
+            self._divide(t, daughters, ledger)
         with self._phase("die"):
             ledger += self._die(t)
         with self._phase("fields"):
@@ -216,7 +217,7 @@ class Simulation:
                 self.fields.update(self.state, NECROTIC)
         self.clock = t + 1
         with self._phase("dose"):
-            ledger += self._deplete()
+            self._deplete(ledger)
             dosed, infused = self._dose()
         with self._phase("sort"):
             if self.sort_steps and self.clock % self.sort_steps == 0:
@@ -308,9 +309,10 @@ class Simulation:
         index = self.fields.index(name)
         return self.fields.values[index] if index >= 0 else self._no_field
 
-    def _divide(self, t, daughters):
+    def _divide(self, t, daughters, ledger):
         """Due cells claim sites; the winners are listed by prefix sum and their daughters placed after the last
-        cell, all on the backend; ``daughters`` bounds their number (the table has room for it)."""
+        cell, all on the backend; ``daughters`` bounds their number (the table has room for it).  Births are
+        tallied into ``ledger``."""
         s = self.state
         if self.fields.index(OXYGEN) >= 0:
             self.launch(sense_oxygen, s.n, s["kind"], s["state"], s["voxel"], s["anoxic_steps"],
@@ -324,10 +326,10 @@ class Simulation:
         )
         n, first_id = s.n, s.next_id
         if n == 0:
-            return self.xp.zeros(STEP_TALLY, dtype=np.int64)
+            return
         rank = s.rank_marks(s.view("won"))
         parents = s.work["listing"][:daughters]
-        ledger = self.launch(list_by_rank, n, rank, parents)
+        ledger += self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
         for column in s.columns.values():
             self.launch(copy_parent, born, n, parents, as_table(column))
@@ -337,7 +339,6 @@ class Simulation:
             s["set_points"], s.occ, self.params, self.cycle_table, self.inheritance_table,
         )
         s.add_daughters(rank, daughters)
-        return ledger
 
     def _die(self, t):
         s = self.state
@@ -359,17 +360,15 @@ class Simulation:
             s["stimulation"], s["pools"], s.occ, self.params, self.detection,
         )
 
-    def _deplete(self):
-        """Scheduled depletions due at the current clock: every cell of the kind goes."""
-        ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
+    def _deplete(self, ledger):
+        """Scheduled depletions due at the current clock: every cell of the kind goes (tallied into ``ledger``)."""
         due = [kind for step, kind in self.depletions if step == self.clock]
         if not due:
-            return ledger
+            return
         s = self.state
         for kind in due:
             ledger += self.launch(deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ)
         self._release_and_compact()
-        return ledger
 
     def _release_and_compact(self):
         """Effectors whose partner died leave the synapse; dead slots are compacted away."""

@@ -180,9 +180,12 @@ class State:
         then never computed in place (which not every array library allows)
         and never casts on the fly (numpy's slow path, 5x slower).
         """
-        rank, flags = self.work["rank"][: self.n], self.work["listing"][: self.n]
-        flags[...] = marks
-        return self.xp.cumsum(flags, out=rank)
+        self.work["listing"][: self.n] = marks
+        return self._rank_listing(self.n)
+
+    def _rank_listing(self, count):
+        """The inclusive prefix sum of the first ``count`` entries of the listing work array, into the rank one."""
+        return self.xp.cumsum(self.work["listing"][:count], out=self.work["rank"][:count])
 
     def add_daughters(self, rank, bound):
         """Count the daughters just placed after slot ``n`` (``rank``: inclusive prefix sum of the parents, on the
@@ -203,9 +206,9 @@ class State:
         bound = self.n
         if bound == 0:
             return
-        rank, survivors = self.work["rank"][:bound], self.work["listing"][:bound]
+        survivors = self.work["listing"][:bound]
         self.backend.launch(mark_survivor, bound, self.counters[CELLS : CELLS + 1], self.columns["state"], survivors)
-        self.xp.cumsum(survivors, out=rank)
+        rank = self._rank_listing(bound)
         self.backend.launch(list_by_rank, bound, rank, survivors)
         self.counters[CELLS : CELLS + 1] = rank[bound - 1 : bound]
         self.exact = False

@@ -36,7 +36,7 @@ import numpy as np
 from gpusim.kernels.cells import (
     ACTIVATED, DEAD, HYPOXIC, NECROTIC, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR,
 )
-from gpusim.kernels.lattice import voxel_coords, voxel_index
+from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords, voxel_index
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
 from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ
@@ -192,19 +192,11 @@ def could_divide_next_step(i, kind, state, voxel, cycle_timer, divisions_left, o
         return params[DIVISION_STEPS + k] <= 0
     if cycle_timer[i] > 0:
         return False
-    nz = params[NZ]
-    ny = params[NY]
-    nx = params[NX]
-    z, y, x = voxel_coords(voxel[i], ny, nx)
-    for dz in range(-1, 2):
-        for dy in range(-1, 2):
-            for dx in range(-1, 2):
-                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
-                if v < 0:
-                    continue
-                other = occ[v]
-                if other < 0 or kind[other] != TUMOUR:
-                    return True
+    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    for d in range(N_DIRECTIONS):
+        v = neighbour_at(z, y, x, d, params[NZ], params[NY], params[NX])
+        if v >= 0 and (occ[v] < 0 or kind[occ[v]] != TUMOUR):
+            return True
     return False
 
 
