@@ -1,6 +1,7 @@
 """Placing new cells: the initial tumour, and scheduled infusions of effectors.
 
-Placement ranks free voxels with an integer key (:func:`placement_key`):
+Placement takes the free voxels with the smallest integer keys
+(:func:`gpusim.kernels.occupancy.placement_key`):
 
 * the initial tumour fills the free voxels closest to the lattice centre (a
   ball), ties broken at random;
@@ -19,12 +20,13 @@ import warnings
 import numpy as np
 
 from gpusim.kernels.cells import KIND_NAMES, TUMOUR
-from gpusim.kernels.occupancy import equip_cell, placement_key
+from gpusim.kernels.occupancy import equip_cell, placement_digit, placement_pick
 
 
-# bytes per lattice voxel held for a moment while cells are placed: the free voxels' indices, their keys,
-# the sort's order and its own buffers (choose_voxels)
-PLACEMENT_BYTES_PER_VOXEL = 40
+CHUNK_VOXELS = 1 << 24  # voxels ranked at a time while placing cells
+DIGIT_BITS = 16  # bits of the placement key chosen per pass of the radix selection
+DIGIT_BINS = 1 << DIGIT_BITS
+_EVERY_KEY = 2**64 - 1  # above every placement key
 
 
 class Placement:
@@ -49,10 +51,10 @@ def _tumour_sphere(state):
     return centre, int(round(radius * radius))
 
 
-def choose_voxels(sim, count, placement):
-    """``count`` free voxels (sorted) for new cells, ranked by ``placement``; fewer if the lattice is full."""
-    state, xp = sim.state, sim.xp
-    free = xp.flatnonzero(state.occ < 0)
+def _key_arguments(sim, placement):
+    """The ranking's arguments to :func:`placement_key` after ``(v, seed, step)``: centre, squared radius, by
+    distance; and how many bits the keys can have."""
+    state = sim.state
     if placement == Placement.BALL:
         nz, ny, nx = state.shape
         centre, radius_sq, by_distance = (nz // 2, ny // 2, nx // 2), 0, 1
@@ -63,18 +65,73 @@ def choose_voxels(sim, count, placement):
         centre, radius_sq, by_distance = (0, 0, 0), 0, 0
     else:
         raise ValueError(f"unknown placement {placement!r}")
-    keys = xp.empty(free.shape[0], dtype=np.uint64)
-    sim.launch(
-        placement_key, free.shape[0], sim.seed, sim.clock, free, *centre, radius_sq, by_distance, sim.params, keys
-    )
-    order = xp.argsort(keys, kind="stable")[:count]
-    return xp.sort(free[order])
+    key_bits = 32  # the random part
+    if by_distance:
+        farthest_sq = sum(max(c, n - 1 - c) ** 2 for c, n in zip(centre, state.shape))
+        key_bits += max(farthest_sq, radius_sq).bit_length()
+    return (*centre, radius_sq, by_distance), key_bits
+
+
+def placement_bytes(voxels):
+    """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
+    chunk = min(int(voxels), CHUNK_VOXELS)
+    return chunk * (8 + 1 + 8) + 3 * (DIGIT_BINS + 1) * 8  # digits, picks, a chunk's list; histograms
+
+
+def choose_voxels(sim, count, placement, out):
+    """Write the ``count`` free voxels with the smallest placement keys (ties in voxel order) into ``out``, in
+    voxel order; returns how many were written (fewer if the lattice is full).
+
+    The same voxels as sorting every free voxel by its key, without holding
+    anything per voxel: a radix selection finds the ``count``-th smallest key
+    one 16-bit digit at a time, most significant first (a histogram of that
+    digit over the free voxels whose higher digits are the ones already
+    chosen), then one pass lists the voxels below it, and as many equal to it
+    as are still wanted.  The lattice is walked in chunks of CHUNK_VOXELS.
+    """
+    state, xp = sim.state, sim.xp
+    ranking, key_bits = _key_arguments(sim, placement)
+    key_args = (sim.seed, sim.clock, *ranking, sim.params)
+    voxels = state.occ.shape[0]
+    chunk = min(voxels, CHUNK_VOXELS)
+    chunks = [(start, min(chunk, voxels - start)) for start in range(0, voxels, chunk)]
+    digits = xp.empty(chunk, dtype=np.int64)
+    prefix, prefix_shift, wanted = 0, 64, int(count)
+    for shift in range(-(-key_bits // DIGIT_BITS) * DIGIT_BITS - DIGIT_BITS, -1, -DIGIT_BITS):
+        histogram = xp.zeros(DIGIT_BINS + 1, dtype=np.int64)  # the last bin: voxels taken or out of the prefix
+        for start, extent in chunks:
+            sim.launch(placement_digit, extent, start, state.occ, *key_args, np.uint64(prefix), prefix_shift, shift,
+                       DIGIT_BITS, digits)
+            histogram += xp.bincount(digits[:extent], minlength=DIGIT_BINS + 1)
+        below_or_at = np.cumsum(sim.backend.to_host(histogram[:DIGIT_BINS]))
+        if prefix_shift == 64 and below_or_at[-1] <= wanted:  # no more free voxels than wanted: take them all
+            prefix, wanted = _EVERY_KEY, 0
+            break
+        digit = int(np.searchsorted(below_or_at, wanted))  # the first digit at which enough are at or below
+        wanted -= int(below_or_at[digit - 1]) if digit else 0
+        prefix, prefix_shift = (prefix << DIGIT_BITS) | digit, shift
+    picked = xp.empty(chunk, dtype=np.uint8)
+    placed = 0
+    for start, extent in chunks:
+        sim.launch(placement_pick, extent, start, state.occ, *key_args, np.uint64(prefix), picked)
+        if wanted:
+            ties = xp.flatnonzero(picked[:extent] == 2)[:wanted]
+            picked[ties] = 1
+            wanted -= int(ties.shape[0])
+        chosen = xp.flatnonzero(picked[:extent] == 1)
+        out[placed : placed + chosen.shape[0]] = chosen + start
+        placed += int(chosen.shape[0])
+    return placed
 
 
 def add_cells(sim, count, kind, placement):
-    """Place ``count`` new cells of ``kind``; returns how many found room."""
-    voxels = choose_voxels(sim, count, placement)
-    placed = int(voxels.shape[0])
+    """Place ``count`` new cells of ``kind``; returns how many found room.
+
+    The voxels are chosen straight into the new slots of the voxel column.
+    """
+    state = sim.state
+    state.reserve(state.n + count)
+    placed = choose_voxels(sim, count, placement, out=state["voxel"][state.n : state.n + count])
     if placed < count:
         warnings.warn(
             f"only {placed} of {count} {KIND_NAMES[kind]} cells found a free voxel at step {sim.clock}",
@@ -83,13 +140,11 @@ def add_cells(sim, count, kind, placement):
         )
     if placed == 0:
         return 0
-    state = sim.state
-    first_slot, _first_id = state.append(placed)
+    first_slot, first_id = state.append(placed, written=("voxel",))
     new = slice(first_slot, first_slot + placed)
-    state["agent_id"][new] = sim.xp.arange(_first_id, _first_id + placed, dtype=np.int64)
-    state["voxel"][new] = voxels
+    state["agent_id"][new] = sim.xp.arange(first_id, first_id + placed, dtype=np.int64)
     state["kind"][new] = kind
-    state.occ[voxels] = sim.xp.arange(first_slot, first_slot + placed, dtype=np.int32)
+    state.occ[state["voxel"][new]] = sim.xp.arange(first_slot, first_slot + placed, dtype=np.int32)
     sim.launch(
         equip_cell, placed, sim.seed, sim.clock, first_slot, state["agent_id"], state["kind"], state["heading"],
         state["partner"], state["divisions_left"], state["pools"], state["set_points"], sim.params, sim.set_point_table,

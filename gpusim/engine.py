@@ -25,7 +25,7 @@ import numpy as np
 from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
-from gpusim.dosing import PLACEMENT_BYTES_PER_VOXEL, Placement, add_cells
+from gpusim.dosing import Placement, add_cells, placement_bytes
 from gpusim.kernels.cell_cycle import choose_division_site, copy_parent, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
@@ -74,7 +74,7 @@ def memory_needed(cfg):
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
     table = int(agents * HEADROOM) * bytes_per_agent()
-    transient = max(voxels * PLACEMENT_BYTES_PER_VOXEL, agents * TRANSIENT_BYTES)
+    transient = max(placement_bytes(voxels), agents * TRANSIENT_BYTES)
     return voxels * (4 + 4 + 1) + table + transient + fields_memory_needed(cfg)
 
 

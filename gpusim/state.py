@@ -161,13 +161,15 @@ class State:
             self.settle(cells, next_id)
 
     # --- growth, compaction and sorting -----------------------------------------
-    def append(self, count):
-        """Open ``count`` new zeroed slots at the end; return the first slot and first id."""
+    def append(self, count, written=()):
+        """Open ``count`` new slots at the end, zeroed but for the columns named in ``written`` (already filled);
+        return the first slot and first id."""
         self._require_exact("append cells")
         self.reserve(self.n + count)
         first_slot, first_id = self.n, self.next_id
-        for col in self.columns.values():
-            col[..., first_slot : first_slot + count] = 0
+        for name, col in self.columns.items():
+            if name not in written:
+                col[..., first_slot : first_slot + count] = 0
         self.n += count
         self.next_id += count
         self._publish()

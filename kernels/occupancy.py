@@ -3,13 +3,14 @@
 ``occ[voxel]`` holds the slot of the cell in that voxel or -1.  After the
 agent table is compacted or sorted, every cell writes its new slot into its
 own voxel.  New cells (the initial tumour, infused effectors) are placed by
-ranking free voxels with :func:`placement_key`.
+ranking free voxels by :func:`placement_key`, a selection of the smallest keys
+that needs no memory per voxel (:mod:`gpusim.dosing`).
 """
 
 import numpy as np
 
 from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
-from gpusim.kernels.launch import rule
+from gpusim.kernels.launch import device, rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
 from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT
@@ -53,26 +54,60 @@ def paint_kind(i, voxel, kind, state, volume):
         volume[voxel[i]] = kind[i] + 1
 
 
-@rule
-def placement_key(j, seed, step, candidates, centre_z, centre_y, centre_x, radius_sq, by_distance, params, keys):
-    """A sort key for placing a new cell in free voxel ``candidates[j]``.
+@device
+def placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, ny, nx):
+    """The integer key that ranks free voxel ``v`` for a new cell: the smallest keys are taken first.
 
     With ``by_distance`` the key ranks first by how far the voxel's squared
     distance to the centre is from ``radius_sq`` (a spherical shell of that
     radius, or a ball when it is 0), then at random; without, at random
     alone.  All integer, so every backend ranks alike.
     """
-    v = candidates[j]
     noise = draw(seed, step, v, PLACEMENT) >> _S32
     if by_distance == 0:
-        keys[j] = noise
-        return
-    z, y, x = voxel_coords(v, params[NY], params[NX])
+        return noise
+    z, y, x = voxel_coords(v, ny, nx)
     d_sq = (z - centre_z) * (z - centre_z) + (y - centre_y) * (y - centre_y) + (x - centre_x) * (x - centre_x)
     off = d_sq - radius_sq
     if off < 0:
         off = -off
-    keys[j] = (np.uint64(off) << _S32) | noise
+    return (np.uint64(off) << _S32) | noise
+
+
+@rule
+def placement_digit(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params,
+                    prefix, prefix_shift, shift, width, digits):
+    """One digit of voxel ``first_voxel + j``'s placement key, for the histogram of a radix selection.
+
+    ``digits[j]`` is the ``width`` bits of the key from bit ``shift`` if the
+    voxel is free and its key's bits from ``prefix_shift`` up equal
+    ``prefix`` (the digits already chosen; ``prefix_shift`` 64: none), else
+    ``2**width`` (not counted).
+    """
+    v = first_voxel + j
+    digits[j] = np.int64(1) << width
+    if occ[v] >= 0:
+        return
+    key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params[NY], params[NX])
+    if prefix_shift < 64 and (key >> np.uint64(prefix_shift)) != prefix:
+        return
+    digits[j] = np.int64((key >> np.uint64(shift)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
+
+
+@rule
+def placement_pick(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params,
+                   threshold, picked):
+    """``picked[j]``: 1 if voxel ``first_voxel + j`` is free with a placement key below ``threshold``, 2 if free
+    with a key equal to it (taken in voxel order while room is left), else 0."""
+    v = first_voxel + j
+    picked[j] = 0
+    if occ[v] >= 0:
+        return
+    key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params[NY], params[NX])
+    if key < threshold:
+        picked[j] = 1
+    elif key == threshold:
+        picked[j] = 2
 
 
 @rule

@@ -206,3 +206,31 @@ def test_more_daughters_than_the_table_has_room_for_stop_the_run():
             sim._daughters_next = 0  # as if the bound had missed every candidate
             sim.state._allocate(sim.state.n)  # and the table had no slot to spare
             sim.step()
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 777])
+def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypatch, chunk):
+    """New cells go to the free voxels whose placement keys are smallest (ties in voxel order), as sorting every
+    free voxel by its key would choose; the selection, which holds nothing per voxel, is checked against that
+    sort, for the ball, the rim and uniform placement, with the lattice walked in one chunk or many, and with
+    more cells wanted than there are free voxels."""
+    from gpusim import dosing
+    from gpusim.kernels.occupancy import placement_key
+
+    monkeypatch.setattr(dosing, "CHUNK_VOXELS", chunk)
+    cfg, _ = small
+    sim = Simulation(cfg)
+    sim.run(12)  # a tumour ball and a rim dose already placed
+    key = compile_device(placement_key, "cpu")
+    occ = sim.state.occ
+    free = np.flatnonzero(occ < 0)
+    nz, ny, nx = sim.state.shape
+    for placement in (dosing.Placement.BALL, dosing.Placement.RIM, dosing.Placement.UNIFORM):
+        ranking, _ = dosing._key_arguments(sim, placement)
+        keys = np.array([key(v, sim.seed, sim.clock, *ranking, ny, nx) for v in free], dtype=np.uint64)
+        by_key = free[np.argsort(keys, kind="stable")]
+        for count in (0, 1, 37, 1000, free.size, free.size + 5):
+            out = np.full(count, -1, dtype=np.int64)
+            placed = dosing.choose_voxels(sim, count, placement, out)
+            assert placed == min(count, free.size)
+            assert np.array_equal(out[:placed], np.sort(by_key[:count])), (placement, count)
