@@ -21,9 +21,9 @@ import numpy as np
 
 from gpusim.kernels.cells import KIND_NAMES, TUMOUR
 from gpusim.kernels.occupancy import equip_cell, placement_digit, placement_pick
+from gpusim.state import VOXEL_CHUNK
 
 
-CHUNK_VOXELS = 1 << 24  # voxels ranked at a time while placing cells
 DIGIT_BITS = 16  # bits of the placement key chosen per pass of the radix selection
 DIGIT_BINS = 1 << DIGIT_BITS
 _EVERY_KEY = 2**64 - 1  # above every placement key
@@ -74,7 +74,7 @@ def _key_arguments(sim, placement):
 
 def placement_bytes(voxels):
     """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
-    chunk = min(int(voxels), CHUNK_VOXELS)
+    chunk = min(int(voxels), VOXEL_CHUNK)
     return chunk * (8 + 1 + 8) + 3 * (DIGIT_BINS + 1) * 8  # digits, picks, a chunk's list; histograms
 
 
@@ -87,13 +87,13 @@ def choose_voxels(sim, count, placement, out):
     one 16-bit digit at a time, most significant first (a histogram of that
     digit over the free voxels whose higher digits are the ones already
     chosen), then one pass lists the voxels below it, and as many equal to it
-    as are still wanted.  The lattice is walked in chunks of CHUNK_VOXELS.
+    as are still wanted.  The lattice is walked in chunks of VOXEL_CHUNK.
     """
     state, xp = sim.state, sim.xp
     ranking, key_bits = _key_arguments(sim, placement)
     key_args = (sim.seed, sim.clock, *ranking, sim.params)
     voxels = state.occ.shape[0]
-    chunk = min(voxels, CHUNK_VOXELS)
+    chunk = min(voxels, VOXEL_CHUNK)
     chunks = [(start, min(chunk, voxels - start)) for start in range(0, voxels, chunk)]
     digits = xp.empty(chunk, dtype=np.int64)
     prefix, prefix_shift, wanted = 0, 64, int(count)

@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import HEADROOM, TRANSIENT_BYTES, State, as_table, bytes_per_agent
+from gpusim.state import HEADROOM, State, as_table, bytes_per_agent, sort_bytes
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -74,7 +74,7 @@ def memory_needed(cfg):
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
     table = int(agents * HEADROOM) * bytes_per_agent()
-    transient = max(placement_bytes(voxels), agents * TRANSIENT_BYTES)
+    transient = max(placement_bytes(voxels), sort_bytes(voxels))
     return voxels * (4 + 4 + 1) + table + transient + fields_memory_needed(cfg)
 
 

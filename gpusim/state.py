@@ -19,7 +19,9 @@ import numpy as np
 
 from gpusim.kernels.launch import Count
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
-from gpusim.kernels.occupancy import claim_own_voxel, gather_slots, list_by_rank, mark_survivor, sort_key
+from gpusim.kernels.occupancy import (
+    claim_own_voxel, gather_slots, list_by_rank, list_occupied, mark_occupied, mark_survivor,
+)
 
 # name -> (dtype, rows); rows > 1 is a table column indexed [row, slot]
 # (one contiguous column per species).  The order is the agent table's order in the store.
@@ -52,16 +54,22 @@ SCRATCH = {
     "strike": (np.uint8, 1),  # hit / bite / engulf flags (kernels.synapse.STRUCK_*)
     "touched": (np.uint8, 1),  # 1 if an effector was in contact with this cell this step
 }
-# per-slot work arrays of births, compaction and sorting (never reordered themselves)
+# per-slot work arrays of births, compaction and sorting (never reordered themselves); slots are int32
+# (the occupancy grid's type), so a table has fewer than 2**31 slots (MAX_SLOTS)
 WORK = {
-    "rank": (np.int64, 1),  # inclusive prefix sum of marked slots (division winners, survivors); the sort key
-    "listing": (np.int64, 1),  # the marked slots in slot order (parents of daughters, survivors)
+    "rank": (np.int32, 1),  # inclusive prefix sum of marked slots (division winners, survivors)
+    "listing": (np.int32, 1),  # the marked slots in slot order (parents of daughters, survivors), or in voxel order
 }
+MAX_SLOTS = 2**31 - 1
+VOXEL_CHUNK = 1 << 24  # voxels listed at a time when the table is sorted by voxel
+# A multi-row column is stored with one row more than it has, and that free row holds a scratch array.  The
+# column is reordered a row at a time into the free row's neighbour, so the free row moves to the other end;
+# no spare copy of the column is needed (State._gather_rows).
+FREE_ROW_OF = {"pools": "taken_a", "set_points": "taken_b"}
 CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
 GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit
 HEADROOM = 1.25  # a run's first table has room for this many times its initial cells
-TRANSIENT_BYTES = 24  # per cell, held for a moment: the order and the sort's own buffers (sort by voxel)
 
 
 def _shape_of(array):
@@ -70,9 +78,11 @@ def _shape_of(array):
 
 def spare_shapes():
     """The (dtype, rows) of the columns that no scratch array can stand in for while the table is reordered."""
-    scratch = {(np.dtype(t), rows) for t, rows in SCRATCH.values()}
+    scratch = {(np.dtype(t), rows) for name, (t, rows) in SCRATCH.items() if name not in FREE_ROW_OF.values()}
     spares = []
-    for dtype, rows in COLUMNS.values():
+    for name, (dtype, rows) in COLUMNS.items():
+        if name in FREE_ROW_OF:
+            continue
         if (np.dtype(dtype), rows) not in scratch and (np.dtype(dtype), rows) not in spares:
             spares.append((np.dtype(dtype), rows))
     return spares
@@ -81,6 +91,11 @@ def spare_shapes():
 def as_table(column):
     """A column as a ``[row, slot]`` table (one row for a plain column)."""
     return column if column.ndim == 2 else column.reshape(1, column.shape[0])
+
+
+def sort_bytes(voxels):
+    """Device memory held while the table is sorted by voxel (a chunk's marks and prefix sum)."""
+    return min(int(voxels), VOXEL_CHUNK) * 8
 
 
 def bytes_per_agent():
@@ -106,15 +121,24 @@ class State:
         self.scratch = {}
         self.work = {}
         self.spares = []  # free buffers for reordering the columns (see _gather)
+        self.storage = {}  # multi-row column -> its array with the free row (FREE_ROW_OF)
+        self.low_row = {}  # multi-row column -> the storage row of its row 0: 1 if the free row is first, else 0
         self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
         self._allocate(max(int(capacity), 16))
 
     # --- storage ---------------------------------------------------------------
     def _allocate(self, capacity):
         xp = self.xp
+        free_rows = set(FREE_ROW_OF.values())
         for table, spec in ((self.columns, COLUMNS), (self.scratch, SCRATCH), (self.work, WORK)):
             for name, (dtype, rows) in spec.items():
-                fresh = xp.zeros(capacity if rows == 1 else (rows, capacity), dtype=dtype)
+                if name in free_rows:
+                    continue
+                fresh = xp.zeros(capacity if name not in FREE_ROW_OF else (rows + 1, capacity), dtype=dtype)
+                if name in FREE_ROW_OF:
+                    self.storage[name], self.low_row[name] = fresh, 0
+                    fresh = fresh[:rows]
+                    self.scratch[FREE_ROW_OF[name]] = self.storage[name][rows]
                 if name in table:
                     fresh[..., : self.n] = table[name][..., : self.n]
                 table[name] = fresh
@@ -125,7 +149,9 @@ class State:
         """Make room for ``needed`` agents, growing geometrically."""
         if needed > self.capacity:
             self._require_exact("grow the table")
-            self._allocate(max(int(needed), int(self.capacity * GROWTH) + 1))
+            if needed > MAX_SLOTS:
+                raise RuntimeError(f"{needed} cells: the agent table holds at most {MAX_SLOTS}")
+            self._allocate(min(max(int(needed), int(self.capacity * GROWTH) + 1), MAX_SLOTS))
 
     def __getitem__(self, name):
         """The full-capacity column (or scratch array) ``name``."""
@@ -178,16 +204,17 @@ class State:
     def rank_marks(self, marks):
         """The inclusive prefix sum of ``marks`` (0 or 1 per live slot), in the rank work array.
 
-        The marks go through the listing work array as int64 first: the sum is
-        then never computed in place (which not every array library allows)
-        and never casts on the fly (numpy's slow path, 5x slower).
+        The marks go through the listing work array first: the sum is then
+        never computed in place (which not every array library allows) and
+        never casts on the fly (numpy's slow path, 5x slower).
         """
         self.work["listing"][: self.n] = marks
         return self._rank_listing(self.n)
 
     def _rank_listing(self, count):
         """The inclusive prefix sum of the first ``count`` entries of the listing work array, into the rank one."""
-        return self.xp.cumsum(self.work["listing"][:count], out=self.work["rank"][:count])
+        rank = self.work["rank"]
+        return self.xp.cumsum(self.work["listing"][:count], dtype=rank.dtype, out=rank[:count])
 
     def add_daughters(self, rank, bound):
         """Count the daughters just placed after slot ``n`` (``rank``: inclusive prefix sum of the parents, on the
@@ -225,27 +252,64 @@ class State:
         extra buffers are only needed for the shapes no scratch array has.
         """
         free = {}
-        for buffer in list(self.scratch.values()) + self.spares:
+        loose = [name for name in self.scratch if name not in FREE_ROW_OF.values()]
+        for buffer in [self.scratch[name] for name in loose] + self.spares:
             free.setdefault(_shape_of(buffer), []).append(buffer)
         for name, col in list(self.columns.items()):
+            if name in FREE_ROW_OF:
+                self._gather_rows(name, order, extent)
+                continue
             buffers = free.setdefault(_shape_of(col), [])
             target = buffers.pop() if buffers else self.xp.zeros_like(col)  # zeros: even unused slots reproducible
             self.backend.launch(gather_slots, extent, order, as_table(col), as_table(target))
             self.columns[name] = target
             buffers.append(col)
-        for name, buffer in self.scratch.items():
-            self.scratch[name] = free[_shape_of(buffer)].pop()
+        for name in loose:
+            self.scratch[name] = free[_shape_of(self.scratch[name])].pop()
         self.spares = [buffer for buffers in free.values() for buffer in buffers]
         self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 
+    def _gather_rows(self, name, order, extent):
+        """Reorder multi-row column ``name`` a row at a time through its free row: each row is gathered into the
+        storage row next to it that is free by then, so the free row ends at the other end, where it holds the
+        column's scratch array (FREE_ROW_OF)."""
+        storage = self.storage[name]
+        rows = storage.shape[0] - 1
+        if self.low_row[name]:  # the free row is first: row r moves down from storage row r + 1 to r
+            moves = [(r + 1, r) for r in range(rows)]
+        else:  # the free row is last: row r moves up from storage row r to r + 1, the last row first
+            moves = [(r, r + 1) for r in reversed(range(rows))]
+        for source, destination in moves:
+            self.backend.launch(
+                gather_slots, extent, order, storage[source : source + 1], storage[destination : destination + 1]
+            )
+        low = self.low_row[name] = 1 - self.low_row[name]
+        self.columns[name] = storage[low : low + rows]
+        self.scratch[FREE_ROW_OF[name]] = storage[0 if low else rows]
+
     def sort_by_voxel(self):
-        """Stable sort of the agent table by voxel index (free slots after every cell)."""
-        bound = self.n
-        if bound == 0:
+        """Stable sort of the agent table by voxel index (free slots after every cell).
+
+        The occupancy grid already holds the cells in voxel order: the
+        occupied voxels are listed by prefix sum, a chunk of the lattice at a
+        time (:func:`list_occupied`), and their slots are the new order.
+        """
+        if self.n == 0:
             return
-        key = self.work["rank"][:bound]
-        self.backend.launch(sort_key, bound, self.counters[CELLS : CELLS + 1], self.columns["voxel"], key)
-        self._gather(self.xp.argsort(key, kind="stable"), self.cells)
+        xp = self.xp
+        voxels = self.occ.shape[0]
+        chunk = min(voxels, VOXEL_CHUNK)
+        marks = xp.empty(chunk, dtype=np.int32)
+        rank = xp.empty(chunk, dtype=np.int32)
+        listed = xp.zeros(1, dtype=np.int64)  # slots listed so far, on the backend
+        order = self.work["listing"]
+        for start in range(0, voxels, chunk):
+            extent = min(chunk, voxels - start)
+            self.backend.launch(mark_occupied, extent, start, self.occ, marks)
+            xp.cumsum(marks[:extent], dtype=rank.dtype, out=rank[:extent])
+            self.backend.launch(list_occupied, extent, start, self.occ, rank, listed, order)
+            listed += rank[extent - 1 : extent]
+        self._gather(order, self.cells)
 
     def host_columns(self):
         """Host copies of the live part of every column."""

@@ -18,7 +18,6 @@ from gpusim.kernels.tally import STEP_TALLY, TABLE_FULL, tally_add
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
 
 _S32 = np.uint64(32)
-_PAST_EVERY_VOXEL = np.int64(2**62)
 
 
 @rule
@@ -171,6 +170,16 @@ def list_by_rank(i, rank, listing, tally):
 
 
 @rule
-def sort_key(i, live, voxel, key):
-    """The key that sorts the agent table by voxel: the voxel for a cell, past every voxel for a free slot."""
-    key[i] = voxel[i] if i < live[0] else _PAST_EVERY_VOXEL
+def mark_occupied(j, first_voxel, occ, marks):
+    """``marks[j] = 1`` if voxel ``first_voxel + j`` holds a cell, else 0."""
+    marks[j] = 1 if occ[first_voxel + j] >= 0 else 0
+
+
+@rule
+def list_occupied(j, first_voxel, occ, rank, listed, listing):
+    """The cell in voxel ``first_voxel + j``, if any, enters ``listing`` after the ``listed[0]`` of the voxels
+    before the chunk; ``rank`` is the inclusive prefix sum of the chunk's marks.  Over every chunk, the slots
+    in voxel order: the order that sorts the agent table by voxel."""
+    slot = occ[first_voxel + j]
+    if slot >= 0:
+        listing[listed[0] + rank[j] - 1] = slot

@@ -163,7 +163,8 @@ def test_rim_dose_lands_closer_to_the_tumour_than_uniform():
 
 def test_the_agent_table_takes_what_the_memory_preflight_counts(small):
     """After compactions and sorts the table holds its columns, its scratch and work arrays and one spare buffer
-    for each shape no scratch array has: capacity x bytes_per_agent(), the figure the preflight uses."""
+    for each shape no scratch array has (multi-row columns need none: their scratch row is their spare):
+    capacity x bytes_per_agent(), the figure the preflight uses."""
     from gpusim.state import bytes_per_agent
 
     cfg, _ = small
@@ -173,7 +174,7 @@ def test_the_agent_table_takes_what_the_memory_preflight_counts(small):
     held = sum(a.nbytes for a in [*s.columns.values(), *s.scratch.values(), *s.work.values(), *s.spares])
     assert sum(sim.timeseries.arrays()["deaths_tumour"]) > 0 and s.spares
     assert held == s.capacity * bytes_per_agent()
-    assert bytes_per_agent() <= 147
+    assert bytes_per_agent() <= 107
 
 
 def test_room_for_the_next_steps_daughters_is_a_small_bound_that_always_holds():
@@ -217,7 +218,7 @@ def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypat
     from gpusim import dosing
     from gpusim.kernels.occupancy import placement_key
 
-    monkeypatch.setattr(dosing, "CHUNK_VOXELS", chunk)
+    monkeypatch.setattr(dosing, "VOXEL_CHUNK", chunk)
     cfg, _ = small
     sim = Simulation(cfg)
     sim.run(12)  # a tumour ball and a rim dose already placed
