@@ -44,10 +44,10 @@ class Backend:
             self.xp.cuda.Device().synchronize()
 
     def memory_available(self):
-        """Bytes this backend can still allocate (host RAM, or free GPU memory)."""
+        """Bytes this backend can still allocate (host RAM, or free GPU memory with what cupy's pool holds free)."""
         if self.xp is not np:
             free, _total = self.xp.cuda.runtime.memGetInfo()
-            return free
+            return free + self.xp.get_default_memory_pool().free_bytes()
         return host_memory_available()
 
 

@@ -75,7 +75,7 @@ def _key_arguments(sim, placement):
 def placement_bytes(voxels):
     """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
     chunk = min(int(voxels), VOXEL_CHUNK)
-    return chunk * (8 + 1 + 8) + 3 * (DIGIT_BINS + 1) * 8  # digits, picks, a chunk's list; histograms
+    return chunk * (8 + 1 + 8 + 8) + 3 * DIGIT_BINS * 8  # digits, picks, a chunk's list or counted digits; histograms
 
 
 def choose_voxels(sim, count, placement, out):
@@ -84,8 +84,8 @@ def choose_voxels(sim, count, placement, out):
 
     The same voxels as sorting every free voxel by its key, without holding
     anything per voxel: a radix selection finds the ``count``-th smallest key
-    one 16-bit digit at a time, most significant first (a histogram of that
-    digit over the free voxels whose higher digits are the ones already
+    16 bits at a time, from the highest bit a key can have (a histogram of
+    those bits over the free voxels whose higher bits are the ones already
     chosen), then one pass lists the voxels below it, and as many equal to it
     as are still wanted.  The lattice is walked in chunks of VOXEL_CHUNK.
     """
@@ -96,20 +96,23 @@ def choose_voxels(sim, count, placement, out):
     chunk = min(voxels, VOXEL_CHUNK)
     chunks = [(start, min(chunk, voxels - start)) for start in range(0, voxels, chunk)]
     digits = xp.empty(chunk, dtype=np.int64)
-    prefix, prefix_shift, wanted = 0, 64, int(count)
-    for shift in range(-(-key_bits // DIGIT_BITS) * DIGIT_BITS - DIGIT_BITS, -1, -DIGIT_BITS):
-        histogram = xp.zeros(DIGIT_BINS + 1, dtype=np.int64)  # the last bin: voxels taken or out of the prefix
+    prefix, top, wanted = 0, key_bits, int(count)  # the key's bits from `top` up are `prefix`
+    while top > 0:
+        shift = max(top - DIGIT_BITS, 0)
+        bins = 1 << (top - shift)
+        histogram = xp.zeros(bins, dtype=np.int64)
         for start, extent in chunks:
-            sim.launch(placement_digit, extent, start, state.occ, *key_args, np.uint64(prefix), prefix_shift, shift,
-                       DIGIT_BITS, digits)
-            histogram += xp.bincount(digits[:extent], minlength=DIGIT_BINS + 1)
-        below_or_at = np.cumsum(sim.backend.to_host(histogram[:DIGIT_BINS]))
-        if prefix_shift == 64 and below_or_at[-1] <= wanted:  # no more free voxels than wanted: take them all
+            sim.launch(placement_digit, extent, start, state.occ, *key_args, np.uint64(prefix), top, shift,
+                       top - shift, digits)
+            counted = digits[:extent]
+            histogram += xp.bincount(counted[counted < bins], minlength=bins)  # not the taken or passed over
+        below_or_at = np.cumsum(sim.backend.to_host(histogram))
+        if top == key_bits and below_or_at[-1] <= wanted:  # no more free voxels than wanted: take them all
             prefix, wanted = _EVERY_KEY, 0
             break
         digit = int(np.searchsorted(below_or_at, wanted))  # the first digit at which enough are at or below
         wanted -= int(below_or_at[digit - 1]) if digit else 0
-        prefix, prefix_shift = (prefix << DIGIT_BITS) | digit, shift
+        prefix, top = (prefix << (top - shift)) | digit, shift
     picked = xp.empty(chunk, dtype=np.uint8)
     placed = 0
     for start, extent in chunks:

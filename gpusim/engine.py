@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import HEADROOM, State, as_table, bytes_per_agent, sort_bytes
+from gpusim.state import HEADROOM, VOXEL_CHUNK, State, as_table, bytes_per_agent, sort_bytes
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -67,15 +67,14 @@ class _PhaseTimer:
 
 
 def memory_needed(cfg):
-    """Bytes the run needs: the occupancy grid and a snapshot's buffers (one molecule field, the kind map), the
-    agent table (columns, scratch, work and spare buffers) for every cell placed or infused with the first
-    table's headroom, the most held for a moment (placing cells, or sorting the table), and the diffusing
-    fields."""
+    """Bytes the run needs: the occupancy grid, the agent table (columns, scratch, work and spare buffers) for
+    every cell placed or infused with the first table's headroom, the most held for a moment (placing cells,
+    sorting the table, or a snapshot's buffer, each a chunk of the lattice at a time), and the diffusing fields."""
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
     table = int(agents * HEADROOM) * bytes_per_agent()
-    transient = max(placement_bytes(voxels), sort_bytes(voxels))
-    return voxels * (4 + 4 + 1) + table + transient + fields_memory_needed(cfg)
+    transient = max(placement_bytes(voxels), sort_bytes(voxels), min(voxels, VOXEL_CHUNK) * 4)
+    return voxels * 4 + table + transient + fields_memory_needed(cfg)
 
 
 def preflight(cfg, backend):
@@ -424,22 +423,31 @@ class Simulation:
 
     def field_volumes(self, channels=None):
         """The molecule fields ``[channel, z, y, x]`` (uint32; channels in kernels.occupancy.FIELD_NAMES, default
-        all) on the host, painted one channel at a time."""
+        all) on the host, painted a chunk of the lattice and one channel at a time."""
         s = self.state
         channels = range(len(FIELD_NAMES)) if channels is None else channels
         volume = np.empty((len(channels),) + s.shape, dtype=np.uint32)
-        field = self.xp.empty(s.occ.shape[0], dtype=np.uint32)
         for row, channel in enumerate(channels):
-            field[...] = 0
-            self.launch(paint_field, s.n, int(channel), s["voxel"], s["kind"], s["pools"], field)
-            volume[row] = self.backend.to_host(field).reshape(s.shape)
+            self._paint(volume[row], np.uint32, paint_field, int(channel), s.occ, s["kind"], s["pools"])
         return volume
 
     def kind_volume(self):
         """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""
-        volume = self.xp.zeros(self.state.occ.shape[0], dtype=np.uint8)
-        self.launch(paint_kind, self.state.n, self.state["voxel"], self.state["kind"], self.state["state"], volume)
-        return self.backend.to_host(volume).reshape(self.state.shape)
+        s = self.state
+        volume = np.empty(s.shape, dtype=np.uint8)
+        self._paint(volume, np.uint8, paint_kind, s.occ, s["kind"], s["state"])
+        return volume
+
+    def _paint(self, volume, dtype, rule, *args):
+        """Fill the host ``volume`` with ``rule(j, first_voxel, *args, out)`` over the lattice, VOXEL_CHUNK voxels
+        at a time through one device buffer."""
+        flat = volume.reshape(-1)
+        chunk = min(flat.shape[0], VOXEL_CHUNK)
+        buffer = self.xp.empty(chunk, dtype=dtype)
+        for start in range(0, flat.shape[0], chunk):
+            extent = min(chunk, flat.shape[0] - start)
+            self.launch(rule, extent, start, *args, buffer)
+            flat[start : start + extent] = self.backend.to_host(buffer[:extent])
 
     def run(self, steps=None, store=None, progress=None, should_stop=None):
         """Advance ``steps`` steps (default: to the end of the run), writing snapshots and checkpoints to ``store``.

@@ -68,8 +68,8 @@ VOXEL_CHUNK = 1 << 24  # voxels listed at a time when the table is sorted by vox
 FREE_ROW_OF = {"pools": "taken_a", "set_points": "taken_b"}
 CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
-GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit
-HEADROOM = 1.25  # a run's first table has room for this many times its initial cells
+GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit (memory allowing)
+HEADROOM = 1.05  # a run's first table has room for this many times its initial cells
 
 
 def _shape_of(array):
@@ -146,12 +146,28 @@ class State:
         self.capacity = capacity
 
     def reserve(self, needed):
-        """Make room for ``needed`` agents, growing geometrically."""
-        if needed > self.capacity:
-            self._require_exact("grow the table")
-            if needed > MAX_SLOTS:
-                raise RuntimeError(f"{needed} cells: the agent table holds at most {MAX_SLOTS}")
-            self._allocate(min(max(int(needed), int(self.capacity * GROWTH) + 1), MAX_SLOTS))
+        """Make room for ``needed`` agents, growing geometrically as far as the backend's memory allows."""
+        if needed <= self.capacity:
+            return
+        self._require_exact("grow the table")
+        grown = min(max(int(needed), int(self.capacity * GROWTH) + 1), MAX_SLOTS, self.affordable_slots())
+        if grown < needed:
+            raise RuntimeError(
+                f"the agent table cannot grow to {needed} cells (at most {MAX_SLOTS} slots, and "
+                f"{self.backend.memory_available() / 2**30:.1f} GiB free on {self.backend.label} for "
+                f"{bytes_per_agent()} bytes a slot)"
+            )
+        self._allocate(grown)
+
+    def table_bytes(self):
+        """Bytes the agent table holds now: capacity x bytes_per_agent()."""
+        return self.capacity * bytes_per_agent()
+
+    def affordable_slots(self):
+        """The most slots a grown table could have: the columns are copied one at a time, so the free memory
+        and the old table, less its largest column (held while its copy is made), with 5% to spare."""
+        largest = max(a.nbytes for a in [*self.columns.values(), *self.storage.values()])
+        return int((self.backend.memory_available() + self.table_bytes() - largest) * 0.95) // bytes_per_agent()
 
     def __getitem__(self, name):
         """The full-capacity column (or scratch array) ``name``."""

@@ -32,25 +32,34 @@ FIELD_LABELS = ("tumour antigen A (molecules)", "acquired antigen A on effectors
 
 
 @rule
-def paint_field(i, channel, voxel, kind, pools, field):
-    """Molecule field ``channel`` (FIELD_NAMES) at cell ``i``'s voxel: tumour antigen, antigen acquired by
-    effectors, or CAR on any cell.  One channel at a time, so a snapshot needs one field's worth of device memory."""
+def paint_field(j, first_voxel, channel, occ, kind, pools, field):
+    """Molecule field ``channel`` (FIELD_NAMES) in voxel ``first_voxel + j``: tumour antigen, antigen acquired by
+    effectors, or CAR on any cell; 0 where there is none.  A chunk of voxels and one channel at a time, so a
+    snapshot needs little device memory."""
+    i = occ[first_voxel + j]
+    field[j] = 0
+    if i < 0:
+        return
     tumour = kind[i] == TUMOUR
     if channel == 0 and tumour:
-        field[voxel[i]] = pools[ANTIGEN_A, i]
+        field[j] = pools[ANTIGEN_A, i]
     elif channel == 1 and not tumour:
-        field[voxel[i]] = pools[ANTIGEN_A, i]
+        field[j] = pools[ANTIGEN_A, i]
     elif channel == 2:
-        field[voxel[i]] = pools[CAR, i]
+        field[j] = pools[CAR, i]
 
 
 @rule
-def paint_kind(i, voxel, kind, state, volume):
-    """The cell-kind map: ``volume[voxel] = kind + 1`` (0 is an empty voxel), DEBRIS_LABEL for necrotic debris."""
-    if (state[i] & NECROTIC) != 0:
-        volume[voxel[i]] = DEBRIS_LABEL
+def paint_kind(j, first_voxel, occ, kind, state, volume):
+    """The cell-kind map in voxel ``first_voxel + j``: 0 if empty, DEBRIS_LABEL for necrotic debris, else the
+    cell's kind + 1."""
+    i = occ[first_voxel + j]
+    if i < 0:
+        volume[j] = 0
+    elif (state[i] & NECROTIC) != 0:
+        volume[j] = DEBRIS_LABEL
     else:
-        volume[voxel[i]] = kind[i] + 1
+        volume[j] = kind[i] + 1
 
 
 @device
@@ -80,8 +89,8 @@ def placement_digit(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_
 
     ``digits[j]`` is the ``width`` bits of the key from bit ``shift`` if the
     voxel is free and its key's bits from ``prefix_shift`` up equal
-    ``prefix`` (the digits already chosen; ``prefix_shift`` 64: none), else
-    ``2**width`` (not counted).
+    ``prefix`` (the digits already chosen; none if ``prefix_shift`` is 64),
+    else ``2**width`` (not counted).
     """
     v = first_voxel + j
     digits[j] = np.int64(1) << width

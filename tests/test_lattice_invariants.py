@@ -235,3 +235,24 @@ def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypat
             placed = dosing.choose_voxels(sim, count, placement, out)
             assert placed == min(count, free.size)
             assert np.array_equal(out[:placed], np.sort(by_key[:count])), (placement, count)
+
+
+def test_the_table_grows_only_as_far_as_memory_allows(monkeypatch):
+    """The table grows by half when it must, but never past what the backend's memory holds (the old table's
+    columns are copied one at a time); when even the cells it must hold would not fit, it says so."""
+    from gpusim import backend as backends
+    from gpusim.state import State, bytes_per_agent
+
+    state = State(backends.select("cpu"), (8, 8, 8), capacity=100)
+    state.reserve(120)
+    assert state.capacity == 151  # plenty of memory: by half
+    largest = max(a.nbytes for a in [*state.columns.values(), *state.storage.values()])
+    room_for = 170  # slots the backend's free memory, the old table less its largest column, would hold
+    free = -(-(room_for * bytes_per_agent()) // 0.95) - state.table_bytes() + largest
+    monkeypatch.setattr(state.backend, "memory_available", lambda: free)
+    state.reserve(160)
+    assert state.capacity == 170  # not 227
+    monkeypatch.setattr(state.backend, "memory_available", lambda: 0)
+    with pytest.raises(RuntimeError, match="cannot grow to 400 cells"):
+        state.reserve(400)
+    assert state.capacity == 170

@@ -19,6 +19,31 @@ def write_store(path, seed=None):
     return sim
 
 
+def test_snapshot_volumes_show_each_cell_in_its_voxel(small, monkeypatch):
+    """The kind map and the molecule fields painted for a snapshot (a chunk of the lattice at a time through one
+    device buffer) hold each cell's own kind and molecules in its voxel and nothing elsewhere."""
+    from gpusim import engine
+    from gpusim.kernels.cells import DEBRIS_LABEL, NECROTIC, TUMOUR
+    from gpusim.kernels.molecules import ANTIGEN_A, CAR
+
+    monkeypatch.setattr(engine, "VOXEL_CHUNK", 1000)  # 16^3 voxels: five chunks, the last one short
+    cfg, _ = small
+    sim = Simulation(cfg)
+    sim.run(30)
+    cells = sim.state.snapshot()
+    voxel, kind, pools = cells["voxel"], cells["kind"], cells["pools"]
+    expected_kind = np.zeros(16**3, dtype=np.uint8)
+    expected_kind[voxel] = np.where(cells["state"] & NECROTIC, DEBRIS_LABEL, kind + 1)
+    assert np.array_equal(sim.kind_volume().reshape(-1), expected_kind)
+    tumour = kind == TUMOUR
+    expected = np.zeros((3, 16**3), dtype=np.uint32)
+    expected[0, voxel[tumour]] = pools[ANTIGEN_A, tumour]
+    expected[1, voxel[~tumour]] = pools[ANTIGEN_A, ~tumour]
+    expected[2, voxel] = pools[CAR]
+    assert np.array_equal(sim.field_volumes().reshape(3, -1), expected)
+    assert np.count_nonzero(expected[1]) > 0  # effectors are there, with antigen taken from the tumour
+
+
 def test_store_layout_and_metadata(tmp_path):
     path = tmp_path / "run.ome.zarr"
     sim = write_store(path)
