@@ -43,6 +43,11 @@ class Backend:
         if self.xp is not np:
             self.xp.cuda.Device().synchronize()
 
+    def release_memory(self):
+        """Hand memory no array holds back to the system (cupy keeps freed blocks in its pool)."""
+        if self.xp is not np:
+            self.xp.get_default_memory_pool().free_all_blocks()
+
     def memory_available(self):
         """Bytes this backend can still allocate (host RAM, or free GPU memory with what cupy's pool holds free)."""
         if self.xp is not np:

@@ -19,8 +19,10 @@ import warnings
 
 import numpy as np
 
-from gpusim.kernels.cells import KIND_NAMES, TUMOUR
-from gpusim.kernels.occupancy import equip_cell, placement_digit, placement_pick
+from gpusim.kernels.cells import KIND_NAMES
+from gpusim.kernels.occupancy import (
+    MOMENT_COUNT, MOMENT_X, MOMENT_Y, MOMENT_Z, equip_cell, placement_digit, placement_pick, tumour_moments,
+)
 from gpusim.state import VOXEL_CHUNK
 
 
@@ -35,18 +37,15 @@ class Placement:
     UNIFORM = "uniform"
 
 
-def _tumour_sphere(state):
+def _tumour_sphere(sim):
     """(centre z, y, x) rounded to voxels and squared radius of the tumour's equivalent sphere."""
-    xp = state.xp
+    state = sim.state
     nz, ny, nx = state.shape
-    tumour_voxels = state.view("voxel")[state.view("kind") == TUMOUR]
-    count = int(tumour_voxels.shape[0])
+    moments = sim.backend.to_host(sim.launch(tumour_moments, state.n, state["kind"], state["voxel"], sim.params))
+    count = int(moments[MOMENT_COUNT])
     if count == 0:
         return (nz // 2, ny // 2, nx // 2), 0
-    z = tumour_voxels // (ny * nx)
-    y = (tumour_voxels // nx) % ny
-    x = tumour_voxels % nx
-    centre = tuple(int((int(xp.sum(c)) * 2 + count) // (2 * count)) for c in (z, y, x))
+    centre = tuple(int((int(moments[m]) * 2 + count) // (2 * count)) for m in (MOMENT_Z, MOMENT_Y, MOMENT_X))
     radius = (3.0 * count / (4.0 * math.pi)) ** (1.0 / 3.0)
     return centre, int(round(radius * radius))
 
@@ -59,7 +58,7 @@ def _key_arguments(sim, placement):
         nz, ny, nx = state.shape
         centre, radius_sq, by_distance = (nz // 2, ny // 2, nx // 2), 0, 1
     elif placement == Placement.RIM:
-        centre, radius_sq = _tumour_sphere(state)
+        centre, radius_sq = _tumour_sphere(sim)
         by_distance = 1
     elif placement == Placement.UNIFORM:
         centre, radius_sq, by_distance = (0, 0, 0), 0, 0
@@ -144,12 +143,9 @@ def add_cells(sim, count, kind, placement):
     if placed == 0:
         return 0
     first_slot, first_id = state.append(placed, written=("voxel",))
-    new = slice(first_slot, first_slot + placed)
-    state["agent_id"][new] = sim.xp.arange(first_id, first_id + placed, dtype=np.int64)
-    state["kind"][new] = kind
-    state.occ[state["voxel"][new]] = sim.xp.arange(first_slot, first_slot + placed, dtype=np.int32)
     sim.launch(
-        equip_cell, placed, sim.seed, sim.clock, first_slot, state["agent_id"], state["kind"], state["heading"],
-        state["partner"], state["divisions_left"], state["pools"], state["set_points"], sim.params, sim.set_point_table,
+        equip_cell, placed, sim.seed, sim.clock, first_slot, first_id, kind, state["agent_id"], state["voxel"],
+        state["kind"], state["heading"], state["partner"], state["divisions_left"], state["pools"], state["set_points"],
+        sim.params, sim.set_point_table, state.occ,
     )
     return placed

@@ -119,17 +119,21 @@ def placement_pick(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x
 
 
 @rule
-def equip_cell(j, seed, step, first_slot, agent_id, kind, heading, partner, divisions_left, pools, set_points, params,
-               set_point_table):
-    """A new cell ``first_slot + j``: pools at their set points, and for effectors a heading and a division budget.
+def equip_cell(j, seed, step, first_slot, first_id, new_kind, agent_id, voxel, kind, heading, partner, divisions_left,
+               pools, set_points, params, set_point_table, occ):
+    """A new cell of ``new_kind`` in slot ``first_slot + j`` (its voxel already chosen): the next id, its slot in
+    the occupancy grid, pools at their set points, and for effectors a heading and a division budget.
 
     A new tumour cell draws its heritable antigen set points from the
     population's log-normal distribution (``set_point_table[row]``, values at
     equally spaced quantiles).
     """
     slot = first_slot + j
-    k = int(kind[slot])
-    me = agent_id[slot]
+    me = first_id + j
+    agent_id[slot] = me
+    kind[slot] = new_kind
+    occ[voxel[slot]] = slot
+    k = int(new_kind)
     partner[slot] = -1
     for s in range(N_SPECIES):
         pools[s, slot] = params[SET_POINT + k * N_SPECIES + s]
@@ -141,6 +145,23 @@ def equip_cell(j, seed, step, first_slot, agent_id, kind, heading, partner, divi
     else:
         heading[slot] = draw_index(seed, step, me, INITIAL_HEADING, N_DIRECTIONS)
         divisions_left[slot] = params[DIVISION_BUDGET + k]
+
+
+# the tally of tumour_moments
+MOMENT_Z, MOMENT_Y, MOMENT_X, MOMENT_COUNT = range(4)
+
+
+@rule(tally=4)
+def tumour_moments(i, kind, voxel, params, tally):
+    """Tumour cell ``i`` adds its voxel's z, y and x and 1: the sums that give the tumour's centre of mass (where
+    rim infusions are placed) without a copy of the tumour's voxels."""
+    if kind[i] != TUMOUR:
+        return
+    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    tally_add(tally, MOMENT_Z, z)
+    tally_add(tally, MOMENT_Y, y)
+    tally_add(tally, MOMENT_X, x)
+    tally_add(tally, MOMENT_COUNT, 1)
 
 
 @rule
