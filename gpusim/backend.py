@@ -48,6 +48,13 @@ class Backend:
         if self.xp is not np:
             self.xp.get_default_memory_pool().free_all_blocks()
 
+    def memory_held(self):
+        """Device memory gpusim's arrays hold or held at once (cupy's pool grows to the peak and keeps it until
+        released); None on the CPU, where the arrays are ordinary host memory."""
+        if self.xp is not np:
+            return self.xp.get_default_memory_pool().total_bytes()
+        return None
+
     def memory_available(self):
         """Bytes this backend can still allocate (host RAM, or free GPU memory with what cupy's pool holds free)."""
         if self.xp is not np:

@@ -43,7 +43,7 @@ def scenario(agents, steps, fields=False):
 def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
     from gpusim import backend as backends
     from gpusim.config import validate
-    from gpusim.engine import Simulation
+    from gpusim.engine import Simulation, memory_needed
 
     backend = backends.select(backend_name)
     rows = []
@@ -78,6 +78,8 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
             "setup_s": setup_s,
             "phases_ms": {name: statistics.median(t) * 1e3 for name, t in sim.phase_seconds.items()},
             "fields_share": sum(sim.phase_seconds["fields"]) / sum(sum(t) for t in sim.phase_seconds.values()),
+            "preflight_bytes": memory_needed(cfg),
+            "held_bytes": backend.memory_held(),
             "backend": backend.label,
             "fields": fields,
         }
@@ -130,12 +132,14 @@ def markdown(rows, args=None):
         f"{' --backend ' + args.backend if getattr(args, 'backend', 'cpu') != 'cpu' else ''}`; median of {steps} single-step timings after "
         f"{WARMUP_STEPS} warm-up steps.",
         "",
-        "| agents | lattice | median step (ms) | fastest step (ms) | agent-steps/s |",
-        "|---:|---:|---:|---:|---:|",
+        "| agents | lattice | median step (ms) | fastest step (ms) | agent-steps/s | preflight (bytes/agent) "
+        "| device memory held (bytes/agent) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        held = "-" if r["held_bytes"] is None else f"{r['held_bytes'] / r['agents']:.0f}"
         lines.append(f"| {r['agents']:,.0f} | {r['lattice']}³ | {r['median_step_ms']:.2f} | {r['min_step_ms']:.2f} "
-                     f"| {r['agent_steps_per_s']:.3g} |")
+                     f"| {r['agent_steps_per_s']:.3g} | {r['preflight_bytes'] / r['agents']:.0f} | {held} |")
     phases = list(rows[0]["phases_ms"]) if rows else []
     lines += [
         "",
