@@ -143,8 +143,8 @@ def markdown(rows, args=None):
     phases = list(rows[0]["phases_ms"]) if rows else []
     lines += [
         "",
-        f"Median wall time per phase over {PROFILED_STEPS} more steps, the device waited for around every phase "
-        "(ms; the sort runs every 60 steps, so its median is ~0):",
+        f"Median wall time per phase over {min(steps, PROFILED_STEPS)} more steps, the device waited for around "
+        "every phase (ms; the sort runs every 60 steps, so its median is ~0):",
         "",
         "| agents | " + " | ".join(phases) + " |",
         "|---:|" + "---:|" * len(phases),

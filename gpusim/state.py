@@ -62,30 +62,51 @@ WORK = {
 }
 MAX_SLOTS = 2**31 - 1
 VOXEL_CHUNK = 1 << 24  # voxels listed at a time when the table is sorted by voxel
-# A multi-row column is stored with one row more than it has, and that free row holds a scratch array.  The
-# column is reordered a row at a time into the free row's neighbour, so the free row moves to the other end;
-# no spare copy of the column is needed (State._gather_rows).
-FREE_ROW_OF = {"pools": "taken_a", "set_points": "taken_b"}
 CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
 GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit (memory allowing)
 HEADROOM = 1.05  # a run's first table has room for this many times its initial cells
 
 
-def _shape_of(array):
-    return (array.dtype.str, array.shape)
+class RowBlock:
+    """The agent table's rows of one dtype, in one ``[row, slot]`` array: the columns' rows, then one free row
+    per scratch array of the dtype (or one spare row if it has none).
+
+    Reordering the table gathers the column rows into the free rows a block
+    of as many rows at a time, each block into the rows the block before it
+    has just left, so the column rows end up shifted to the other end and
+    the free rows (the scratch arrays, whose contents no phase reads across a
+    step) with them; nothing else is held.
+    """
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self.columns = {}  # name -> (first row among the column rows, rows; 0 rows: a plain column)
+        self.used = 0  # column rows
+        self.free = []  # the scratch array held by each free row, or None for a spare row
+
+    def add_column(self, name, rows):
+        self.columns[name] = (self.used, rows if rows > 1 else 0)
+        self.used += rows
+
+    @property
+    def rows(self):
+        return self.used + len(self.free)
 
 
-def spare_shapes():
-    """The (dtype, rows) of the columns that no scratch array can stand in for while the table is reordered."""
-    scratch = {(np.dtype(t), rows) for name, (t, rows) in SCRATCH.items() if name not in FREE_ROW_OF.values()}
-    spares = []
+def _row_blocks():
+    blocks = {}
     for name, (dtype, rows) in COLUMNS.items():
-        if name in FREE_ROW_OF:
-            continue
-        if (np.dtype(dtype), rows) not in scratch and (np.dtype(dtype), rows) not in spares:
-            spares.append((np.dtype(dtype), rows))
-    return spares
+        blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).add_column(name, rows)
+    for name, (dtype, _rows) in SCRATCH.items():
+        blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).free.append(name)
+    for block in blocks.values():
+        if not block.free:
+            block.free.append(None)
+    return blocks
+
+
+ROW_BLOCKS = _row_blocks()
 
 
 def as_table(column):
@@ -99,10 +120,10 @@ def sort_bytes(voxels):
 
 
 def bytes_per_agent():
-    """Bytes per slot of the agent table: the columns, the scratch and work arrays and the spare buffers for
-    reordering."""
-    columns = sum(np.dtype(t).itemsize * rows for t, rows in {**COLUMNS, **SCRATCH, **WORK}.values())
-    return columns + sum(dtype.itemsize * rows for dtype, rows in spare_shapes())
+    """Bytes per slot of the agent table: the columns, the scratch arrays, the spare rows for reordering
+    (RowBlock) and the work arrays."""
+    blocks = sum(block.dtype.itemsize * block.rows for block in ROW_BLOCKS.values())
+    return blocks + sum(np.dtype(t).itemsize * rows for t, rows in WORK.values())
 
 
 class State:
@@ -120,30 +141,41 @@ class State:
         self.columns = {}
         self.scratch = {}
         self.work = {}
-        self.spares = []  # free buffers for reordering the columns (see _gather)
-        self.storage = {}  # multi-row column -> its array with the free row (FREE_ROW_OF)
-        self.low_row = {}  # multi-row column -> the storage row of its row 0: 1 if the free row is first, else 0
+        self.spares = []  # the spare rows (RowBlock)
+        self.storage = {}  # dtype -> the [row, slot] array of its RowBlock
+        self.low_row = {}  # dtype -> the storage row of the first column row: 0, or the number of free rows
         self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
         self._allocate(max(int(capacity), 16))
 
     # --- storage ---------------------------------------------------------------
     def _allocate(self, capacity):
         xp = self.xp
-        free_rows = set(FREE_ROW_OF.values())
-        for table, spec in ((self.columns, COLUMNS), (self.scratch, SCRATCH), (self.work, WORK)):
-            for name, (dtype, rows) in spec.items():
-                if name in free_rows:
-                    continue
-                fresh = xp.zeros(capacity if name not in FREE_ROW_OF else (rows + 1, capacity), dtype=dtype)
-                if name in FREE_ROW_OF:
-                    self.storage[name], self.low_row[name] = fresh, 0
-                    fresh = fresh[:rows]
-                    self.scratch[FREE_ROW_OF[name]] = self.storage[name][rows]
-                if name in table:
-                    fresh[..., : self.n] = table[name][..., : self.n]
-                table[name] = fresh
-        self.spares = []
+        for key, block in ROW_BLOCKS.items():
+            fresh = xp.zeros((block.rows, capacity), dtype=block.dtype)
+            if key in self.storage:
+                low = self.low_row[key]
+                fresh[: block.used, : self.n] = self.storage[key][low : low + block.used, : self.n]
+            self.storage[key], self.low_row[key] = fresh, 0
+        for name, (dtype, rows) in WORK.items():
+            self.work[name] = xp.zeros(capacity, dtype=dtype)
         self.capacity = capacity
+        self._bind()
+
+    def _bind(self):
+        """Point the columns, scratch arrays and spare rows at their rows of the storage."""
+        self.spares = []
+        for key, block in ROW_BLOCKS.items():
+            storage, low = self.storage[key], self.low_row[key]
+            for name, (first, rows) in block.columns.items():
+                row = low + first
+                self.columns[name] = storage[row : row + rows] if rows else storage[row]
+            first_free = block.used if low == 0 else 0
+            for f, name in enumerate(block.free):
+                if name is None:
+                    self.spares.append(storage[first_free + f])
+                else:
+                    self.scratch[name] = storage[first_free + f]
+        self.columns = {name: self.columns[name] for name in COLUMNS}  # the table's order
 
     def reserve(self, needed):
         """Make room for ``needed`` agents, growing geometrically as far as the backend's memory allows."""
@@ -164,9 +196,10 @@ class State:
         return self.capacity * bytes_per_agent()
 
     def affordable_slots(self):
-        """The most slots a grown table could have: the columns are copied one at a time, so the free memory
-        and the old table, less its largest column (held while its copy is made), with 5% to spare."""
-        largest = max(a.nbytes for a in [*self.columns.values(), *self.storage.values()])
+        """The most slots a grown table could have: the rows of one dtype are copied at a time, so the free
+        memory and the old table, less its largest block of rows (held while its copy is made), with 5% to
+        spare."""
+        largest = max(a.nbytes for a in self.storage.values())
         return int((self.backend.memory_available() + self.table_bytes() - largest) * 0.95) // bytes_per_agent()
 
     def __getitem__(self, name):
@@ -262,46 +295,28 @@ class State:
     def _gather(self, order, extent):
         """New slot k takes old slot ``order[k]`` in every column (k below ``extent``); occupancy follows.
 
-        Each column is gathered into a free buffer of its type and shape, and
-        its old buffer is free for the next one.  The scratch arrays, whose
-        contents no phase reads across a step, are free buffers here too, so
-        extra buffers are only needed for the shapes no scratch array has.
+        Each dtype's column rows are gathered into its free rows a block at a
+        time (RowBlock): moved up by the number of free rows, the top block
+        first, or down, the bottom block first, so every block lands on rows
+        that are free by then.
         """
-        free = {}
-        loose = [name for name in self.scratch if name not in FREE_ROW_OF.values()]
-        for buffer in [self.scratch[name] for name in loose] + self.spares:
-            free.setdefault(_shape_of(buffer), []).append(buffer)
-        for name, col in list(self.columns.items()):
-            if name in FREE_ROW_OF:
-                self._gather_rows(name, order, extent)
+        for key, block in ROW_BLOCKS.items():
+            storage, low, step = self.storage[key], self.low_row[key], len(block.free)
+            if block.used == 0:
                 continue
-            buffers = free.setdefault(_shape_of(col), [])
-            target = buffers.pop() if buffers else self.xp.zeros_like(col)  # zeros: even unused slots reproducible
-            self.backend.launch(gather_slots, extent, order, as_table(col), as_table(target))
-            self.columns[name] = target
-            buffers.append(col)
-        for name in loose:
-            self.scratch[name] = free[_shape_of(self.scratch[name])].pop()
-        self.spares = [buffer for buffers in free.values() for buffer in buffers]
+            if low == 0:  # free rows after the columns: move up
+                blocks = [(max(top - step, 0), top) for top in range(block.used, 0, -step)]
+            else:  # free rows before the columns: move down
+                blocks = [(first, min(first + step, block.used)) for first in range(0, block.used, step)]
+            shift = step if low == 0 else -step
+            for first, end in blocks:
+                self.backend.launch(
+                    gather_slots, extent, order, storage[low + first : low + end],
+                    storage[low + first + shift : low + end + shift],
+                )
+            self.low_row[key] = step - low
+        self._bind()
         self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
-
-    def _gather_rows(self, name, order, extent):
-        """Reorder multi-row column ``name`` a row at a time through its free row: each row is gathered into the
-        storage row next to it that is free by then, so the free row ends at the other end, where it holds the
-        column's scratch array (FREE_ROW_OF)."""
-        storage = self.storage[name]
-        rows = storage.shape[0] - 1
-        if self.low_row[name]:  # the free row is first: row r moves down from storage row r + 1 to r
-            moves = [(r + 1, r) for r in range(rows)]
-        else:  # the free row is last: row r moves up from storage row r to r + 1, the last row first
-            moves = [(r, r + 1) for r in reversed(range(rows))]
-        for source, destination in moves:
-            self.backend.launch(
-                gather_slots, extent, order, storage[source : source + 1], storage[destination : destination + 1]
-            )
-        low = self.low_row[name] = 1 - self.low_row[name]
-        self.columns[name] = storage[low : low + rows]
-        self.scratch[FREE_ROW_OF[name]] = storage[0 if low else rows]
 
     def sort_by_voxel(self):
         """Stable sort of the agent table by voxel index (free slots after every cell).

@@ -162,9 +162,8 @@ def test_rim_dose_lands_closer_to_the_tumour_than_uniform():
 
 
 def test_the_agent_table_takes_what_the_memory_preflight_counts(small):
-    """After compactions and sorts the table holds its columns, its scratch and work arrays and one spare buffer
-    for each shape no scratch array has (multi-row columns need none: their scratch row is their spare):
-    capacity x bytes_per_agent(), the figure the preflight uses."""
+    """After compactions and sorts the table holds its columns, its scratch and work arrays and a spare row for
+    the one dtype that has no scratch array: capacity x bytes_per_agent(), the figure the preflight uses."""
     from gpusim.state import bytes_per_agent
 
     cfg, _ = small
@@ -239,14 +238,14 @@ def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypat
 
 def test_the_table_grows_only_as_far_as_memory_allows(monkeypatch):
     """The table grows by half when it must, but never past what the backend's memory holds (the old table's
-    columns are copied one at a time); when even the cells it must hold would not fit, it says so."""
+    rows of one dtype are copied at a time); when even the cells it must hold would not fit, it says so."""
     from gpusim import backend as backends
     from gpusim.state import State, bytes_per_agent
 
     state = State(backends.select("cpu"), (8, 8, 8), capacity=100)
     state.reserve(120)
     assert state.capacity == 151  # plenty of memory: by half
-    largest = max(a.nbytes for a in [*state.columns.values(), *state.storage.values()])
+    largest = max(a.nbytes for a in state.storage.values())
     room_for = 170  # slots the backend's free memory, the old table less its largest column, would hold
     free = -(-(room_for * bytes_per_agent()) // 0.95) - state.table_bytes() + largest
     monkeypatch.setattr(state.backend, "memory_available", lambda: free)
