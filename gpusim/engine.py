@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import HEADROOM, VOXEL_CHUNK, State, as_table, bytes_per_agent, sort_bytes
+from gpusim.state import HEADROOM, VOXEL_CHUNK, State, bytes_per_agent, sort_bytes
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -330,8 +330,8 @@ class Simulation:
         parents = s.work["listing"][:daughters]
         ledger += self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
-        for column in s.columns.values():
-            self.launch(copy_parent, born, n, parents, as_table(column))
+        for rows in s.column_rows():
+            self.launch(copy_parent, born, n, parents, rows)
         ledger += self.launch(
             place_daughter, born, self.seed, t, n, first_id, parents, s["claim"], s["agent_id"], s["kind"],
             s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"], s["partner"], s["pools"],

@@ -109,11 +109,6 @@ def _row_blocks():
 ROW_BLOCKS = _row_blocks()
 
 
-def as_table(column):
-    """A column as a ``[row, slot]`` table (one row for a plain column)."""
-    return column if column.ndim == 2 else column.reshape(1, column.shape[0])
-
-
 def sort_bytes(voxels):
     """Device memory held while the table is sorted by voxel (a chunk's marks and prefix sum)."""
     return min(int(voxels), VOXEL_CHUNK) * 8
@@ -176,6 +171,14 @@ class State:
                 else:
                     self.scratch[name] = storage[first_free + f]
         self.columns = {name: self.columns[name] for name in COLUMNS}  # the table's order
+
+    def column_rows(self):
+        """Every column's rows, as one ``[row, slot]`` table per dtype (RowBlock)."""
+        return [
+            self.storage[key][self.low_row[key] : self.low_row[key] + block.used]
+            for key, block in ROW_BLOCKS.items()
+            if block.used
+        ]
 
     def reserve(self, needed):
         """Make room for ``needed`` agents, growing geometrically as far as the backend's memory allows."""

@@ -106,7 +106,8 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
 
 @rule
 def copy_parent(j, first_slot, parents, table):
-    """Daughter ``j`` starts as a copy of its parent, one column (``table[row, slot]``) at a time."""
+    """Daughter ``j`` starts as a copy of its parent, in every row of ``table[row, slot]`` (the columns of one
+    dtype, gpusim.state.RowBlock)."""
     if j >= parents.shape[0] or first_slot + j >= table.shape[1]:
         return
     for r in range(table.shape[0]):
