@@ -281,3 +281,30 @@ def test_the_memory_preflight_bounds_what_a_run_allocates():
     row = sim.timeseries.last()
     assert row["births_tumour"] > 0 and row["deaths_tumour"] > 0 and row["cells_car_t"] > 9000
     assert peak <= memory_needed(cfg) <= 1.5 * peak
+
+
+def test_reordering_the_table_keeps_every_value_with_its_cell():
+    """Compaction and sorting move every column's rows through the free rows of their dtype's block
+    (RowBlock), up and down by turns and in blocks that may not fill the free rows; after any run of reorders
+    each slot holds every value of the cell it was given, and no scratch array or spare row aliases a column."""
+    from gpusim import backend as backends
+    from gpusim.state import COLUMNS, State
+
+    rng = np.random.default_rng(5)
+    state = State(backends.select("cpu"), (8, 8, 8), capacity=64)
+    state.append(50)
+    for name in COLUMNS:  # distinct values in every row, within each dtype's range
+        column = state.view(name)
+        column[...] = rng.integers(0, 100, size=column.shape)
+    state.view("voxel")[...] = rng.permutation(512)[:50]
+    expected = state.host_columns()
+    for _ in range(5):
+        order = rng.permutation(50).astype(np.int32)
+        state.work["listing"][:50] = order
+        state._gather(state.work["listing"], 50)
+        expected = {name: values[..., order] for name, values in expected.items()}
+        for name, values in state.host_columns().items():
+            assert np.array_equal(values, expected[name]), name
+    columns = [state[name] for name in COLUMNS]
+    for other in [*state.scratch.values(), *state.spares]:
+        assert not any(np.shares_memory(other, column) for column in columns)
