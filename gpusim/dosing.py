@@ -23,7 +23,7 @@ from gpusim.kernels.cells import KIND_NAMES
 from gpusim.kernels.occupancy import (
     MOMENT_COUNT, MOMENT_X, MOMENT_Y, MOMENT_Z, equip_cell, placement_digit, placement_pick, tumour_moments,
 )
-from gpusim.state import VOXEL_CHUNK
+from gpusim.state import voxel_chunks
 
 
 DIGIT_BITS = 16  # bits of the placement key chosen per pass of the radix selection
@@ -73,7 +73,7 @@ def _key_arguments(sim, placement):
 
 def placement_bytes(voxels):
     """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
-    chunk = min(int(voxels), VOXEL_CHUNK)
+    chunk = voxel_chunks(voxels)[0][1]
     return chunk * (8 + 1 + 8 + 8) + 3 * DIGIT_BINS * 8  # digits, picks, a chunk's list or counted digits; histograms
 
 
@@ -86,14 +86,13 @@ def choose_voxels(sim, count, placement, out):
     16 bits at a time, from the highest bit a key can have (a histogram of
     those bits over the free voxels whose higher bits are the ones already
     chosen), then one pass lists the voxels below it, and as many equal to it
-    as are still wanted.  The lattice is walked in chunks of VOXEL_CHUNK.
+    as are still wanted.  The lattice is walked in chunks (:func:`gpusim.state.voxel_chunks`).
     """
     state, xp = sim.state, sim.xp
     ranking, key_bits = _key_arguments(sim, placement)
     key_args = (sim.seed, sim.clock, *ranking, sim.params)
-    voxels = state.occ.shape[0]
-    chunk = min(voxels, VOXEL_CHUNK)
-    chunks = [(start, min(chunk, voxels - start)) for start in range(0, voxels, chunk)]
+    chunks = voxel_chunks(state.occ.shape[0])
+    chunk = chunks[0][1]
     digits = xp.empty(chunk, dtype=np.int64)
     prefix, top, wanted = 0, key_bits, int(count)  # the key's bits from `top` up are `prefix`
     while top > 0:

@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import HEADROOM, VOXEL_CHUNK, State, bytes_per_agent, sort_bytes
+from gpusim.state import HEADROOM, State, bytes_per_agent, sort_bytes, voxel_chunks
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -73,7 +73,7 @@ def memory_needed(cfg):
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
     table = int(agents * HEADROOM) * bytes_per_agent()
-    transient = max(placement_bytes(voxels), sort_bytes(voxels), min(voxels, VOXEL_CHUNK) * 4)
+    transient = max(placement_bytes(voxels), sort_bytes(voxels), voxel_chunks(voxels)[0][1] * 4)
     return voxels * 4 + table + transient + fields_memory_needed(cfg)
 
 
@@ -439,13 +439,12 @@ class Simulation:
         return volume
 
     def _paint(self, volume, dtype, rule, *args):
-        """Fill the host ``volume`` with ``rule(j, first_voxel, *args, out)`` over the lattice, VOXEL_CHUNK voxels
-        at a time through one device buffer."""
+        """Fill the host ``volume`` with ``rule(j, first_voxel, *args, out)`` over the lattice, a chunk of voxels at
+        a time through one device buffer."""
         flat = volume.reshape(-1)
-        chunk = min(flat.shape[0], VOXEL_CHUNK)
-        buffer = self.xp.empty(chunk, dtype=dtype)
-        for start in range(0, flat.shape[0], chunk):
-            extent = min(chunk, flat.shape[0] - start)
+        chunks = voxel_chunks(flat.shape[0])
+        buffer = self.xp.empty(chunks[0][1], dtype=dtype)
+        for start, extent in chunks:
             self.launch(rule, extent, start, *args, buffer)
             flat[start : start + extent] = self.backend.to_host(buffer[:extent])
 

@@ -61,7 +61,7 @@ WORK = {
     "listing": (np.int32, 1),  # the marked slots in slot order (parents of daughters, survivors), or in voxel order
 }
 MAX_SLOTS = 2**31 - 1
-VOXEL_CHUNK = 1 << 24  # voxels listed at a time when the table is sorted by voxel
+VOXEL_CHUNK = 1 << 24  # voxels visited at a time by what walks the lattice (placing cells, sorting, painting)
 CELLS, NEXT_ID = 0, 1  # the entries of State.counters
 
 GROWTH = 1.5  # the table grows by this factor when the next step's daughters would not fit (memory allowing)
@@ -107,6 +107,12 @@ def _row_blocks():
 
 
 ROW_BLOCKS = _row_blocks()
+
+
+def voxel_chunks(voxels):
+    """``(first voxel, voxels)`` of each chunk of at most VOXEL_CHUNK voxels of a lattice of ``voxels``."""
+    chunk = min(int(voxels), VOXEL_CHUNK)
+    return [(start, min(chunk, voxels - start)) for start in range(0, voxels, chunk)]
 
 
 def sort_bytes(voxels):
@@ -331,14 +337,12 @@ class State:
         if self.n == 0:
             return
         xp = self.xp
-        voxels = self.occ.shape[0]
-        chunk = min(voxels, VOXEL_CHUNK)
-        marks = xp.empty(chunk, dtype=np.int32)
-        rank = xp.empty(chunk, dtype=np.int32)
+        chunks = voxel_chunks(self.occ.shape[0])
+        marks = xp.empty(chunks[0][1], dtype=np.int32)
+        rank = xp.empty(chunks[0][1], dtype=np.int32)
         listed = xp.zeros(1, dtype=np.int64)  # slots listed so far, on the backend
         order = self.work["listing"]
-        for start in range(0, voxels, chunk):
-            extent = min(chunk, voxels - start)
+        for start, extent in chunks:
             self.backend.launch(mark_occupied, extent, start, self.occ, marks)
             xp.cumsum(marks[:extent], dtype=rank.dtype, out=rank[:extent])
             self.backend.launch(list_occupied, extent, start, self.occ, rank, listed, order)

@@ -215,9 +215,10 @@ def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypat
     sort, for the ball, the rim and uniform placement, with the lattice walked in one chunk or many, and with
     more cells wanted than there are free voxels."""
     from gpusim import dosing
+    from gpusim import state as state_module
     from gpusim.kernels.occupancy import placement_key
 
-    monkeypatch.setattr(dosing, "VOXEL_CHUNK", chunk)
+    monkeypatch.setattr(state_module, "VOXEL_CHUNK", chunk)
     cfg, _ = small
     sim = Simulation(cfg)
     sim.run(12)  # a tumour ball and a rim dose already placed

@@ -21,15 +21,17 @@ def write_store(path, seed=None):
 
 def test_snapshot_volumes_show_each_cell_in_its_voxel(small, monkeypatch):
     """The kind map and the molecule fields painted for a snapshot (a chunk of the lattice at a time through one
-    device buffer) hold each cell's own kind and molecules in its voxel and nothing elsewhere."""
-    from gpusim import engine
+    device buffer) hold each cell's own kind and molecules in its voxel and nothing elsewhere; the table, sorted
+    a chunk of the lattice at a time, still agrees with the occupancy grid."""
+    from gpusim import state as state_module
     from gpusim.kernels.cells import DEBRIS_LABEL, NECROTIC, TUMOUR
     from gpusim.kernels.molecules import ANTIGEN_A, CAR
 
-    monkeypatch.setattr(engine, "VOXEL_CHUNK", 1000)  # 16^3 voxels: five chunks, the last one short
+    monkeypatch.setattr(state_module, "VOXEL_CHUNK", 1000)  # 16^3 voxels: five chunks, the last one short
     cfg, _ = small
     sim = Simulation(cfg)
-    sim.run(30)
+    sim.run(30)  # sorted by voxel at 20 min, the lattice listed in chunks too
+    sim.state.check_invariants()
     cells = sim.state.snapshot()
     voxel, kind, pools = cells["voxel"], cells["kind"], cells["pools"]
     expected_kind = np.zeros(16**3, dtype=np.uint8)
