@@ -58,7 +58,7 @@ timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" --j
 echo "equality exit status: $?"
 
 stage "throughput, agents $AGENTS"
-timeout 170 "$PY" -m gpusim bench --backend cuda --agents "$AGENTS" --steps "${GPU_CHECK_BENCH_STEPS:-20}" \
+timeout 170 "$PY" -m gpusim bench --backend cuda --kernels --agents "$AGENTS" --steps "${GPU_CHECK_BENCH_STEPS:-20}" \
     --record "$OUT/throughput.md"
 echo "bench exit status: $?"
 

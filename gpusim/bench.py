@@ -22,6 +22,7 @@ import time
 
 WARMUP_STEPS = 3
 PROFILED_STEPS = 10  # steps timed phase by phase after the timed steps (waiting for the device at each phase)
+RULES_LISTED = 12  # rules in the table of the slowest (--kernels)
 
 
 def scenario(agents, steps, fields=False):
@@ -40,7 +41,7 @@ def scenario(agents, steps, fields=False):
     }
 
 
-def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
+def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=print):
     from gpusim import backend as backends
     from gpusim.config import validate
     from gpusim.engine import Simulation, memory_needed
@@ -65,8 +66,11 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
             per_step.append(time.perf_counter() - t)
             agent_counts.append(n)
         sim.profile_phases()  # then a few steps more, the device waited for around every phase, for the breakdown
-        for _ in range(min(steps, PROFILED_STEPS)):
+        profiled = min(steps, PROFILED_STEPS)
+        timings = backend.launch.time_rules() if kernels else None
+        for _ in range(profiled):
             sim.step()
+        backend.launch.time_rules(False)
         median_s = statistics.median(per_step)
         mean_agents = statistics.fmean(agent_counts)
         row = {
@@ -80,6 +84,9 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, echo=print):
             "fields_share": sum(sim.phase_seconds["fields"]) / sum(sum(t) for t in sim.phase_seconds.values()),
             "preflight_bytes": memory_needed(cfg),
             "held_bytes": backend.memory_held(),
+            "profiled_steps": profiled,
+            "rules_ms": {name: seconds * 1e3 / profiled for name, (_launches, seconds) in timings.items()} if kernels
+            else None,
             "backend": backend.label,
             "fields": fields,
         }
@@ -143,14 +150,27 @@ def markdown(rows, args=None):
     phases = list(rows[0]["phases_ms"]) if rows else []
     lines += [
         "",
-        f"Median wall time per phase over {min(steps, PROFILED_STEPS)} more steps, the device waited for around "
-        "every phase (ms; the sort runs every 60 steps, so its median is ~0):",
+        f"Median wall time per phase over {rows[0]['profiled_steps'] if rows else 0} more steps, the device waited "
+        "for around every phase (ms; the sort runs every 60 steps, so its median is ~0):",
         "",
         "| agents | " + " | ".join(phases) + " |",
         "|---:|" + "---:|" * len(phases),
     ]
     for r in rows:
         lines.append(f"| {r['agents']:,.0f} | " + " | ".join(f"{r['phases_ms'][p]:.2f}" for p in phases) + " |")
+    if rows and rows[0]["rules_ms"] is not None:
+        largest = max(rows, key=lambda r: r["agents"])
+        slowest = sorted(largest["rules_ms"], key=largest["rules_ms"].get, reverse=True)[:RULES_LISTED]
+        lines += [
+            "",
+            f"Wall time per step of the {len(slowest)} slowest rules at {largest['agents']:,.0f} agents (ms; every "
+            "launch timed on its own, the device waited for around it, summed over a step):",
+            "",
+            "| rule | " + " | ".join(f"{r['agents']:,.0f} agents" for r in rows) + " |",
+            "|---|" + "---:|" * len(rows),
+        ]
+        for name in slowest:
+            lines.append(f"| {name} | " + " | ".join(f"{r['rules_ms'].get(name, 0.0):.2f}" for r in rows) + " |")
     if rows and rows[0]["fields"]:
         lines += ["", "Share of the step time spent on the fields (oxygen quasi-steady, chemokine stepped; both at "
                   "their default grid and cadence; total over the steps timed phase by phase): "

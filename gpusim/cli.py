@@ -66,12 +66,14 @@ def build_parser():
     report.add_argument("store")
     report.add_argument("-o", "--output", help="PNG path (default: beside the store, NAME.png)")
 
-    bench = sub.add_parser("bench", help="measure step throughput (agent-steps per second) on the CPU")
+    bench = sub.add_parser("bench", help="measure step throughput (agent-steps per second)")
     bench.add_argument("--agents", default="1e5,1e6,4e6", help="comma-separated agent counts (default 1e5,1e6,4e6)")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per size (default 20)")
     bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
     bench.add_argument("--fields", action="store_true", help="with oxygen and chemokine at their defaults")
+    bench.add_argument("--kernels", action="store_true",
+                       help="also time every rule's launches (the device waited for around each) and list the slowest")
     bench.add_argument("--snapshot-cost", action="store_true",
                        help="measure what writing snapshots costs (first --agents size) instead of step throughput")
     bench.add_argument("--snapshot-every", type=int, default=60, metavar="MIN", help="snapshot interval for --snapshot-cost")
@@ -374,7 +376,8 @@ def cmd_bench(args):
         table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots,
                                                       repeats=args.repeats), args.snapshot_every)
     else:
-        rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields, echo=print)
+        rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields, kernels=args.kernels,
+                         echo=print)
         table = bench.markdown(rows, args)
     print(table)
     if args.record:

@@ -37,6 +37,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -340,7 +341,36 @@ class Count:
         return f"Count(bound={self.bound})"
 
 
-class CPULauncher:
+class _Launcher:
+    """What both launchers share: running a rule, and on request timing every launch per rule."""
+
+    timings = None  # rule name -> [launches, seconds] while timing (see time_rules)
+
+    def time_rules(self, on=True):
+        """Start (or with ``on`` False, stop) recording the wall time of every launch per rule, the device waited
+        for before and after each; returns the record (a dict filled as launches happen)."""
+        self.timings = {} if on else None
+        return self.timings
+
+    def __call__(self, fn, n, *args):
+        """Run ``fn`` for indices ``0..n-1`` (``n`` an int or a :class:`Count`); returns the summed tally (int64)
+        of a tallying rule."""
+        if self.timings is None:
+            return self._launch(fn, n, *args)
+        self._wait()
+        start = time.perf_counter()
+        result = self._launch(fn, n, *args)
+        self._wait()
+        entry = self.timings.setdefault(fn.__name__, [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - start
+        return result
+
+    def _wait(self):
+        """Wait for the device (nothing to wait for on the CPU)."""
+
+
+class CPULauncher(_Launcher):
     """Runs rules with numba's CPU threads.
 
     A tallying rule runs over ``TALLY_CHUNKS`` contiguous ranges of indices,
@@ -350,9 +380,7 @@ class CPULauncher:
     target = "cpu"
     TALLY_CHUNKS = 64
 
-    def __call__(self, fn, n, *args):
-        """Run ``fn`` for indices ``0..n-1`` (``n`` an int or a :class:`Count`); returns the summed tally
-        (int64) of a tallying rule."""
+    def _launch(self, fn, n, *args):
         import numpy as np
 
         if isinstance(n, Count):
@@ -368,7 +396,7 @@ class CPULauncher:
         return None
 
 
-class CUDALauncher:
+class CUDALauncher(_Launcher):
     """Runs rules as CUDA kernels (on a GPU, or in numba's CUDA simulator).
 
     A tallying rule adds into a per-block shared vector (atomics in shared
@@ -381,9 +409,12 @@ class CUDALauncher:
         self.xp = xp
         self.threads_per_block = threads_per_block
 
-    def __call__(self, fn, n, *args):
-        """Run ``fn`` for indices ``0..n-1`` (``n`` an int or a :class:`Count`); returns the summed tally
-        (int64, on the device: nothing waits for it) of a tallying rule."""
+    def _wait(self):
+        if hasattr(self.xp, "cuda"):  # cupy; under the simulator the arrays are numpy's and kernels are synchronous
+            self.xp.cuda.Device().synchronize()
+
+    def _launch(self, fn, n, *args):
+        """As for every launcher; a tally comes back on the device (nothing waits for it)."""
         import numpy as np
 
         counted = isinstance(n, Count)
