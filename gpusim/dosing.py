@@ -74,7 +74,8 @@ def _key_arguments(sim, placement):
 def placement_bytes(voxels):
     """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
     chunk = voxel_chunks(voxels)[0][1]
-    return chunk * (8 + 1 + 8 + 8) + 3 * DIGIT_BINS * 8  # digits, picks, a chunk's list or counted digits; histograms
+    histograms = 3 * DIGIT_BINS * 8  # the histogram, a chunk's counts, the last level's running sum
+    return max(chunk * (4 + 1 + 4), chunk * (1 + 1 + 8)) + histograms  # digits, or picks and a chunk's list
 
 
 def choose_voxels(sim, count, placement, out):
@@ -93,7 +94,7 @@ def choose_voxels(sim, count, placement, out):
     key_args = (sim.seed, sim.clock, *ranking, sim.params)
     chunks = voxel_chunks(state.occ.shape[0])
     chunk = chunks[0][1]
-    digits = xp.empty(chunk, dtype=np.int64)
+    digits = xp.empty(chunk, dtype=np.int32)
     prefix, top, wanted = 0, key_bits, int(count)  # the key's bits from `top` up are `prefix`
     while top > 0:
         shift = max(top - DIGIT_BITS, 0)
@@ -111,6 +112,7 @@ def choose_voxels(sim, count, placement, out):
         digit = int(np.searchsorted(below_or_at, wanted))  # the first digit at which enough are at or below
         wanted -= int(below_or_at[digit - 1]) if digit else 0
         prefix, top = (prefix << (top - shift)) | digit, shift
+    del digits
     picked = xp.empty(chunk, dtype=np.uint8)
     placed = 0
     for start, extent in chunks:
@@ -120,8 +122,11 @@ def choose_voxels(sim, count, placement, out):
             picked[ties] = 1
             wanted -= int(ties.shape[0])
         chosen = xp.flatnonzero(picked[:extent] == 1)
-        out[placed : placed + chosen.shape[0]] = chosen + start
+        listed = out[placed : placed + chosen.shape[0]]
+        listed[...] = chosen
+        listed += start
         placed += int(chosen.shape[0])
+        del chosen
     return placed
 
 

@@ -93,7 +93,7 @@ def placement_digit(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_
     else ``2**width`` (not counted).
     """
     v = first_voxel + j
-    digits[j] = np.int64(1) << width
+    digits[j] = 1 << width
     if occ[v] >= 0:
         return
     key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params[NY], params[NX])

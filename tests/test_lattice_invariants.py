@@ -309,3 +309,44 @@ def test_reordering_the_table_keeps_every_value_with_its_cell():
     columns = [state[name] for name in COLUMNS]
     for other in [*state.scratch.values(), *state.spares]:
         assert not any(np.shares_memory(other, column) for column in columns)
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 1 << 14])
+def test_what_walks_the_lattice_holds_no_more_than_the_preflight_counts(monkeypatch, chunk):
+    """Placing cells, sorting the table by voxel and painting a snapshot each walk the lattice a chunk at a
+    time; what each holds beyond the run's arrays stays within what the preflight counts for it
+    (tracemalloc sees every array on the CPU backend), with the whole lattice in one chunk or many."""
+    import tracemalloc
+
+    from gpusim import dosing
+    from gpusim import state as state_module
+
+    monkeypatch.setattr(state_module, "VOXEL_CHUNK", chunk)
+    cfg, _ = small_config(lattice={"shape": [48, 48, 48]}, tumour={"initial_cells": 20_000})
+    sim = Simulation(cfg)
+    sim.run(3)
+    voxels = 48**3
+    wanted = 30_000
+    out = np.empty(wanted, dtype=np.int64)
+
+    def held_beyond_the_run(work):
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            result = work()
+            return tracemalloc.get_traced_memory()[1] - before, result
+        finally:
+            tracemalloc.stop()
+
+    dosing.choose_voxels(sim, wanted, dosing.Placement.RIM, out)  # the launchers loaded before measuring
+    sim.state.sort_by_voxel()
+    sim.kind_volume()
+    for placement in (dosing.Placement.RIM, dosing.Placement.UNIFORM):
+        held, placed = held_beyond_the_run(lambda: dosing.choose_voxels(sim, wanted, placement, out))
+        assert placed == wanted and held <= dosing.placement_bytes(voxels)
+    python_objects = 64 * 1024  # tracemalloc also sees the interpreter's own small objects
+    held, _ = held_beyond_the_run(sim.state.sort_by_voxel)
+    assert held <= state_module.sort_bytes(voxels) + python_objects
+    sim.state.check_invariants()
+    held, volume = held_beyond_the_run(sim.kind_volume)
+    assert held <= volume.nbytes + min(voxels, chunk) * 4 + python_objects  # the host volume, a chunk on the device
