@@ -28,6 +28,7 @@ from gpusim.state import voxel_chunks
 
 DIGIT_BITS = 16  # bits of the placement key chosen per pass of the radix selection
 DIGIT_BINS = 1 << DIGIT_BITS
+COUNTED_AT_ONCE = 1 << 20  # digits counted into the histogram at a time (bounds the temporaries of counting)
 _EVERY_KEY = 2**64 - 1  # above every placement key
 
 
@@ -75,7 +76,17 @@ def placement_bytes(voxels):
     """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
     chunk = voxel_chunks(voxels)[0][1]
     histograms = 3 * DIGIT_BINS * 8  # the histogram, a chunk's counts, the last level's running sum
-    return max(chunk * (4 + 1 + 4), chunk * (1 + 1 + 8)) + histograms  # digits, or picks and a chunk's list
+    counting = min(chunk, COUNTED_AT_ONCE) * (1 + 4 + 8)  # which digits count, those digits, as intp for bincount
+    return max(chunk * 4 + counting, chunk * (1 + 1 + 8)) + histograms  # digits, or picks and a chunk's list
+
+
+def _count_digits(xp, digits, histogram):
+    """Add the digits below ``histogram``'s length (those of free voxels in the prefix) to it, COUNTED_AT_ONCE
+    at a time."""
+    bins = histogram.shape[0]
+    for first in range(0, digits.shape[0], COUNTED_AT_ONCE):
+        some = digits[first : first + COUNTED_AT_ONCE]
+        histogram += xp.bincount(some[some < bins], minlength=bins)
 
 
 def choose_voxels(sim, count, placement, out):
@@ -103,8 +114,7 @@ def choose_voxels(sim, count, placement, out):
         for start, extent in chunks:
             sim.launch(placement_digit, extent, start, state.occ, *key_args, np.uint64(prefix), top, shift,
                        top - shift, digits)
-            counted = digits[:extent]
-            histogram += xp.bincount(counted[counted < bins], minlength=bins)  # not the taken or passed over
+            _count_digits(xp, digits[:extent], histogram)
         below_or_at = np.cumsum(sim.backend.to_host(histogram))
         if top == key_bits and below_or_at[-1] <= wanted:  # no more free voxels than wanted: take them all
             prefix, wanted = _EVERY_KEY, 0

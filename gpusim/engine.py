@@ -392,7 +392,7 @@ class Simulation:
             kind = KIND_NAMES.index(dose.kind)
             dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
         new_pools = self.state["pools"][:, before : self.state.n]
-        infused = self.backend.to_host(new_pools.astype(np.int64).sum(axis=1))
+        infused = self.backend.to_host(new_pools.sum(axis=1, dtype=np.int64))  # no int64 copy of the pools
         return dosed, infused
 
     def _check(self):

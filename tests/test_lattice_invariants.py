@@ -322,11 +322,12 @@ def test_what_walks_the_lattice_holds_no_more_than_the_preflight_counts(monkeypa
     from gpusim import state as state_module
 
     monkeypatch.setattr(state_module, "VOXEL_CHUNK", chunk)
-    cfg, _ = small_config(lattice={"shape": [48, 48, 48]}, tumour={"initial_cells": 20_000})
+    monkeypatch.setattr(dosing, "COUNTED_AT_ONCE", 1 << 12)  # so counting's bound is well below a chunk's arrays
+    cfg, _ = small_config(lattice={"shape": [96, 96, 96]}, tumour={"initial_cells": 20_000})
     sim = Simulation(cfg)
     sim.run(3)
-    voxels = 48**3
-    wanted = 30_000
+    voxels = 96**3  # so that a chunk's arrays outweigh the fixed histograms
+    wanted = 800_000  # most of the free voxels: a chunk's list is as long as it gets
     out = np.empty(wanted, dtype=np.int64)
 
     def held_beyond_the_run(work):
