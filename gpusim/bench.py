@@ -136,6 +136,7 @@ def markdown(rows, args=None):
         f"Machine: {machine(rows[0]['backend'] if rows else 'cpu')}.  ",
         f"Command: `gpusim bench --agents {getattr(args, 'agents', '')} --steps {steps}"
         f"{' --fields' if getattr(args, 'fields', False) else ''}"
+        f"{' --kernels' if getattr(args, 'kernels', False) else ''}"
         f"{' --backend ' + args.backend if getattr(args, 'backend', 'cpu') != 'cpu' else ''}`; median of {steps} single-step timings after "
         f"{WARMUP_STEPS} warm-up steps.",
         "",
