@@ -100,7 +100,9 @@ def _row_blocks():
     blocks = {}
     for name, (dtype, rows) in COLUMNS.items():
         blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).add_column(name, rows)
-    for name, (dtype, _rows) in SCRATCH.items():
+    for name, (dtype, rows) in SCRATCH.items():
+        if rows != 1:
+            raise ValueError(f"scratch array {name} must have one row: it is a free row of its dtype's block")
         blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).free.append(name)
     for block in blocks.values():
         if not block.free:
@@ -153,6 +155,7 @@ class State:
     # --- storage ---------------------------------------------------------------
     def _allocate(self, capacity):
         xp = self.xp
+        self.columns, self.scratch, self.spares = {}, {}, []  # no view keeps an old block alive once it is copied
         for key, block in ROW_BLOCKS.items():
             fresh = xp.zeros((block.rows, capacity), dtype=block.dtype)
             if key in self.storage:

@@ -351,3 +351,28 @@ def test_what_walks_the_lattice_holds_no_more_than_the_preflight_counts(monkeypa
     sim.state.check_invariants()
     held, volume = held_beyond_the_run(sim.kind_volume)
     assert held <= volume.nbytes + min(voxels, chunk) * 4 + python_objects  # the host volume, a chunk on the device
+
+
+def test_growing_the_table_holds_the_old_and_new_tables_only_a_block_at_a_time():
+    """Growth copies one dtype's block of rows at a time and lets the old block go before the next: at most
+    the new table and the old one's largest block beyond the old table, which is what affordable_slots()
+    assumes (tracemalloc sees every array on the CPU backend)."""
+    import tracemalloc
+
+    from gpusim import backend as backends
+    from gpusim.state import State, bytes_per_agent
+
+    tracemalloc.start()
+    try:
+        state = State(backends.select("cpu"), (8, 8, 8), capacity=200_000)
+        state.append(100)
+        old_table = state.table_bytes()
+        largest = max(a.nbytes for a in state.storage.values())
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        state.reserve(250_000)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert state.capacity == 300_001
+    assert peak <= state.capacity * bytes_per_agent() - old_table + largest
