@@ -80,8 +80,9 @@ while agents > 1000 and not fits(agents):
     agents = agents * 9 // 10
 print(f"{largest:.0e} agents need {memory_needed(validate(bench.scenario(largest, 10))) / 2**30:.1f} GiB, "
       f"{available / 2**30:.1f} GiB free: measuring {agents:.2e} agents")
+import argparse
 rows = bench.run([agents], steps=10, backend_name="cuda")
-bench.record(sys.argv[1], bench.markdown(rows))
+bench.record(sys.argv[1], bench.markdown(rows, argparse.Namespace(agents=f"{agents:.3g}", steps=10, backend="cuda")))
 PY
 fi
 stage "done"
