@@ -23,7 +23,7 @@ from gpusim.kernels.cells import KIND_NAMES
 from gpusim.kernels.occupancy import (
     MOMENT_COUNT, MOMENT_X, MOMENT_Y, MOMENT_Z, equip_cell, placement_digit, placement_pick, tumour_moments,
 )
-from gpusim.state import voxel_chunks
+from gpusim.state import chunk_size, voxel_chunks
 
 
 DIGIT_BITS = 16  # bits of the placement key chosen per pass of the radix selection
@@ -74,7 +74,7 @@ def _key_arguments(sim, placement):
 
 def placement_bytes(voxels):
     """Device memory held while cells are placed (:func:`choose_voxels`), whatever the number of cells."""
-    chunk = voxel_chunks(voxels)[0][1]
+    chunk = chunk_size(voxels)
     histograms = 3 * DIGIT_BINS * 8  # the histogram, a chunk's counts, the last level's running sum
     counting = min(chunk, COUNTED_AT_ONCE) * (1 + 4 + 8)  # which digits count, those digits, as intp for bincount
     return max(chunk * 4 + counting, chunk * (1 + 1 + 8)) + histograms  # digits, or picks and a chunk's list

@@ -46,7 +46,7 @@ from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
-from gpusim.state import HEADROOM, State, bytes_per_agent, sort_bytes, voxel_chunks
+from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 
@@ -73,7 +73,7 @@ def memory_needed(cfg):
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
     table = int(agents * HEADROOM) * bytes_per_agent()
-    transient = max(placement_bytes(voxels), sort_bytes(voxels), voxel_chunks(voxels)[0][1] * 4)
+    transient = max(placement_bytes(voxels), sort_bytes(voxels), chunk_size(voxels) * 4)
     return voxels * 4 + table + transient + fields_memory_needed(cfg)
 
 

@@ -95,6 +95,15 @@ class RowBlock:
     def rows(self):
         return self.used + len(self.free)
 
+    def moves(self, low):
+        """The gathers of a reorder, in order, when the column rows start at storage row ``low`` (0: the free
+        rows follow them; else they precede them): ``(first, end, shift)`` moves storage rows
+        ``low + first .. low + end`` by ``shift``.  The column rows then start at ``len(self.free) - low``."""
+        step = len(self.free)
+        if low == 0:  # move up, the top block first
+            return [(max(top - step, 0), top, step) for top in range(self.used, 0, -step)]
+        return [(first, min(first + step, self.used), -step) for first in range(0, self.used, step)]
+
 
 def _row_blocks():
     blocks = {}
@@ -113,15 +122,20 @@ def _row_blocks():
 ROW_BLOCKS = _row_blocks()
 
 
+def chunk_size(voxels):
+    """Voxels in the largest chunk of a lattice of ``voxels`` (what a lattice walk holds buffers for)."""
+    return min(int(voxels), VOXEL_CHUNK)
+
+
 def voxel_chunks(voxels):
     """``(first voxel, voxels)`` of each chunk of at most VOXEL_CHUNK voxels of a lattice of ``voxels``."""
-    chunk = min(int(voxels), VOXEL_CHUNK)
+    chunk = chunk_size(voxels)
     return [(start, min(chunk, voxels - start)) for start in range(0, voxels, chunk)]
 
 
 def sort_bytes(voxels):
     """Device memory held while the table is sorted by voxel (a chunk's marks and prefix sum)."""
-    return min(int(voxels), VOXEL_CHUNK) * 8
+    return chunk_size(voxels) * 8
 
 
 def bytes_per_agent():
@@ -310,25 +324,15 @@ class State:
         """New slot k takes old slot ``order[k]`` in every column (k below ``extent``); occupancy follows.
 
         Each dtype's column rows are gathered into its free rows a block at a
-        time (RowBlock): moved up by the number of free rows, the top block
-        first, or down, the bottom block first, so every block lands on rows
-        that are free by then.
+        time (:meth:`RowBlock.moves`), so every block lands on rows that are
+        free by then.
         """
         for key, block in ROW_BLOCKS.items():
-            storage, low, step = self.storage[key], self.low_row[key], len(block.free)
-            if block.used == 0:
-                continue
-            if low == 0:  # free rows after the columns: move up
-                blocks = [(max(top - step, 0), top) for top in range(block.used, 0, -step)]
-            else:  # free rows before the columns: move down
-                blocks = [(first, min(first + step, block.used)) for first in range(0, block.used, step)]
-            shift = step if low == 0 else -step
-            for first, end in blocks:
-                self.backend.launch(
-                    gather_slots, extent, order, storage[low + first : low + end],
-                    storage[low + first + shift : low + end + shift],
-                )
-            self.low_row[key] = step - low
+            storage, low = self.storage[key], self.low_row[key]
+            for first, end, shift in block.moves(low):
+                source, destination = storage[low + first : low + end], storage[low + first + shift : low + end + shift]
+                self.backend.launch(gather_slots, extent, order, source, destination)
+            self.low_row[key] = len(block.free) - low
         self._bind()
         self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 

@@ -40,7 +40,7 @@ from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords, vox
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
 from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ
-from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL, tally_add
+from gpusim.kernels.tally import BIRTHS, STEP_TALLY, tally_add
 from gpusim.kernels.rng import ANTIGEN_LOSS as ANTIGEN_LOSS_DRAW
 from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, INHERIT, draw_below, draw_index
 
@@ -108,7 +108,7 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
 def copy_parent(j, first_slot, parents, table):
     """Daughter ``j`` starts as a copy of its parent, in every row of ``table[row, slot]`` (the columns of one
     dtype, gpusim.state.RowBlock)."""
-    if j >= parents.shape[0] or first_slot + j >= table.shape[1]:
+    if j >= parents.shape[0]:
         return
     for r in range(table.shape[0]):
         table[r, first_slot + j] = table[r, parents[j]]
@@ -127,10 +127,7 @@ def place_daughter(
     if j >= parents.shape[0]:
         return
     parent = parents[j]
-    daughter = first_slot + j
-    if daughter >= agent_id.shape[0]:  # the engine made room for the bound; never write past the table
-        tally_add(tally, TABLE_FULL, 1)
-        return
+    daughter = first_slot + j  # within the table: parents lists no more than the room made (list_by_rank)
     daughter_id = first_id + j
     tally_add(tally, BIRTHS + int(kind[parent]), 1)
     agent_id[daughter] = daughter_id
