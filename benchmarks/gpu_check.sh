@@ -20,7 +20,11 @@ LOG="$OUT/gpu_check.log"
 AGENTS="${GPU_CHECK_AGENTS:-1e6,1e7,1e8}"
 EDGE="${GPU_CHECK_EDGE:-64}"
 STEPS="${GPU_CHECK_STEPS:-100}"
-export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# PYTHONSAFEPATH: python -m and python - would otherwise put the repository root first on sys.path, and its gpusim/
+# folder (which has no kernels/ inside; the wheel maps them in) would shadow the installed package.
+export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONSAFEPATH=1
+WHEELS="${GPU_CHECK_WHEELS:-.whl}"
+SITE="${GPU_CHECK_SITE:-/tmp/gpusim-site}"
 export GPUSIM_CACHE_DIR="${GPUSIM_CACHE_DIR:-/tmp/gpusim-cache}"
 PY="${PYTHON:-python3}"
 started=$(date +%s)
@@ -31,21 +35,21 @@ stage "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi failed"
 "$PY" --version
 
-stage "install gpusim from .whl/"
+stage "install gpusim from $WHEELS/"
 if [ -n "${GPU_CHECK_SKIP_INSTALL:-}" ]; then
     echo "skipped (GPU_CHECK_SKIP_INSTALL): using $PY as it is"
-elif ls .whl/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpusim-site .whl/*.whl \
+elif ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl \
         || { echo "installing the wheels failed"; exit 1; }
-    export PYTHONPATH="/tmp/gpusim-site${PYTHONPATH:+:$PYTHONPATH}"
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 else
-    echo "no .whl/ folder: run 'make gpu-wheels' where there is network and carry .whl"; exit 1
+    echo "no $WHEELS/ folder: run 'make gpu-wheels' where there is network and carry .whl"; exit 1
 fi
 "$PY" - <<'PY'
 import cupy, numba, gpusim
 from numba import cuda
 from gpusim.backend import cuda_problem, select
-print("gpusim", gpusim.__version__, "numba", numba.__version__, "cupy", cupy.__version__)
+print("gpusim", gpusim.__version__, "from", gpusim.__path__[0], "| numba", numba.__version__, "| cupy", cupy.__version__)
 print("CUDA usable:", cuda_problem() or "yes", "| backend auto ->", select().label)
 PY
 
@@ -58,9 +62,15 @@ timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" --j
 echo "equality exit status: $?"
 
 stage "throughput, agents $AGENTS"
-timeout 170 "$PY" -m gpusim bench --backend cuda --kernels --agents "$AGENTS" --steps "${GPU_CHECK_BENCH_STEPS:-20}" \
-    --record "$OUT/throughput.md"
-echo "bench exit status: $?"
+# one process per size, each adding its own table, so a size cut short by its time limit loses only itself
+for agents in ${AGENTS//,/ }; do
+    limit=$(( 470 - ($(date +%s) - started) - 60 ))
+    [ "$limit" -gt 150 ] && limit=150
+    [ "$limit" -lt 30 ] && { echo "no time left for $agents agents"; break; }
+    timeout "$limit" "$PY" -m gpusim bench --backend cuda --kernels --agents "$agents" \
+        --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$OUT/throughput.md"
+    echo "bench $agents exit status: $? (limit $limit s)"
+done
 
 left=$(( 470 - ($(date +%s) - started) ))
 if [ "$left" -gt 60 ]; then
