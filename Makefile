@@ -25,10 +25,11 @@ bench: $(STAMP)
 	$(BIN)/gpusim bench --agents 1e5,1e6,4e6 --steps 20 --record benchmarks/RESULTS.md
 
 # Wheels for benchmarks/gpu_check.sh on a GPU machine without network (Python 3.12, x86-64 Linux): gpusim
-# itself and the dependencies such a machine lacks (it has numpy, numba, numba-cuda, cupy, pandas,
-# matplotlib, rich and pytest), at the versions of this checkout's .venv.
+# itself and the dependencies such a machine lacks (it has numba, numba-cuda, cupy, pandas, matplotlib, rich
+# and pytest), at the versions of this checkout's .venv. numpy travels too: the H200 image's numpy 2.5 lacks
+# np.row_stack, which numba-cuda (0.30.4 and before) registers as it compiles its first kernel.
 GPU_PYTHON ?= 3.12
-GPU_DEPENDENCIES := pydantic pydantic_core annotated-types typing-inspection zarr numcodecs donfig google-crc32c
+GPU_DEPENDENCIES := numpy pydantic pydantic_core annotated-types typing-inspection zarr numcodecs donfig google-crc32c
 gpu-wheels: $(STAMP)
 	rm -rf .whl && mkdir -p .whl
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .

@@ -46,10 +46,11 @@ else
     echo "no $WHEELS/ folder: run 'make gpu-wheels' where there is network and carry .whl"; exit 1
 fi
 "$PY" - <<'PY'
-import cupy, numba, gpusim
+import cupy, numba, numpy, gpusim
 from numba import cuda
 from gpusim.backend import cuda_problem, select
-print("gpusim", gpusim.__version__, "from", gpusim.__path__[0], "| numba", numba.__version__, "| cupy", cupy.__version__)
+print("gpusim", gpusim.__version__, "from", gpusim.__path__[0], "| numpy", numpy.__version__, "| numba", numba.__version__,
+      "| cupy", cupy.__version__)
 print("CUDA usable:", cuda_problem() or "yes", "| backend auto ->", select().label)
 PY
 
