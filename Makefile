@@ -31,7 +31,7 @@ bench: $(STAMP)
 GPU_PYTHON ?= 3.12
 GPU_DEPENDENCIES := numpy pydantic pydantic_core annotated-types typing-inspection zarr numcodecs donfig google-crc32c
 gpu-wheels: $(STAMP)
-	rm -rf .whl && mkdir -p .whl
+	rm -rf .whl build && mkdir -p .whl  # setuptools would pack modules left in build/ by an older tree
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \

@@ -1,5 +1,6 @@
 """One distribution, one namespace: kernels/ and viewers/ install as gpusim.kernels and gpusim.viewers."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -8,13 +9,20 @@ from conftest import ROOT
 
 
 def test_wheel_holds_the_three_packages_and_the_presets(tmp_path):
+    # built from a copy without build/: setuptools packs whatever an older tree left there
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".cache", "build", "dist", "*.egg-info", ".whl", "__pycache__", "*.ome.zarr"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     wheel = next(tmp_path.glob("gpusim-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
+    for folder, package in (("gpusim", "gpusim"), ("kernels", "gpusim/kernels"), ("viewers", "gpusim/viewers")):
+        assert {n for n in names if n.startswith(f"{package}/") and n.count("/") == package.count("/") + 1
+                and n.endswith(".py")} == {f"{package}/{p.name}" for p in (ROOT / folder).glob("*.py")}, folder
     for expected in ("gpusim/__init__.py", "gpusim/kernels/rng.py", "gpusim/kernels/launch.py",
                      "gpusim/viewers/__init__.py", "gpusim/viewers/reader.py", "gpusim/viewers/napari.yaml",
                      "gpusim/presets/demo.toml"):
