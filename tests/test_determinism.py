@@ -6,10 +6,11 @@ import json
 import pkgutil
 
 import numpy as np
+import pytest
 
 import gpusim.kernels
 from gpusim.engine import Simulation
-from gpusim.kernels.launch import _RULE_MARK
+from gpusim.kernels.launch import _RULE_MARK, tally_size
 
 from conftest import run_script, small_config
 
@@ -48,10 +49,18 @@ def test_other_seed_gives_another_run():
     assert not np.array_equal(a["voxel"], b["voxel"]) or a["voxel"].size != b["voxel"].size
 
 
-def _trace(backend, env, steps=12, edge=12, density=1 / 6):
-    result = run_script("trace_run.py", backend, steps, edge, density, env=env)
+def _trace(backend, env, steps=12, edge=12, density=1 / 6, signatures=None):
+    result = run_script("trace_run.py", backend, steps, edge, density, *([signatures] if signatures else []), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def simulator_trace(tmp_path_factory):
+    """The CUDA launch path in numba's CUDA simulator on a sparse 12^3 scene (every thread runs in Python), with
+    the numba types of every launch pickled for the real compiler."""
+    signatures = tmp_path_factory.mktemp("kernels") / "signatures.pickle"
+    return _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "1"}, steps=7, density=1 / 14, signatures=signatures), signatures
 
 
 def test_one_and_two_threads_agree_bit_for_bit():
@@ -61,11 +70,10 @@ def test_one_and_two_threads_agree_bit_for_bit():
     assert one["final"] == two["final"]
 
 
-def test_cpu_and_cuda_simulator_agree_for_every_rule():
+def test_cpu_and_cuda_simulator_agree_for_every_rule(simulator_trace):
     """Every rule's launch, compared after each call on a 12^3 lattice: CPU (numba threads) vs CUDA kernels."""
-    # the simulator runs every CUDA thread in Python: a sparse 12^3 scene over a few steps
     cpu = _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=7, density=1 / 14)
-    gpu = _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "1"}, steps=7, density=1 / 14)
+    gpu, _ = simulator_trace
     assert gpu["backend"] == "cuda (CUDA simulator)"
     launched = {name for name, _ in cpu["trace"]}
     assert launched == all_rules(), f"rules not exercised: {all_rules() - launched}"
@@ -75,3 +83,19 @@ def test_cpu_and_cuda_simulator_agree_for_every_rule():
         assert digest_c == digest_g, f"{rule_c} differs between the CPU and the CUDA launch"
     assert cpu["final"] == gpu["final"]
     assert cpu["series"] == gpu["series"]
+
+
+def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
+    """The simulator runs kernels as Python and would accept code numba-cuda's compiler refuses: every kernel the
+    simulated run launched, with the same argument types, is compiled to PTX for compute capability 9.0 by NVVM
+    (no GPU needed), and every tally adds once per warp and counter (warp shuffles), as it does on a GPU."""
+    _, signatures = simulator_trace
+    result = run_script("kernel_compile_run.py", signatures, "9.0", env={"NUMBA_ENABLE_CUDASIM": "0"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["failures"] == [], report["failures"][0]["error"]
+    compiled = {entry["kernel"].split(" ")[0] for entry in report["compiled"]}
+    assert compiled == all_rules()
+    for entry in report["compiled"]:
+        module, name = entry["kernel"].split(" ")[0].rsplit(".", 1)
+        assert entry["warp_tally"] == bool(tally_size(getattr(importlib.import_module(module), name))), entry

@@ -3,9 +3,11 @@
 Used by the determinism tests in subprocesses, because NUMBA_NUM_THREADS and
 NUMBA_ENABLE_CUDASIM must be set before numba is imported:
 
-    python tests/trace_run.py BACKEND STEPS [EDGE] [DENSITY]
+    python tests/trace_run.py BACKEND STEPS [EDGE] [DENSITY] [SIGNATURES]
 
-DENSITY is the tumour's share of the lattice's voxels (default 1/6).
+DENSITY is the tumour's share of the lattice's voxels (default 1/6).  With
+SIGNATURES, the numba types of every distinct launch are pickled there, for
+tests/kernel_compile_run.py to compile for a real GPU.
 """
 
 import hashlib
@@ -22,8 +24,12 @@ class Tracing:
         self.inner = inner
         self.backend = backend
         self.records = []
+        self.signatures = set()  # (rule module, rule name, counted launch, numba types of the arguments)
 
     def __call__(self, fn, n, *args):
+        import numba
+
+        self.signatures.add((fn.__module__, fn.__name__, hasattr(n, "live"), tuple(numba.typeof(a) for a in args)))
         result = self.inner(fn, n, *args)
         h = hashlib.sha256()
         if hasattr(n, "live"):  # a launch over a count only the device knows: its host bound and the count
@@ -97,6 +103,11 @@ def main():
     digest.update(cytometer.tobytes())
     digest.update(fields.tobytes())
     digest.update(sim.fields.host_values().tobytes())
+    if len(sys.argv) > 5:
+        import pickle
+
+        with open(sys.argv[5], "wb") as f:
+            pickle.dump(sorted(tracer.signatures, key=repr), f)
     print(json.dumps({"backend": backend.label, "trace": tracer.records, "final": digest.hexdigest(),
                       "cells": int(sim.state.n), "series": {k: v for k, v in sim.timeseries.rows.items()}}))
 
