@@ -10,7 +10,7 @@ import pytest
 
 import gpusim.kernels
 from gpusim.engine import Simulation
-from gpusim.kernels.launch import _RULE_MARK, tally_size
+from gpusim.kernels.launch import _RULE_MARK
 
 from conftest import run_script, small_config
 
@@ -88,14 +88,11 @@ def test_cpu_and_cuda_simulator_agree_for_every_rule(simulator_trace):
 def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     """The simulator runs kernels as Python and would accept code numba-cuda's compiler refuses: every kernel the
     simulated run launched, with the same argument types, is compiled to PTX for compute capability 9.0 by NVVM
-    (no GPU needed), and every tally adds once per warp and counter (warp shuffles), as it does on a GPU."""
+    (no GPU needed)."""
     _, signatures = simulator_trace
     result = run_script("kernel_compile_run.py", signatures, "9.0", env={"NUMBA_ENABLE_CUDASIM": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"][0]["error"]
-    compiled = {entry["kernel"].split(" ")[0] for entry in report["compiled"]}
-    assert compiled == all_rules()
-    for entry in report["compiled"]:
-        module, name = entry["kernel"].split(" ")[0].rsplit(".", 1)
-        assert entry["warp_tally"] == bool(tally_size(getattr(importlib.import_module(module), name))), entry
+    assert {entry["kernel"].split(" ")[0] for entry in report["compiled"]} == all_rules()
+    assert all(entry["ptx_bytes"] > 1000 and ".entry" in entry["ptx_head"] for entry in report["compiled"])
