@@ -5,7 +5,7 @@
 # most agents below it that the memory preflight lets fit.
 # Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md.
 #
-# Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 12 MB)
+# Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
 # Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
