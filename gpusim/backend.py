@@ -120,18 +120,23 @@ def select(requested=None, configured="auto"):
         return Backend("cuda", np, CUDALauncher(np, threads_per_block=32), simulated=True)
     import cupy
 
-    trust_stream_order()
+    configure_numba_cuda()
     return Backend("cuda", cupy, CUDALauncher(cupy))
 
 
-def trust_stream_order():
-    """Stop numba from synchronising the device at every kernel launch.
+def configure_numba_cuda():
+    """numba-cuda's settings for gpusim's launches.
 
-    cupy exports its arrays (CUDA Array Interface v3) with the stream they
-    were made on, and numba by default synchronises that stream for every
-    array argument of a launch: a full wait for the device per launch.  All of
-    gpusim's cupy operations and kernels go to one stream, in order, so the
-    wait protects nothing and would undo the device-resident step.
+    * Trust the stream order: cupy exports its arrays (CUDA Array Interface
+      v3) with the stream they were made on, and numba by default
+      synchronises that stream for every array argument of a launch: a full
+      wait for the device per launch.  All of gpusim's cupy operations and
+      kernels go to one stream, in order, so the wait protects nothing and
+      would undo the device-resident step.
+    * No low-occupancy warnings: numba warns at every launch of fewer than
+      128 blocks, which gpusim makes whenever few cells have work (an
+      infusion, the effectors of a small run, a short listing); on the first
+      H200 run they were most of the log.
     """
     for name in ("numba.cuda.core.config", "numba.core.config"):
         try:
@@ -140,3 +145,5 @@ def trust_stream_order():
             continue
         if hasattr(config, "CUDA_ARRAY_INTERFACE_SYNC"):
             config.CUDA_ARRAY_INTERFACE_SYNC = False
+        if hasattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS"):
+            config.CUDA_LOW_OCCUPANCY_WARNINGS = 0

@@ -74,6 +74,26 @@ def test_kernel_launches_do_not_wait_for_the_device():
     assert configs and all(getattr(c, "CUDA_ARRAY_INTERFACE_SYNC", False) is False for c in configs)
 
 
+@pytest.mark.without_gpu
+def test_small_launches_do_not_warn_on_a_gpu():
+    """A launch of fewer than 128 blocks is normal in gpusim (few cells with work); numba-cuda's warning for each
+    is turned off, and numba-cuda's own check reads the setting gpusim changes."""
+    import inspect
+    import subprocess
+    import sys
+
+    code = ("from gpusim.backend import configure_numba_cuda; configure_numba_cuda(); "
+            "from numba.cuda.core import config; print(config.CUDA_LOW_OCCUPANCY_WARNINGS, "
+            "config.CUDA_ARRAY_INTERFACE_SYNC)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0", "False"]
+    from numba.cuda import dispatcher
+
+    assert "config.CUDA_LOW_OCCUPANCY_WARNINGS" in inspect.getsource(dispatcher)
+
+
 @needs_gpu
 def test_gpusim_run_on_the_gpu_writes_the_same_store_as_the_cpu(tmp_path):
     import numpy as np
