@@ -7,6 +7,7 @@ the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
 slow, but it proves the GPU launch path without a GPU.
 """
 
+import functools
 import importlib
 import os
 import warnings
@@ -98,6 +99,30 @@ def cuda_problem():
             return "numba cannot reach the CUDA driver"
     except Exception as exc:
         return f"numba-cuda is not usable ({exc})"
+    return numba_cuda_compile_problem()
+
+
+def _probe_kernel(out):
+    out[0] = 1
+
+
+@functools.lru_cache(maxsize=1)
+def numba_cuda_compile_problem():
+    """None if numba-cuda compiles a kernel here (its typing registries load, NVVM is found), else why not.
+
+    Needs no GPU: the probe is compiled to PTX only.  Without it, such a
+    problem would surface as a traceback at a run's first kernel; on the H200
+    the image's numpy 2.5 lacked ``np.row_stack``, which numba-cuda 0.30
+    registers before it compiles anything.
+    """
+    try:
+        from numba import cuda, types
+
+        cuda.compile_ptx(_probe_kernel, (types.int64[::1],), cc=(7, 5))
+    except Exception as exc:  # any failure means no kernel of gpusim's can compile either
+        hint = " (numba-cuda needs a numpy that has np.row_stack: pip install 'numpy<2.5')" if "row_stack" in str(
+            exc) else ""
+        return f"numba-cuda cannot compile kernels here: {type(exc).__name__}: {exc}{hint}"
     return None
 
 

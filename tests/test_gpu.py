@@ -144,3 +144,22 @@ def test_with_cupy_installed_but_no_gpu_the_cpu_is_chosen_and_cuda_is_a_clear_er
     assert cuda.stderr.strip() == ("gpusim: error: backend cuda is not usable here: no usable CUDA driver "
                                    "(RuntimeError); use --backend cpu")
     assert not (tmp_path / "cuda.ome.zarr").exists()
+
+
+@pytest.mark.without_gpu
+def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
+    """Backend selection compiles a probe kernel to PTX (no GPU needed): numba-cuda 0.30 with a numpy that lacks
+    np.row_stack (numpy 2.5, as on the first H200 lent) is reported in one line with the fix, not as a traceback at
+    the first rule's launch."""
+    import subprocess
+    import sys
+
+    probe = "from gpusim.backend import numba_cuda_compile_problem; print(numba_cuda_compile_problem())"
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    fine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
+    assert fine.returncode == 0 and fine.stdout.strip() == "None", fine.stderr[-2000:]
+    broken = subprocess.run([sys.executable, "-c", "import numpy; del numpy.row_stack; " + probe],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert broken.returncode == 0, broken.stderr[-2000:]
+    assert broken.stdout.startswith("numba-cuda cannot compile kernels here: AttributeError")
+    assert "row_stack" in broken.stdout and "pip install 'numpy<2.5'" in broken.stdout
