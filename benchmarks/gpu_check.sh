@@ -3,7 +3,8 @@
 # install gpusim from wheels carried with the tree, run the GPU tests, compare GPU and CPU bit for bit on a
 # 64^3 scenario over 100 steps, and measure step throughput at 1e6, 1e7 and 1e8 agents, then at 1e9 or the
 # most agents below it that the memory preflight lets fit.
-# Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md.
+# Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md,
+# launch_overhead.json (the host's time per kernel launch, benchmarks/launch_overhead.py).
 #
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
@@ -11,7 +12,8 @@
 # Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
-#   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 bash benchmarks/gpu_check.sh
+#   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 GPU_CHECK_OVERHEAD_AGENTS=300 \
+#   GPU_CHECK_OVERHEAD_LAUNCHES=2 bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -72,6 +74,11 @@ for agents in ${AGENTS//,/ }; do
         --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$OUT/throughput.md"
     echo "bench $agents exit status: $? (limit $limit s)"
 done
+
+stage "host time per launch at ${GPU_CHECK_OVERHEAD_AGENTS:-1e6} agents (benchmarks/launch_overhead.py)"
+timeout 90 "$PY" benchmarks/launch_overhead.py --agents "${GPU_CHECK_OVERHEAD_AGENTS:-1e6}" \
+    --launches "${GPU_CHECK_OVERHEAD_LAUNCHES:-200}" --json "$OUT/launch_overhead.json"
+echo "launch overhead exit status: $?"
 
 left=$(( 470 - ($(date +%s) - started) ))
 if [ "$left" -gt 60 ]; then

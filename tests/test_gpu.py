@@ -163,3 +163,22 @@ def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
     assert broken.returncode == 0, broken.stderr[-2000:]
     assert broken.stdout.startswith("numba-cuda cannot compile kernels here: AttributeError")
     assert "row_stack" in broken.stdout and "pip install 'numpy<2.5'" in broken.stdout
+
+
+@pytest.mark.without_gpu
+def test_the_launch_overhead_script_times_three_rules(tmp_path):
+    """benchmarks/launch_overhead.py (run by the GPU check), rehearsed in the CUDA simulator."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = tmp_path / "launch_overhead.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "launch_overhead.py"), "--agents", "300",
+                             "--launches", "2", "--json", str(out)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["backend"] == "cuda (CUDA simulator)" and report["agents"] > 0
+    assert [row["rule"] for row in report["rows"]] == ["claim_own_voxel", "mark_survivor", "census"]
+    assert all(row["total_us"] >= row["host_us"] > 0 for row in report["rows"])
