@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export GPUSIM_CACHE_DIR ?= $(CURDIR)/.cache/gpusim
 
-.PHONY: demo test bench clean gpu-wheels
+.PHONY: demo test bench clean gpu-wheels gpu-variant
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,4 +40,13 @@ gpu-wheels: $(STAMP)
 	ls -l .whl && du -sh .whl
 
 clean:
-	rm -rf $(VENV) .cache demo.ome.zarr demo.png .whl
+	rm -rf $(VENV) .cache demo.ome.zarr demo.png .whl .whl-*
+
+# gpusim's wheel built from another branch, for gpu_check.sh's GPU_CHECK_VARIANTS (its dependencies come from .whl/)
+gpu-variant: $(STAMP)
+	@test -n "$(BRANCH)" || { echo "usage: make gpu-variant BRANCH=name"; exit 2; }
+	rm -rf .whl-$(BRANCH) && mkdir -p .whl-$(BRANCH)
+	source=$$(mktemp -d) && git archive $(BRANCH) | tar -x -C $$source && \
+		$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w .whl-$(BRANCH) $$source; \
+		status=$$?; rm -rf $$source; exit $$status
+	ls -l .whl-$(BRANCH)

@@ -7,6 +7,8 @@
 # launch_overhead.json (the host's time per kernel launch, benchmarks/launch_overhead.py).
 #
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
+# To try other branches in the same run:   make gpu-variant BRANCH=name   (writes .whl-name/, its gpusim wheel),
+# carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute).
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
 # Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
@@ -79,6 +81,28 @@ stage "host time per launch at ${GPU_CHECK_OVERHEAD_AGENTS:-1e6} agents (benchma
 timeout 90 "$PY" benchmarks/launch_overhead.py --agents "${GPU_CHECK_OVERHEAD_AGENTS:-1e6}" \
     --launches "${GPU_CHECK_OVERHEAD_LAUNCHES:-200}" --json "$OUT/launch_overhead.json"
 echo "launch overhead exit status: $?"
+
+# Variants: gpusim wheels built from other branches (make gpu-variant BRANCH=name writes .whl-name/; carry it
+# and list it in GPU_CHECK_VARIANTS), each installed over the dependencies above, compared with the CPU and
+# timed at one size; one report per variant, $OUT/variant-NAME.md.
+for variant in ${GPU_CHECK_VARIANTS:-}; do
+    name=$(basename "$variant"); name=${name#.whl-}
+    report="$OUT/variant-$name.md"
+    left=$(( 470 - ($(date +%s) - started) ))
+    [ "$left" -lt 120 ] && { echo "no time left for variant $name"; break; }
+    stage "variant $name: GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at ${GPU_CHECK_VARIANT_AGENTS:-1e8} agents"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE-$name" \
+        "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
+    PYTHONPATH="$SITE-$name:$PYTHONPATH" "$PY" -c "import gpusim; print('gpusim from', gpusim.__path__[0])"
+    PYTHONPATH="$SITE-$name:$PYTHONPATH" timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
+        --json "$report.json"
+    echo "variant $name equality exit status: $?"
+    { echo "### $name: GPU vs CPU"; echo; cat "$report.json" 2>/dev/null; echo; } >> "$report"
+    rm -f "$report.json"
+    PYTHONPATH="$SITE-$name:$PYTHONPATH" timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
+        --agents "${GPU_CHECK_VARIANT_AGENTS:-1e8}" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report"
+    echo "variant $name bench exit status: $?"
+done
 
 left=$(( 470 - ($(date +%s) - started) ))
 if [ "$left" -gt 60 ]; then
