@@ -103,6 +103,7 @@ def cuda_problem():
 
 
 def _probe_kernel(out):
+    """The smallest kernel: what numba_cuda_compile_problem compiles."""
     out[0] = 1
 
 
@@ -120,8 +121,9 @@ def numba_cuda_compile_problem():
 
         cuda.compile_ptx(_probe_kernel, (types.int64[::1],), cc=(7, 5))
     except Exception as exc:  # any failure means no kernel of gpusim's can compile either
-        hint = " (numba-cuda needs a numpy that has np.row_stack: pip install 'numpy<2.5')" if "row_stack" in str(
-            exc) else ""
+        hint = ""
+        if "row_stack" in str(exc):
+            hint = " (numba-cuda needs a numpy that has np.row_stack: pip install 'numpy<2.5')"
         return f"numba-cuda cannot compile kernels here: {type(exc).__name__}: {exc}{hint}"
     return None
 

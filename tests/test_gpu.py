@@ -7,14 +7,17 @@ the tests marked ``without_gpu`` run: the equality script and the step's device 
 simulator, and backend selection with a cupy that finds no GPU (benchmarks/gpu_check.sh skips them).
 """
 
+import inspect
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from gpusim.backend import cuda_problem
 
-from conftest import run_gpusim, run_script
+from conftest import ROOT, run_gpusim, run_script
 
 needs_gpu = pytest.mark.skipif(
     os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0") or cuda_problem() is not None,
@@ -65,8 +68,6 @@ def test_every_rule_agrees_on_the_gpu():
 @needs_gpu
 def test_kernel_launches_do_not_wait_for_the_device():
     """numba would otherwise synchronise the stream of every cupy array it is handed (CUDA Array Interface v3)."""
-    import sys
-
     from gpusim import backend as backends
 
     backends.select("cuda")
@@ -78,10 +79,6 @@ def test_kernel_launches_do_not_wait_for_the_device():
 def test_small_launches_do_not_warn_on_a_gpu():
     """A launch of fewer than 128 blocks is normal in gpusim (few cells with work); numba-cuda's warning for each
     is turned off, and numba-cuda's own check reads the setting gpusim changes."""
-    import inspect
-    import subprocess
-    import sys
-
     code = ("from gpusim.backend import configure_numba_cuda; configure_numba_cuda(); "
             "from numba.cuda.core import config; print(config.CUDA_LOW_OCCUPANCY_WARNINGS, "
             "config.CUDA_ARRAY_INTERFACE_SYNC)")
@@ -151,9 +148,6 @@ def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
     """Backend selection compiles a probe kernel to PTX (no GPU needed): numba-cuda 0.30 with a numpy that lacks
     np.row_stack (numpy 2.5, as on the first H200 lent) is reported in one line with the fix, not as a traceback at
     the first rule's launch."""
-    import subprocess
-    import sys
-
     probe = "from gpusim.backend import numba_cuda_compile_problem; print(numba_cuda_compile_problem())"
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
     fine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
@@ -168,11 +162,6 @@ def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
 @pytest.mark.without_gpu
 def test_the_launch_overhead_script_times_three_rules(tmp_path):
     """benchmarks/launch_overhead.py (run by the GPU check), rehearsed in the CUDA simulator."""
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
     out = tmp_path / "launch_overhead.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "launch_overhead.py"), "--agents", "300",
                              "--launches", "2", "--json", str(out)], capture_output=True, text=True, timeout=600,
