@@ -104,7 +104,7 @@ def choose_voxels(sim, count, placement, out):
     ranking, key_bits = _key_arguments(sim, placement)
     key_args = (sim.seed, sim.clock, *ranking, sim.params)
     chunks = voxel_chunks(state.occ.shape[0])
-    chunk = chunks[0][1]
+    chunk = chunk_size(state.occ.shape[0])
     digits = xp.empty(chunk, dtype=np.int32)
     prefix, top, wanted = 0, key_bits, int(count)  # the key's bits from `top` up are `prefix`
     while top > 0:

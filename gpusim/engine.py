@@ -442,9 +442,8 @@ class Simulation:
         """Fill the host ``volume`` with ``rule(j, first_voxel, *args, out)`` over the lattice, a chunk of voxels at
         a time through one device buffer."""
         flat = volume.reshape(-1)
-        chunks = voxel_chunks(flat.shape[0])
-        buffer = self.xp.empty(chunks[0][1], dtype=dtype)
-        for start, extent in chunks:
+        buffer = self.xp.empty(chunk_size(flat.shape[0]), dtype=dtype)
+        for start, extent in voxel_chunks(flat.shape[0]):
             self.launch(rule, extent, start, *args, buffer)
             flat[start : start + extent] = self.backend.to_host(buffer[:extent])
 

@@ -173,8 +173,7 @@ class State:
         for key, block in ROW_BLOCKS.items():
             fresh = xp.zeros((block.rows, capacity), dtype=block.dtype)
             if key in self.storage:
-                low = self.low_row[key]
-                fresh[: block.used, : self.n] = self.storage[key][low : low + block.used, : self.n]
+                fresh[: block.used, : self.n] = self._column_rows(key)[:, : self.n]
             self.storage[key], self.low_row[key] = fresh, 0
         for name, (dtype, rows) in WORK.items():
             self.work[name] = xp.zeros(capacity, dtype=dtype)
@@ -197,13 +196,14 @@ class State:
                     self.scratch[name] = storage[first_free + f]
         self.columns = {name: self.columns[name] for name in COLUMNS}  # the table's order
 
+    def _column_rows(self, key):
+        """The column rows of dtype ``key``'s block, where they are now (after the free rows or before them)."""
+        low = self.low_row[key]
+        return self.storage[key][low : low + ROW_BLOCKS[key].used]
+
     def column_rows(self):
         """Every column's rows, as one ``[row, slot]`` table per dtype (RowBlock)."""
-        return [
-            self.storage[key][self.low_row[key] : self.low_row[key] + block.used]
-            for key, block in ROW_BLOCKS.items()
-            if block.used
-        ]
+        return [self._column_rows(key) for key, block in ROW_BLOCKS.items() if block.used]
 
     def reserve(self, needed):
         """Make room for ``needed`` agents, growing geometrically as far as the backend's memory allows."""
@@ -346,12 +346,11 @@ class State:
         if self.n == 0:
             return
         xp = self.xp
-        chunks = voxel_chunks(self.occ.shape[0])
-        marks = xp.empty(chunks[0][1], dtype=np.int32)
-        rank = xp.empty(chunks[0][1], dtype=np.int32)
+        marks = xp.empty(chunk_size(self.occ.shape[0]), dtype=np.int32)
+        rank = xp.empty_like(marks)
         listed = xp.zeros(1, dtype=np.int64)  # slots listed so far, on the backend
         order = self.work["listing"]
-        for start, extent in chunks:
+        for start, extent in voxel_chunks(self.occ.shape[0]):
             self.backend.launch(mark_occupied, extent, start, self.occ, marks)
             xp.cumsum(marks[:extent], dtype=rank.dtype, out=rank[:extent])
             self.backend.launch(list_occupied, extent, start, self.occ, rank, listed, order)

@@ -149,9 +149,10 @@ def equip_cell(j, seed, step, first_slot, first_id, new_kind, agent_id, voxel, k
 
 # the tally of tumour_moments
 MOMENT_Z, MOMENT_Y, MOMENT_X, MOMENT_COUNT = range(4)
+N_MOMENTS = 4
 
 
-@rule(tally=4)
+@rule(tally=N_MOMENTS)
 def tumour_moments(i, kind, voxel, params, tally):
     """Tumour cell ``i`` adds its voxel's z, y and x and 1: the sums that give the tumour's centre of mass (where
     rim infusions are placed) without a copy of the tumour's voxels."""
@@ -166,7 +167,8 @@ def tumour_moments(i, kind, voxel, params, tally):
 
 @rule
 def gather_slots(j, order, source, destination):
-    """``destination[:, j] = source[:, order[j]]``: one column of the agent table reordered (compaction, sort)."""
+    """``destination[:, j] = source[:, order[j]]``: rows of the agent table reordered (compaction, sort; the rows
+    of one dtype a block at a time, gpusim.state.RowBlock)."""
     slot = order[j]
     for r in range(source.shape[0]):
         destination[r, j] = source[r, slot]
