@@ -32,7 +32,12 @@ SITE="${GPU_CHECK_SITE:-/tmp/gpusim-site}"
 export GPUSIM_CACHE_DIR="${GPUSIM_CACHE_DIR:-/tmp/gpusim-cache}"
 PY="${PYTHON:-python3}"
 started=$(date +%s)
+BUDGET=470  # seconds for every stage together; the later ones take what is left
 stage() { echo; echo "=== $1 ($(( $(date +%s) - started )) s)"; }
+left() { echo $(( BUDGET - ($(date +%s) - started) )); }
+install() {  # install TARGET WHEEL...: the wheels into the folder TARGET, offline
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$@"
+}
 
 {
 stage "machine"
@@ -43,8 +48,7 @@ stage "install gpusim from $WHEELS/"
 if [ -n "${GPU_CHECK_SKIP_INSTALL:-}" ]; then
     echo "skipped (GPU_CHECK_SKIP_INSTALL): using $PY as it is"
 elif ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl \
-        || { echo "installing the wheels failed"; exit 1; }
+    install "$SITE" "$WHEELS"/*.whl || { echo "installing the wheels failed"; exit 1; }
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 else
     echo "no $WHEELS/ folder: run 'make gpu-wheels' where there is network and carry .whl"; exit 1
@@ -69,7 +73,7 @@ echo "equality exit status: $?"
 stage "throughput, agents $AGENTS"
 # one process per size, each adding its own table, so a size cut short by its time limit loses only itself
 for agents in ${AGENTS//,/ }; do
-    limit=$(( 470 - ($(date +%s) - started) - 60 ))
+    limit=$(( $(left) - 60 ))
     [ "$limit" -gt 150 ] && limit=150
     [ "$limit" -lt 30 ] && { echo "no time left for $agents agents"; break; }
     timeout "$limit" "$PY" -m gpusim bench --backend cuda --kernels --agents "$agents" \
@@ -88,11 +92,9 @@ echo "launch overhead exit status: $?"
 for variant in ${GPU_CHECK_VARIANTS:-}; do
     name=$(basename "$variant"); name=${name#.whl-}
     report="$OUT/variant-$name.md"
-    left=$(( 470 - ($(date +%s) - started) ))
-    [ "$left" -lt 120 ] && { echo "no time left for variant $name"; break; }
+    [ "$(left)" -lt 120 ] && { echo "no time left for variant $name"; break; }
     stage "variant $name: GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at ${GPU_CHECK_VARIANT_AGENTS:-1e8} agents"
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE-$name" \
-        "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
+    install "$SITE-$name" "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
     PYTHONPATH="$SITE-$name:$PYTHONPATH" "$PY" -c "import gpusim; print('gpusim from', gpusim.__path__[0])"
     PYTHONPATH="$SITE-$name:$PYTHONPATH" timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
         --json "$report.json"
@@ -104,10 +106,10 @@ for variant in ${GPU_CHECK_VARIANTS:-}; do
     echo "variant $name bench exit status: $?"
 done
 
-left=$(( 470 - ($(date +%s) - started) ))
-if [ "$left" -gt 60 ]; then
-    stage "throughput at the most agents that fit, up to ${GPU_CHECK_LARGEST:-1e9} ($left s left)"
-    timeout "$left" "$PY" - "$OUT/throughput.md" "${GPU_CHECK_LARGEST:-1e9}" <<'PY'
+remaining=$(left)
+if [ "$remaining" -gt 60 ]; then
+    stage "throughput at the most agents that fit, up to ${GPU_CHECK_LARGEST:-1e9} ($remaining s left)"
+    timeout "$remaining" "$PY" - "$OUT/throughput.md" "${GPU_CHECK_LARGEST:-1e9}" <<'PY'
 import sys
 from gpusim import bench
 from gpusim.backend import select

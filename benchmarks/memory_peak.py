@@ -15,25 +15,15 @@ allocated).
 """
 
 import argparse
-import tracemalloc
 
 
 def measure(agents, steps):
     from gpusim import bench
     from gpusim.config import validate
-    from gpusim.engine import Simulation, memory_needed
+    from gpusim.engine import memory_needed
 
     cfg = validate(bench.scenario(agents, steps))
-    tracemalloc.start()
-    try:
-        sim = Simulation(cfg)
-        setup_peak = tracemalloc.get_traced_memory()[1]
-        for _ in range(steps):
-            sim.step()
-        sim.state.sort_by_voxel()
-        held, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, setup_peak, peak, held = bench.traced_memory(cfg, steps)
     return {"agents": agents, "preflight": memory_needed(cfg) / agents, "setup_peak": setup_peak / agents,
             "peak": peak / agents, "held": held / agents}
 

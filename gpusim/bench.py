@@ -99,6 +99,28 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=p
     return rows
 
 
+def traced_memory(cfg, steps):
+    """Run ``cfg`` on the CPU backend under tracemalloc, which sees every array there (host memory): set-up
+    (cells placed), ``steps`` steps, then a sort by voxel.  Returns the simulation and, in bytes, the peak
+    during set-up, the peak over everything and what the run holds after.  Compile the rules first (any small
+    run), or the compiler's memory counts too."""
+    import tracemalloc
+
+    from gpusim.engine import Simulation
+
+    tracemalloc.start()
+    try:
+        sim = Simulation(cfg)
+        setup_peak = tracemalloc.get_traced_memory()[1]
+        for _ in range(steps):
+            sim.step()
+        sim.state.sort_by_voxel()
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return sim, setup_peak, peak, held
+
+
 def gpu_name():
     """The CUDA device's name, or None without a usable GPU."""
     try:

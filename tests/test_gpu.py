@@ -17,7 +17,13 @@ import pytest
 
 from gpusim.backend import cuda_problem
 
-from conftest import ROOT, run_gpusim, run_script
+from conftest import run_gpusim, run_script
+
+def _python(code):
+    """``python -c code`` with numba-cuda itself (not its simulator)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+
 
 needs_gpu = pytest.mark.skipif(
     os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0") or cuda_problem() is not None,
@@ -79,11 +85,9 @@ def test_kernel_launches_do_not_wait_for_the_device():
 def test_small_launches_do_not_warn_on_a_gpu():
     """A launch of fewer than 128 blocks is normal in gpusim (few cells with work); numba-cuda's warning for each
     is turned off, and numba-cuda's own check reads the setting gpusim changes."""
-    code = ("from gpusim.backend import configure_numba_cuda; configure_numba_cuda(); "
-            "from numba.cuda.core import config; print(config.CUDA_LOW_OCCUPANCY_WARNINGS, "
-            "config.CUDA_ARRAY_INTERFACE_SYNC)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    result = _python("from gpusim.backend import configure_numba_cuda; configure_numba_cuda(); "
+                     "from numba.cuda.core import config; print(config.CUDA_LOW_OCCUPANCY_WARNINGS, "
+                     "config.CUDA_ARRAY_INTERFACE_SYNC)")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["0", "False"]
     from numba.cuda import dispatcher
@@ -149,11 +153,9 @@ def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
     np.row_stack (numpy 2.5, as on the first H200 lent) is reported in one line with the fix, not as a traceback at
     the first rule's launch."""
     probe = "from gpusim.backend import numba_cuda_compile_problem; print(numba_cuda_compile_problem())"
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
-    fine = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
+    fine = _python(probe)
     assert fine.returncode == 0 and fine.stdout.strip() == "None", fine.stderr[-2000:]
-    broken = subprocess.run([sys.executable, "-c", "import numpy; del numpy.row_stack; " + probe],
-                            capture_output=True, text=True, timeout=300, env=env)
+    broken = _python("import numpy; del numpy.row_stack; " + probe)
     assert broken.returncode == 0, broken.stderr[-2000:]
     assert broken.stdout.startswith("numba-cuda cannot compile kernels here: AttributeError")
     assert "row_stack" in broken.stdout and "pip install 'numpy<2.5'" in broken.stdout
@@ -163,9 +165,8 @@ def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
 def test_the_launch_overhead_script_times_three_rules(tmp_path):
     """benchmarks/launch_overhead.py (run by the GPU check), rehearsed in the CUDA simulator."""
     out = tmp_path / "launch_overhead.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "launch_overhead.py"), "--agents", "300",
-                             "--launches", "2", "--json", str(out)], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    result = run_script("../benchmarks/launch_overhead.py", "--agents", "300", "--launches", "2", "--json", out,
+                        env={"NUMBA_ENABLE_CUDASIM": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["backend"] == "cuda (CUDA simulator)" and report["agents"] > 0

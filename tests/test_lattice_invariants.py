@@ -262,23 +262,13 @@ def test_the_memory_preflight_bounds_what_a_run_allocates():
     """On the CPU backend every array is host memory that tracemalloc sees: from set-up (placing the tumour and a
     rim infusion) through steps with births, deaths, compaction and a sort, the run never holds more than the
     preflight counts, and the preflight is not so pessimistic that it would refuse runs that fit."""
-    import tracemalloc
-
     from gpusim import bench
     from gpusim.config import validate
     from gpusim.engine import memory_needed
 
     cfg = validate(bench.scenario(100_000, 5))
     Simulation(validate(bench.scenario(1000, 5)))  # compiled before measuring
-    tracemalloc.start()
-    try:
-        sim = Simulation(cfg)
-        for _ in range(4):
-            sim.step()
-        sim.state.sort_by_voxel()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    sim, _, peak, _ = bench.traced_memory(cfg, 4)
     row = sim.timeseries.last()
     assert row["births_tumour"] > 0 and row["deaths_tumour"] > 0 and row["cells_car_t"] > 9000
     assert peak <= memory_needed(cfg) <= 1.5 * peak
