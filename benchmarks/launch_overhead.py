@@ -57,7 +57,7 @@ def main(argv=None):
     cells = Count(s.n, s.counters[0:1])  # as mid-step: the device holds the count, the host a bound
     launches = {
         "claim_own_voxel": (claim_own_voxel, cells, (s["voxel"], s.occ)),
-        "mark_survivor": (mark_survivor, s.n, (s.counters[0:1], s["state"], s.work["rank"])),
+        "mark_survivor": (mark_survivor, s.n, (s.counters[0:1], s["state"], s["rank"])),
         "census": (census, cells, (s["kind"], s["state"], s["voxel"], s["partner"], s["cycle_timer"],
                                      s["divisions_left"], s["stimulation"], s["pools"], s.occ, sim.params,
                                      sim.detection)),

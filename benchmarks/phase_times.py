@@ -25,7 +25,7 @@ def main():
     from gpusim.config import validate
     from gpusim.engine import Simulation
 
-    Simulation(validate(bench.scenario(1000, 2)))  # compile the rules before timing
+    bench.compile_rules()
     cfg = validate(bench.scenario(int(args.agents), args.steps + 8))
     start = time.perf_counter()
     sim = Simulation(cfg)

@@ -99,11 +99,22 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=p
     return rows
 
 
+def compile_rules():
+    """Set up, step and sort a small benchmark scenario, so that every rule of the set-up, the step and the sort
+    is compiled (or loaded from numba's cache) before something is measured: compiling holds memory and takes
+    seconds."""
+    from gpusim.config import validate
+    from gpusim.engine import Simulation
+
+    sim = Simulation(validate(scenario(1000, 2))).run(2)
+    sim.state.sort_by_voxel()
+
+
 def traced_memory(cfg, steps):
     """Run ``cfg`` on the CPU backend under tracemalloc, which sees every array there (host memory): set-up
     (cells placed), ``steps`` steps, then a sort by voxel.  Returns the simulation and, in bytes, the peak
-    during set-up, the peak over everything and what the run holds after.  Compile the rules first (any small
-    run), or the compiler's memory counts too."""
+    during set-up, the peak over everything and what the run holds after.  Compile the rules first
+    (:func:`compile_rules`), or the compiler's memory counts too."""
     import tracemalloc
 
     from gpusim.engine import Simulation

@@ -72,7 +72,7 @@ def memory_needed(cfg):
     sorting the table, or a snapshot's buffer, each a chunk of the lattice at a time), and the diffusing fields."""
     voxels = cfg.voxels
     agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
-    table = int(agents * HEADROOM) * bytes_per_agent()
+    table = int(agents * HEADROOM) * bytes_per_agent(parameters.build(cfg)["held"])
     transient = max(placement_bytes(voxels), sort_bytes(voxels), chunk_size(voxels) * 4)
     return voxels * 4 + table + transient + fields_memory_needed(cfg)
 
@@ -123,7 +123,9 @@ class Simulation:
             ((cfg.steps_of(d.time), n, d) for n, d in enumerate(cfg.dose)), key=lambda item: (item[0], item[1])
         )
         initial = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) == 0)
-        self.state = State(self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * HEADROOM)))
+        self.state = State(
+            self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * HEADROOM)), held=inputs["held"]
+        )
         self.timeseries = Timeseries()
         self._seen_ids = None
         self._daughters_next = None  # bound on the next step's daughters, from the last record
@@ -141,8 +143,7 @@ class Simulation:
         s = sim.state
         n = int(checkpoint["n"])
         s.reserve(max(n, 16))
-        for name in s.columns:
-            s[name][..., :n] = sim.backend.to_device(checkpoint["columns"][name])
+        s.load_columns(checkpoint["columns"], n)
         s.n = n
         s.next_id = int(checkpoint["next_id"])
         s._publish()
@@ -271,7 +272,7 @@ class Simulation:
             s["car_given"], s["strike"],
         )
         ledger = self.launch(
-            synapse_apply, s.n, s["contact"], s["pools"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"]
+            synapse_apply, s.n, s["contact"], s["pools"], self.params, s["taken_a"], s["taken_b"], s["car_given"], s["strike"]
         )
         s.view("touched")[...] = 0
         self.launch(mark_contact, s.n, s["voxel"], s["contact"], s.occ, self.params, s["touched"])
@@ -366,7 +367,9 @@ class Simulation:
             return
         s = self.state
         for kind in due:
-            ledger += self.launch(deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ)
+            ledger += self.launch(
+                deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ, self.params
+            )
         self._release_and_compact()
 
     def _release_and_compact(self):
@@ -392,7 +395,8 @@ class Simulation:
             kind = KIND_NAMES.index(dose.kind)
             dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
         new_pools = self.state["pools"][:, before : self.state.n]
-        infused = self.backend.to_host(new_pools.sum(axis=1, dtype=np.int64))  # no int64 copy of the pools
+        held = self.backend.to_host(new_pools.sum(axis=1, dtype=np.int64))  # no int64 copy of the pools
+        infused = self.state.every_row_of("pools", held)
         return dosed, infused
 
     def _check(self):
@@ -418,7 +422,7 @@ class Simulation:
     def flow_cytometry(self):
         """Histograms of every pool per kind, ``[species, kind, bin]`` (host int64; bins in kernels.molecules)."""
         s = self.state
-        counts = self.backend.to_host(self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"]))
+        counts = self.backend.to_host(self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"], self.params))
         return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
 
     def field_volumes(self, channels=None):
@@ -428,7 +432,7 @@ class Simulation:
         channels = range(len(FIELD_NAMES)) if channels is None else channels
         volume = np.empty((len(channels),) + s.shape, dtype=np.uint32)
         for row, channel in enumerate(channels):
-            self._paint(volume[row], np.uint32, paint_field, int(channel), s.occ, s["kind"], s["pools"])
+            self._paint(volume[row], np.uint32, paint_field, int(channel), s.occ, s["kind"], s["pools"], self.params)
         return volume
 
     def kind_volume(self):

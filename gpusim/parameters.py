@@ -28,6 +28,7 @@ from gpusim.kernels.molecules import (
     RECEPTOR_B,
     SET_A,
     SET_B,
+    SET_POINT_SPECIES,
 )
 from gpusim.kernels.rng import probability_threshold as q32
 from gpusim.kernels.signal import N_BUCKETS, bucket_signals
@@ -104,6 +105,20 @@ def _set(params, block, kind, species, value):
     params[block + kind * N_SPECIES + species] = value
 
 
+def hold_rows(params, kinds):
+    """Give a row of the run's pools table to each species that a kind in the run (``kinds``: the tumour and the
+    kinds dosed; no other kind ever appears) has a non-zero set point of (only those are ever made:
+    kernels.pools), and a row of the set-point table to each tumour antigen with one; write the rows into
+    ``params`` (POOL_ROW, SET_POINT_ROW; -1 for none) and return them, as gpusim.state.State takes them."""
+    carried = [any(params[P.SET_POINT + k * N_SPECIES + s] != 0 for k in kinds) for s in range(N_SPECIES)]
+    pool_rows = np.where(carried, np.cumsum(carried) - 1, -1)
+    tumour_set = [params[P.SET_POINT + TUMOUR * N_SPECIES + species] != 0 for species in SET_POINT_SPECIES]
+    set_point_rows = np.where(tumour_set, np.cumsum(tumour_set) - 1, -1)
+    params[P.POOL_ROW : P.POOL_ROW + N_SPECIES] = pool_rows
+    params[P.SET_POINT_ROW : P.SET_POINT_ROW + N_SET_POINTS] = set_point_rows
+    return {"pools": pool_rows, "set_points": set_point_rows}
+
+
 def build(cfg):
     """All the integer inputs of the rules, as host numpy arrays (a dict)."""
     dt = cfg.run.dt
@@ -178,11 +193,13 @@ def build(cfg):
         params[P.DIVISION_BUDGET + kind] = eff.divisions
         params[P.DIVISION_STEPS + kind] = steps(eff.division_time)
 
+    held = hold_rows(params, {TUMOUR} | {KIND_NAMES.index(dose.kind) for dose in cfg.dose})
     set_point_table = np.zeros((N_SET_POINTS, 1024), dtype=np.int32)
     for row, (median, cv) in ((SET_A, (tumour.antigen_a, tumour.antigen_a_cv)), (SET_B, (tumour.antigen_b, tumour.antigen_b_cv))):
         set_point_table[row] = np.clip(np.rint(lognormal_quantiles(median, cv)), 0, 2**30)
     return {
         "params": params,
+        "held": held,  # the rows of the per-run columns the agent table holds (gpusim.state.State)
         "oxygen_levels": np.asarray([tumour.hypoxia, tumour.anoxia], dtype=np.float64),  # mmHg
         "chemotaxis_sensitivity": np.asarray(
             [0.0] + [getattr(cfg.effectors, KIND_NAMES[k]).chemotaxis_sensitivity for k in EFFECTOR_KINDS], dtype=np.float64

@@ -26,7 +26,8 @@ from gpusim.kernels.occupancy import (
 )
 
 # name -> (dtype, rows); rows > 1 is a table column indexed [row, slot]
-# (one contiguous column per species).  The order is the agent table's order in the store.
+# (one contiguous column per species).  The order is the agent table's order in the store, which holds
+# every row; a run's table holds only the rows of PER_RUN_ROWS columns that the run uses.
 COLUMNS = {
     "agent_id": (np.int64, 1),  # unique, never reused
     "voxel": (np.int64, 1),  # flat voxel index
@@ -45,10 +46,12 @@ COLUMNS = {
     "pools": (np.int32, N_SPECIES),  # molecules per species (kernels.molecules)
     "set_points": (np.int32, N_SET_POINTS),  # a tumour cell's heritable antigen A and B set points
 }
+# the table columns of which a run holds only the rows it uses: a species no cell can carry, and a set point of
+# such an antigen, stay 0 all run (kernels.pools), so they take no memory
+PER_RUN_ROWS = ("pools", "set_points")
 # per-slot scratch written and read within one phase
 SCRATCH = {
     "claim": (np.int64, 1),  # the voxel a cell claims this phase, or -1
-    "won": (np.uint8, 1),  # 1 if the claim succeeded
     "contact": (np.int8, 1),  # direction of the cell an effector struck this step, or -1
     "taken_a": (np.int32, 1),  # antigen A an effector takes from its partner this step
     "taken_b": (np.int32, 1),  # antigen B likewise
@@ -56,10 +59,17 @@ SCRATCH = {
     "strike": (np.uint8, 1),  # hit / bite / engulf flags (kernels.synapse.STRUCK_*)
     "touched": (np.uint8, 1),  # 1 if an effector was in contact with this cell this step
 }
+# scratch that shares the row of a SCRATCH array of its dtype, the two never in use in the same phase
+SHARED_SCRATCH = {
+    # the inclusive prefix sum of marked slots (division winners, survivors): births and compaction (divide, die,
+    # a depletion), in the row of the synapse phase's taken_a; a reorder overwrites it, so compaction reads the
+    # count of survivors from it before it gathers
+    "rank": "taken_a",
+    "won": "touched",  # claims won in the move and divide phases, in the row of the synapse phase's touched
+}
 # per-slot work arrays of births, compaction and sorting (never reordered themselves); slots are int32
 # (the occupancy grid's type), so a table has fewer than 2**31 slots (MAX_SLOTS)
 WORK = {
-    "rank": (np.int32, 1),  # inclusive prefix sum of marked slots (division winners, survivors)
     "listing": (np.int32, 1),  # the marked slots in slot order (parents of daughters, survivors), or in voxel order
 }
 MAX_SLOTS = 2**31 - 1
@@ -83,12 +93,13 @@ class RowBlock:
 
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
-        self.columns = {}  # name -> (first row among the column rows, rows; 0 rows: a plain column)
+        self.columns = {}  # name -> (first row among the column rows, rows; None: a plain column)
         self.used = 0  # column rows
         self.free = []  # the scratch array held by each free row, or None for a spare row
 
-    def add_column(self, name, rows):
-        self.columns[name] = (self.used, rows if rows > 1 else 0)
+    def add_column(self, name, rows, table):
+        """A column of ``rows`` rows: a ``[row, slot]`` table if ``table`` (even of one row), else a plain one."""
+        self.columns[name] = (self.used, rows if table else None)
         self.used += rows
 
     @property
@@ -105,21 +116,34 @@ class RowBlock:
         return [(first, min(first + step, self.used), -step) for first in range(0, self.used, step)]
 
 
-def _row_blocks():
+def every_row():
+    """The held rows of a table that holds every row of the PER_RUN_ROWS columns: row r at row r."""
+    return {name: np.arange(COLUMNS[name][1]) for name in PER_RUN_ROWS}
+
+
+def table_rows(held):
+    """Rows a table allocates for each PER_RUN_ROWS column, given ``held`` (name -> the table row of each of the
+    column's rows, or -1): the rows held, and at least one, so that no rule is handed an empty array."""
+    return {name: max(int(np.count_nonzero(np.asarray(rows) >= 0)), 1) for name, rows in held.items()}
+
+
+def row_blocks(held=None):
+    """The RowBlock of each dtype of a table that holds the rows ``held`` (default: every row)."""
+    allocated = table_rows(every_row() if held is None else held)
     blocks = {}
     for name, (dtype, rows) in COLUMNS.items():
-        blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).add_column(name, rows)
+        blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).add_column(name, allocated.get(name, rows), rows > 1)
     for name, (dtype, rows) in SCRATCH.items():
         if rows != 1:
             raise ValueError(f"scratch array {name} must have one row: it is a free row of its dtype's block")
         blocks.setdefault(np.dtype(dtype).str, RowBlock(dtype)).free.append(name)
+    for name, host in SHARED_SCRATCH.items():
+        if host not in SCRATCH:
+            raise ValueError(f"scratch array {name} shares the row of {host}, which is not a scratch array")
     for block in blocks.values():
         if not block.free:
             block.free.append(None)
     return blocks
-
-
-ROW_BLOCKS = _row_blocks()
 
 
 def chunk_size(voxels):
@@ -138,18 +162,20 @@ def sort_bytes(voxels):
     return chunk_size(voxels) * 8
 
 
-def bytes_per_agent():
-    """Bytes per slot of the agent table: the columns, the scratch arrays, the spare rows for reordering
-    (RowBlock) and the work arrays."""
-    blocks = sum(block.dtype.itemsize * block.rows for block in ROW_BLOCKS.values())
+def bytes_per_agent(held=None):
+    """Bytes per slot of an agent table holding the rows ``held`` (default: every row): the columns, the scratch
+    arrays, the spare rows for reordering (RowBlock) and the work arrays."""
+    blocks = sum(block.dtype.itemsize * block.rows for block in row_blocks(held).values())
     return blocks + sum(np.dtype(t).itemsize * rows for t, rows in WORK.values())
 
 
 class State:
     """Agent columns and occupancy grid on one backend."""
 
-    def __init__(self, backend, shape, capacity=1024):
+    def __init__(self, backend, shape, capacity=1024, held=None):
         self.backend = backend
+        self.held = every_row() if held is None else {name: np.asarray(rows) for name, rows in held.items()}
+        self.blocks = row_blocks(self.held)
         self.xp = backend.xp
         self.shape = tuple(int(s) for s in shape)
         self.n = 0
@@ -170,7 +196,7 @@ class State:
     def _allocate(self, capacity):
         xp = self.xp
         self.columns, self.scratch, self.spares = {}, {}, []  # no view keeps an old block alive once it is copied
-        for key, block in ROW_BLOCKS.items():
+        for key, block in self.blocks.items():
             fresh = xp.zeros((block.rows, capacity), dtype=block.dtype)
             if key in self.storage:
                 fresh[: block.used, : self.n] = self._column_rows(key)[:, : self.n]
@@ -183,27 +209,29 @@ class State:
     def _bind(self):
         """Point the columns, scratch arrays and spare rows at their rows of the storage."""
         self.spares = []
-        for key, block in ROW_BLOCKS.items():
+        for key, block in self.blocks.items():
             storage, low = self.storage[key], self.low_row[key]
             for name, (first, rows) in block.columns.items():
                 row = low + first
-                self.columns[name] = storage[row : row + rows] if rows else storage[row]
+                self.columns[name] = storage[row] if rows is None else storage[row : row + rows]
             first_free = block.used if low == 0 else 0
             for f, name in enumerate(block.free):
                 if name is None:
                     self.spares.append(storage[first_free + f])
                 else:
                     self.scratch[name] = storage[first_free + f]
+        for name, host in SHARED_SCRATCH.items():
+            self.scratch[name] = self.scratch[host]
         self.columns = {name: self.columns[name] for name in COLUMNS}  # the table's order
 
     def _column_rows(self, key):
         """The column rows of dtype ``key``'s block, where they are now (after the free rows or before them)."""
         low = self.low_row[key]
-        return self.storage[key][low : low + ROW_BLOCKS[key].used]
+        return self.storage[key][low : low + self.blocks[key].used]
 
     def column_rows(self):
         """Every column's rows, as one ``[row, slot]`` table per dtype (RowBlock)."""
-        return [self._column_rows(key) for key, block in ROW_BLOCKS.items() if block.used]
+        return [self._column_rows(key) for key, block in self.blocks.items() if block.used]
 
     def reserve(self, needed):
         """Make room for ``needed`` agents, growing geometrically as far as the backend's memory allows."""
@@ -215,20 +243,20 @@ class State:
             raise RuntimeError(
                 f"the agent table cannot grow to {needed} cells (at most {MAX_SLOTS} slots, and "
                 f"{self.backend.memory_available() / 2**30:.1f} GiB free on {self.backend.label} for "
-                f"{bytes_per_agent()} bytes a slot)"
+                f"{bytes_per_agent(self.held)} bytes a slot)"
             )
         self._allocate(grown)
 
     def table_bytes(self):
-        """Bytes the agent table holds now: capacity x bytes_per_agent()."""
-        return self.capacity * bytes_per_agent()
+        """Bytes the agent table holds now: capacity x bytes_per_agent."""
+        return self.capacity * bytes_per_agent(self.held)
 
     def affordable_slots(self):
         """The most slots a grown table could have: the rows of one dtype are copied at a time, so the free
         memory and the old table, less its largest block of rows (held while its copy is made), with 5% to
         spare."""
         largest = max(a.nbytes for a in self.storage.values())
-        return int((self.backend.memory_available() + self.table_bytes() - largest) * 0.95) // bytes_per_agent()
+        return int((self.backend.memory_available() + self.table_bytes() - largest) * 0.95) // bytes_per_agent(self.held)
 
     def __getitem__(self, name):
         """The full-capacity column (or scratch array) ``name``."""
@@ -279,7 +307,7 @@ class State:
         return first_slot, first_id
 
     def rank_marks(self, marks):
-        """The inclusive prefix sum of ``marks`` (0 or 1 per live slot), in the rank work array.
+        """The inclusive prefix sum of ``marks`` (0 or 1 per live slot), in the rank scratch array.
 
         The marks go through the listing work array first: the sum is then
         never computed in place (which not every array library allows) and
@@ -290,7 +318,7 @@ class State:
 
     def _rank_listing(self, count):
         """The inclusive prefix sum of the first ``count`` entries of the listing work array, into the rank one."""
-        rank = self.work["rank"]
+        rank = self.scratch["rank"]
         return self.xp.cumsum(self.work["listing"][:count], dtype=rank.dtype, out=rank[:count])
 
     def add_daughters(self, rank, bound):
@@ -327,7 +355,7 @@ class State:
         time (:meth:`RowBlock.moves`), so every block lands on rows that are
         free by then.
         """
-        for key, block in ROW_BLOCKS.items():
+        for key, block in self.blocks.items():
             storage, low = self.storage[key], self.low_row[key]
             for first, end, shift in block.moves(low):
                 source, destination = storage[low + first : low + end], storage[low + first + shift : low + end + shift]
@@ -358,8 +386,36 @@ class State:
         self._gather(order, self.cells)
 
     def host_columns(self):
-        """Host copies of the live part of every column."""
-        return {name: self.backend.to_host(self.view(name)).copy() for name in COLUMNS}
+        """Host copies of the live part of every column, with every row of the PER_RUN_ROWS columns (those the
+        table does not hold are 0)."""
+        return {
+            name: self.every_row_of(name, self.backend.to_host(self.view(name))) if name in self.held
+            else self.backend.to_host(self.view(name)).copy()
+            for name in COLUMNS
+        }
+
+    def every_row_of(self, name, held_values):
+        """Host values ``[table row, ...]`` of the PER_RUN_ROWS column ``name`` as ``[row, ...]`` of every row
+        of the column (zeros where the table holds none)."""
+        rows = self.held[name]
+        out = np.zeros((rows.shape[0],) + held_values.shape[1:], dtype=held_values.dtype)
+        out[rows >= 0] = held_values[rows[rows >= 0]]
+        return out
+
+    def load_columns(self, columns, n):
+        """Fill the first ``n`` slots from host ``columns`` holding every row (as :meth:`host_columns` gives
+        them); a row this table does not hold must be 0 there."""
+        self._require_exact("load columns")
+        for name in COLUMNS:
+            values = np.asarray(columns[name])
+            if name in self.held:
+                rows = self.held[name]
+                if np.any(values[rows < 0]):
+                    raise ValueError(f"{name}: a row this run's table does not hold is not 0")
+                table = np.zeros((self[name].shape[0], n), dtype=values.dtype)
+                table[rows[rows >= 0]] = values[rows >= 0]
+                values = table
+            self[name][..., :n] = self.backend.to_device(values)
 
     def snapshot(self):
         """Host copies of the live columns and of the occupancy grid."""

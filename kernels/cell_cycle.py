@@ -38,8 +38,8 @@ from gpusim.kernels.cells import (
 )
 from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords, voxel_index
 from gpusim.kernels.launch import device, rule
-from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
-from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ
+from gpusim.kernels.molecules import N_SET_POINTS, SET_A
+from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ, SET_POINT_ROW
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, tally_add
 from gpusim.kernels.rng import ANTIGEN_LOSS as ANTIGEN_LOSS_DRAW
 from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, INHERIT, draw_below, draw_index
@@ -135,18 +135,21 @@ def place_daughter(
     voxel[daughter] = site
     occ[site] = daughter
     partner[daughter] = -1
-    for s in range(N_SPECIES):
-        total = pools[s, parent]
-        pools[s, daughter] = total // 2
-        pools[s, parent] = total - total // 2
+    for row in range(pools.shape[0]):  # every species the run holds
+        total = pools[row, parent]
+        pools[row, daughter] = total // 2
+        pools[row, parent] = total - total // 2
     if kind[parent] == TUMOUR:
         cycle_timer[parent] = cycle_length(seed, step, agent_id[parent], cycle_table)
         cycle_timer[daughter] = cycle_length(seed, step, daughter_id, cycle_table)
         for r in range(N_SET_POINTS):
-            factor = inheritance_table[draw_index(seed, step, daughter_id, INHERIT + r, inheritance_table.shape[0])]
-            set_points[r, daughter] = (np.int64(set_points[r, parent]) * factor) >> _Q16
-        if draw_below(seed, step, daughter_id, ANTIGEN_LOSS_DRAW, params[ANTIGEN_LOSS]):
-            set_points[SET_A, daughter] = 0
+            row = params[SET_POINT_ROW + r]
+            if row >= 0:
+                factor = inheritance_table[draw_index(seed, step, daughter_id, INHERIT + r, inheritance_table.shape[0])]
+                set_points[row, daughter] = (np.int64(set_points[row, parent]) * factor) >> _Q16
+        antigen_a = params[SET_POINT_ROW + SET_A]
+        if draw_below(seed, step, daughter_id, ANTIGEN_LOSS_DRAW, params[ANTIGEN_LOSS]) and antigen_a >= 0:
+            set_points[antigen_a, daughter] = 0
     else:
         left = divisions_left[parent] - 1
         divisions_left[parent] = left

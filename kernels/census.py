@@ -10,7 +10,8 @@ from gpusim.kernels.cell_cycle import could_divide_next_step
 from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT, TUMOUR
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, HIST_BINS, N_SPECIES, log_bin
-from gpusim.kernels.params import EXHAUSTION_LIMIT
+from gpusim.kernels.params import EXHAUSTION_LIMIT, POOL_ROW
+from gpusim.kernels.pools import molecules
 from gpusim.kernels.tally import tally_add
 
 # per-kind census rows: [kind * CENSUS_ROW + field]
@@ -49,15 +50,17 @@ def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulat
     if could_divide_next_step(i, kind, state, voxel, cycle_timer, divisions_left, occ, params):
         tally_add(tally, row + DIVISION_CANDIDATES, 1)
     for s in range(N_SPECIES):
-        tally_add(tally, row + POOL_SUM + s, pools[s, i])
-    tally_add(tally, ANTIGEN_HISTOGRAM + k * HIST_BINS + log_bin(pools[ANTIGEN_A, i]), 1)
+        pool_row = params[POOL_ROW + s]
+        if pool_row >= 0:  # a species the run holds
+            tally_add(tally, row + POOL_SUM + s, pools[pool_row, i])
+    tally_add(tally, ANTIGEN_HISTOGRAM + k * HIST_BINS + log_bin(molecules(pools, params, ANTIGEN_A, i)), 1)
     if k == TUMOUR:
         return
     if partner[i] >= 0:
         tally_add(tally, row + ENGAGED, 1)
     if stimulation[i] >= params[EXHAUSTION_LIMIT + k]:
         tally_add(tally, row + EXHAUSTED, 1)
-    if pools[ANTIGEN_A, i] + pools[ANTIGEN_B, i] >= detection:
+    if molecules(pools, params, ANTIGEN_A, i) + molecules(pools, params, ANTIGEN_B, i) >= detection:
         tally_add(tally, row + TROG_POSITIVE, 1)
     if flags & ACTIVATED:
         tally_add(tally, row + ACTIVATED_COUNT, 1)
@@ -65,10 +68,10 @@ def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulat
 
 
 @rule(tally=CYTOMETER_SIZE)
-def flow_cytometry(i, kind, state, pools, tally):
+def flow_cytometry(i, kind, state, pools, params, tally):
     """Add cell ``i`` to the histogram of every pool of its kind (debris is not a cell to measure)."""
     if (state[i] & NECROTIC) != 0:
         return
     k = int(kind[i])
     for s in range(N_SPECIES):
-        tally_add(tally, (s * N_KINDS + k) * HIST_BINS + log_bin(pools[s, i]), 1)
+        tally_add(tally, (s * N_KINDS + k) * HIST_BINS + log_bin(molecules(pools, params, s, i)), 1)

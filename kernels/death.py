@@ -40,7 +40,7 @@ from gpusim.kernels.cells import (
 )
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SPECIES
-from gpusim.kernels.params import APOPTOSIS_THRESHOLD, DEBRIS_STEPS, LETHAL_BITES, LETHAL_DAMAGE, NECROSIS_STEPS
+from gpusim.kernels.params import APOPTOSIS_THRESHOLD, DEBRIS_STEPS, LETHAL_BITES, LETHAL_DAMAGE, NECROSIS_STEPS, POOL_ROW
 from gpusim.kernels.rng import APOPTOSIS as APOPTOSIS_DRAW
 from gpusim.kernels.rng import draw_below
 from gpusim.kernels.tally import CLEARED, DEATHS, LOST, STEP_TALLY, tally_add
@@ -79,7 +79,7 @@ def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, cycle_timer,
         cause = APOPTOSIS
     else:
         return
-    _remove(i, k, cause, state, voxel, pools, occ, tally)
+    _remove(i, k, cause, state, voxel, pools, occ, params, tally)
 
 
 @device
@@ -91,23 +91,27 @@ def _become_debris(i, k, state, damage, bites, cycle_timer, pools, params, tally
     bites[i] = 0
     tally_add(tally, DEATHS + NECROSIS * N_KINDS + k, 1)
     for s in range(N_SPECIES):
-        tally_add(tally, LOST + s, pools[s, i])
-        pools[s, i] = 0
+        row = params[POOL_ROW + s]
+        if row >= 0:
+            tally_add(tally, LOST + s, pools[row, i])
+            pools[row, i] = 0
 
 
 @device
-def _remove(i, k, cause, state, voxel, pools, occ, tally):
+def _remove(i, k, cause, state, voxel, pools, occ, params, tally):
     """Mark cell ``i`` dead, free its voxel, tally its cause and the molecules it takes with it."""
     state[i] = state[i] | DEAD
     occ[voxel[i]] = -1
     tally_add(tally, DEATHS + cause * N_KINDS + k, 1)
     for s in range(N_SPECIES):
-        tally_add(tally, LOST + s, pools[s, i])
+        row = params[POOL_ROW + s]
+        if row >= 0:
+            tally_add(tally, LOST + s, pools[row, i])
 
 
 @rule(tally=STEP_TALLY)
-def deplete(i, depleted_kind, kind, state, voxel, pools, occ, tally):
+def deplete(i, depleted_kind, kind, state, voxel, pools, occ, params, tally):
     """Remove every cell of ``depleted_kind`` (a scheduled depletion, e.g. of the CAR-T cells)."""
     k = int(kind[i])
     if k == depleted_kind and (state[i] & DEAD) == 0:
-        _remove(i, k, DEPLETION, state, voxel, pools, occ, tally)
+        _remove(i, k, DEPLETION, state, voxel, pools, occ, params, tally)

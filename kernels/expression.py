@@ -27,11 +27,13 @@ from gpusim.kernels.params import (
     DECAY,
     EXHAUSTION_RECOVERY,
     K_CAR,
+    POOL_ROW,
     SET_POINT,
     STIMULATION_TABLE,
     SYNTHESIS,
     TONIC_WEIGHT_Q16,
 )
+from gpusim.kernels.pools import molecules, set_point
 from gpusim.kernels.rng import BITE_REPAIR as BITE_REPAIR_DRAW
 from gpusim.kernels.rng import DAMAGE_REPAIR as DAMAGE_REPAIR_DRAW
 from gpusim.kernels.rng import EXHAUSTION_RECOVERY as RECOVERY_DRAW
@@ -51,22 +53,25 @@ def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tal
     k = int(kind[i])
     me = agent_id[i]
     for s in range(N_SPECIES):
+        row = params[POOL_ROW + s]
+        if row < 0:  # a species no cell of the run carries
+            continue
         if k == TUMOUR and s == ANTIGEN_A:
-            target = set_points[SET_A, i]
+            target = set_point(set_points, params, SET_A, i)
         elif k == TUMOUR and s == ANTIGEN_B:
-            target = set_points[SET_B, i]
+            target = set_point(set_points, params, SET_B, i)
         else:
             target = params[SET_POINT + k * N_SPECIES + s]
-        current = pools[s, i]
+        current = pools[row, i]
         if current < target:
             made = share(target - current, params[SYNTHESIS + k * N_SPECIES + s], draw(seed, step, me, EXPRESS + s))
             if made > 0:
-                pools[s, i] = current + made
+                pools[row, i] = current + made
                 tally_add(tally, SYNTHESISED + s, made)
         elif current > target:
             lost = share(current - target, params[DECAY + k * N_SPECIES + s], draw(seed, step, me, EXPRESS + s))
             if lost > 0:
-                pools[s, i] = current - lost
+                pools[row, i] = current - lost
                 tally_add(tally, DEGRADED + s, lost)
 
 
@@ -84,7 +89,7 @@ def recover(i, seed, step, agent_id, kind, partner, refractory_steps, stimulatio
         return
     if refractory_steps[i] > 0:
         refractory_steps[i] -= 1
-    cis = bound_complexes(pools[CAR, i], pools[ANTIGEN_A, i], params[K_CAR + k])
+    cis = bound_complexes(molecules(pools, params, CAR, i), molecules(pools, params, ANTIGEN_A, i), params[K_CAR + k])
     tonic = (cis * params[TONIC_WEIGHT_Q16 + k]) >> _Q16
     if tonic > 0 and draw_below(seed, step, me, TONIC, tables[STIMULATION_TABLE, k, signal_bucket(tonic)]):
         stimulation[i] += 1

@@ -1,9 +1,10 @@
 """Molecule pools and what happens in the contact between two membranes.
 
-Pools are integer molecule counts per cell, one row per species of the
-``pools`` table (``pools[species, slot]``).  The same species means the same
-molecule on any cell: antigen on a CAR cell is acquired antigen, CAR on a
-tumour cell is acquired CAR.
+Pools are integer molecule counts per cell, one row of the ``pools`` table
+per species a run's cells can carry (rules read them through
+:mod:`gpusim.kernels.pools`).  The same species means the same molecule on
+any cell: antigen on a CAR cell is acquired antigen, CAR on a tumour cell is
+acquired CAR.
 
 Binding in a synapse is the quasi-steady state of 2D receptor-ligand binding
 (BIOLOGY.md "Synapse binding"; CARCADE):
@@ -33,6 +34,7 @@ SPECIES_NAMES = ("antigen_a", "antigen_b", "car", "receptor_b", "icar", "icar_li
 SET_A = 0
 SET_B = 1
 N_SET_POINTS = 2
+SET_POINT_SPECIES = (ANTIGEN_A, ANTIGEN_B)  # the antigen of each set-point row
 
 # a membrane pool is shared by at most this many exchanges per step (26 neighbours
 # attacking it plus the cell's own synapse), so that outflows never exceed the pool

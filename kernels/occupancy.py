@@ -13,7 +13,8 @@ from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
-from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT
+from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, POOL_ROW, SET_POINT, SET_POINT_ROW
+from gpusim.kernels.pools import molecules, put_molecules, set_point
 from gpusim.kernels.tally import STEP_TALLY, TABLE_FULL, tally_add
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
 
@@ -32,7 +33,7 @@ FIELD_LABELS = ("tumour antigen A (molecules)", "acquired antigen A on effectors
 
 
 @rule
-def paint_field(j, first_voxel, channel, occ, kind, pools, field):
+def paint_field(j, first_voxel, channel, occ, kind, pools, params, field):
     """Molecule field ``channel`` (FIELD_NAMES) in voxel ``first_voxel + j``: tumour antigen, antigen acquired by
     effectors, or CAR on any cell; 0 where there is none.  A chunk of voxels and one channel at a time, so a
     snapshot needs little device memory."""
@@ -42,11 +43,11 @@ def paint_field(j, first_voxel, channel, occ, kind, pools, field):
         return
     tumour = kind[i] == TUMOUR
     if channel == 0 and tumour:
-        field[j] = pools[ANTIGEN_A, i]
+        field[j] = molecules(pools, params, ANTIGEN_A, i)
     elif channel == 1 and not tumour:
-        field[j] = pools[ANTIGEN_A, i]
+        field[j] = molecules(pools, params, ANTIGEN_A, i)
     elif channel == 2:
-        field[j] = pools[CAR, i]
+        field[j] = molecules(pools, params, CAR, i)
 
 
 @rule
@@ -136,12 +137,18 @@ def equip_cell(j, seed, step, first_slot, first_id, new_kind, agent_id, voxel, k
     k = int(new_kind)
     partner[slot] = -1
     for s in range(N_SPECIES):
-        pools[s, slot] = params[SET_POINT + k * N_SPECIES + s]
+        row = params[POOL_ROW + s]
+        if row >= 0:
+            pools[row, slot] = params[SET_POINT + k * N_SPECIES + s]
     if k == TUMOUR:
         for r in range(N_SET_POINTS):
-            set_points[r, slot] = set_point_table[r, draw_index(seed, step, me, SET_POINT_DRAW + r, set_point_table.shape[1])]
-        pools[ANTIGEN_A, slot] = set_points[SET_A, slot]
-        pools[ANTIGEN_B, slot] = set_points[SET_B, slot]
+            row = params[SET_POINT_ROW + r]
+            if row >= 0:
+                set_points[row, slot] = set_point_table[
+                    r, draw_index(seed, step, me, SET_POINT_DRAW + r, set_point_table.shape[1])
+                ]
+        put_molecules(pools, params, ANTIGEN_A, slot, set_point(set_points, params, SET_A, slot))
+        put_molecules(pools, params, ANTIGEN_B, slot, set_point(set_points, params, SET_B, slot))
     else:
         heading[slot] = draw_index(seed, step, me, INITIAL_HEADING, N_DIRECTIONS)
         divisions_left[slot] = params[DIVISION_BUDGET + k]

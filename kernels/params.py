@@ -12,7 +12,7 @@ contact area, so rules decide events by integer arithmetic alone.
 
 from gpusim.kernels.cells import N_KINDS
 from gpusim.kernels.launch import Layout
-from gpusim.kernels.molecules import N_SPECIES
+from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
 
 _layout = Layout()
 _block = _layout.block
@@ -39,6 +39,8 @@ BITE_REPAIR = _block(N_KINDS)  # chance per step to repair one bite
 SET_POINT = _block(N_KINDS * N_SPECIES)  # molecules; tumour antigens use the per-cell set points
 SYNTHESIS = _block(N_KINDS * N_SPECIES)  # fraction of the gap below the set point made per step
 DECAY = _block(N_KINDS * N_SPECIES)  # fraction of the excess above the set point lost per step
+POOL_ROW = _block(N_SPECIES)  # the species' row in the run's pools table, or -1: the run holds none (kernels.pools)
+SET_POINT_ROW = _block(N_SET_POINTS)  # a set point's row in the run's set-point table, or -1 likewise
 
 # --- synapse (per effector kind) ----------------------------------------------------------
 CONTACT_Q16 = _block(1)  # fraction of a surface inside the synapse, times 2**16

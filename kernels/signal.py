@@ -35,6 +35,7 @@ from gpusim.kernels.params import (
     K_RECEPTOR_B,
     RECEPTOR_B_KILLS,
 )
+from gpusim.kernels.pools import molecules
 
 N_BUCKETS = 32 + 35 * 16  # exact below 32, then 16 buckets per doubling up to 2**40
 _Q16 = np.int64(16)
@@ -68,9 +69,9 @@ def bucket_signals():
 
 
 @device
-def in_contact(molecules, contact_q16):
-    """Molecules of a pool inside the contact area."""
-    return (np.int64(molecules) * contact_q16) >> _Q16
+def in_contact(count, contact_q16):
+    """Of ``count`` molecules of a pool, those inside the contact area."""
+    return (np.int64(count) * contact_q16) >> _Q16
 
 
 @device
@@ -83,21 +84,21 @@ def synapse_signal(effector, target, kind, target_kind, pools, params):
     """
     contact = params[CONTACT_Q16]
     k_car = params[K_CAR + kind]
-    antigen_a = np.int64(pools[ANTIGEN_A, target])
+    antigen_a = molecules(pools, params, ANTIGEN_A, target)
     masked = np.int64(0)
     if target_kind == TUMOUR:  # acquired CAR binds the tumour cell's own antigen in cis
-        masked = bound_complexes(pools[CAR, target], antigen_a, k_car)
+        masked = bound_complexes(molecules(pools, params, CAR, target), antigen_a, k_car)
     car_complexes = bound_complexes(
-        in_contact(pools[CAR, effector], contact), in_contact(antigen_a - masked, contact), k_car
+        in_contact(molecules(pools, params, CAR, effector), contact), in_contact(antigen_a - masked, contact), k_car
     )
     b_complexes = bound_complexes(
-        in_contact(pools[RECEPTOR_B, effector], contact),
-        in_contact(pools[ANTIGEN_B, target], contact),
+        in_contact(molecules(pools, params, RECEPTOR_B, effector), contact),
+        in_contact(molecules(pools, params, ANTIGEN_B, target), contact),
         params[K_RECEPTOR_B + kind],
     )
     icar_complexes = bound_complexes(
-        in_contact(pools[ICAR, effector], contact),
-        in_contact(pools[ICAR_LIGAND, target], contact),
+        in_contact(molecules(pools, params, ICAR, effector), contact),
+        in_contact(molecules(pools, params, ICAR_LIGAND, target), contact),
         params[K_ICAR + kind],
     )
     signal = car_complexes

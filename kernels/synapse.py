@@ -46,6 +46,7 @@ from gpusim.kernels.params import (
     SYNAPSE_STEPS,
     TROGOCYTOSIS,
 )
+from gpusim.kernels.pools import add_molecules, molecules
 from gpusim.kernels.rng import (
     SYNAPSE_ACTIVATE,
     SYNAPSE_ENGULF,
@@ -83,7 +84,7 @@ def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_ste
         j = occupant_at(z, y, x, d, occ, nz, ny, nx)
         if j < 0 or (state[j] & NECROTIC) != 0:  # debris is no target
             continue
-        if kind[j] != TUMOUR and (not attacks_effectors or pools[ANTIGEN_A, j] + pools[ANTIGEN_B, j] == 0):
+        if kind[j] != TUMOUR and (not attacks_effectors or molecules(pools, params, ANTIGEN_A, j) + molecules(pools, params, ANTIGEN_B, j) == 0):
             continue
         signal, _car, _b = synapse_signal(i, j, k, int(kind[j]), pools, params)
         if signal > best_signal:
@@ -127,11 +128,11 @@ def synapse_exchange(
     if hit_chance > 0 and draw_below(seed, step, me, SYNAPSE_HIT, hit_chance):
         strike[i] = STRUCK_HIT
     taken_a[i] = min(share(car_complexes, params[TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_TAKE_A)),
-                     pools[ANTIGEN_A, j] // SHARES)
+                     molecules(pools, params, ANTIGEN_A, j) // SHARES)
     taken_b[i] = min(share(b_complexes, params[TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_TAKE_B)),
-                     pools[ANTIGEN_B, j] // SHARES)
+                     molecules(pools, params, ANTIGEN_B, j) // SHARES)
     car_given[i] = min(share(car_complexes, params[REVERSE_TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_REVERSE)),
-                       pools[CAR, i] // SHARES)
+                       molecules(pools, params, CAR, i) // SHARES)
     if draw_below(seed, step, me, SYNAPSE_STIMULATE, tables[STIMULATION_TABLE, k, bucket]):
         stimulation[i] += 1
     if divisions_left[i] > 0 and (state[i] & ACTIVATED) == 0:
@@ -152,22 +153,22 @@ def synapse_exchange(
         else:
             strike[i] = STRUCK_BITE
             bite = params[BITE_SHARE + k]
-            taken_a[i] = min(share(pools[ANTIGEN_A, j], bite, draw(seed, step, me, SYNAPSE_TAKE_A)),
-                             pools[ANTIGEN_A, j] // SHARES)
-            taken_b[i] = min(share(pools[ANTIGEN_B, j], bite, draw(seed, step, me, SYNAPSE_TAKE_B)),
-                             pools[ANTIGEN_B, j] // SHARES)
-            car_given[i] = -min(share(pools[CAR, j], bite, draw(seed, step, me, SYNAPSE_REVERSE)),
-                                pools[CAR, j] // SHARES)
+            taken_a[i] = min(share(molecules(pools, params, ANTIGEN_A, j), bite, draw(seed, step, me, SYNAPSE_TAKE_A)),
+                             molecules(pools, params, ANTIGEN_A, j) // SHARES)
+            taken_b[i] = min(share(molecules(pools, params, ANTIGEN_B, j), bite, draw(seed, step, me, SYNAPSE_TAKE_B)),
+                             molecules(pools, params, ANTIGEN_B, j) // SHARES)
+            car_given[i] = -min(share(molecules(pools, params, CAR, j), bite, draw(seed, step, me, SYNAPSE_REVERSE)),
+                                molecules(pools, params, CAR, j) // SHARES)
 
 
 @rule(tally=STEP_TALLY)
-def synapse_apply(i, contact, pools, taken_a, taken_b, car_given, strike, tally):
+def synapse_apply(i, contact, pools, params, taken_a, taken_b, car_given, strike, tally):
     """Effector ``i`` applies its own side of this step's exchange, and tallies it."""
     if contact[i] < 0:
         return
-    pools[ANTIGEN_A, i] += taken_a[i]
-    pools[ANTIGEN_B, i] += taken_b[i]
-    pools[CAR, i] -= car_given[i]
+    add_molecules(pools, params, ANTIGEN_A, i, taken_a[i])
+    add_molecules(pools, params, ANTIGEN_B, i, taken_b[i])
+    add_molecules(pools, params, CAR, i, -car_given[i])
     tally_add(tally, TAKEN + ANTIGEN_A, taken_a[i])
     tally_add(tally, TAKEN + ANTIGEN_B, taken_b[i])
     if car_given[i] >= 0:
@@ -213,9 +214,9 @@ def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ
             continue
         towards_me = opposite(d)
         if contact[e] == towards_me:
-            pools[ANTIGEN_A, i] -= taken_a[e]
-            pools[ANTIGEN_B, i] -= taken_b[e]
-            pools[CAR, i] += car_given[e]
+            add_molecules(pools, params, ANTIGEN_A, i, -taken_a[e])
+            add_molecules(pools, params, ANTIGEN_B, i, -taken_b[e])
+            add_molecules(pools, params, CAR, i, car_given[e])
             struck = strike[e]
             if struck & STRUCK_HIT:
                 damage[i] += 1

@@ -49,6 +49,44 @@ def test_other_seed_gives_another_run():
     assert not np.array_equal(a["voxel"], b["voxel"]) or a["voxel"].size != b["voxel"].size
 
 
+def test_a_table_without_the_species_no_cell_carries_gives_the_same_run(monkeypatch):
+    """A run's table holds pool rows only for the species its cells can carry (kernels.pools): CAR-NK cells
+    bring CAR and their iCAR ligand to a tumour with antigen A only, so antigen B, receptor B and the iCAR get
+    no row, nor does the B set point.  The run is bit for bit the run of a table holding every row, in which
+    those rows stay 0 throughout."""
+    from gpusim import parameters
+    from gpusim.kernels import params as P
+    from gpusim.kernels.molecules import ANTIGEN_B, ICAR, N_SET_POINTS, N_SPECIES, RECEPTOR_B
+    from gpusim.state import every_row
+
+    cfg, _ = small_config(dose=[{"time": "10 min", "count": 80, "placement": "rim", "kind": "car_nk"}])
+
+    def observed(sim):
+        return [sim.state.snapshot(), sim.timeseries.arrays(), sim.flow_cytometry(), sim.field_volumes()]
+
+    trimmed = Simulation(cfg, debug=True).run()
+    assert trimmed.state["pools"].shape[0] == 3 and trimmed.state["set_points"].shape[0] == 1
+
+    def hold_every_row(params, kinds):
+        params[P.POOL_ROW : P.POOL_ROW + N_SPECIES] = np.arange(N_SPECIES)
+        params[P.SET_POINT_ROW : P.SET_POINT_ROW + N_SET_POINTS] = np.arange(N_SET_POINTS)
+        return every_row()
+
+    monkeypatch.setattr(parameters, "hold_rows", hold_every_row)
+    full = Simulation(cfg, debug=True).run()
+    assert full.state["pools"].shape[0] == N_SPECIES
+    a, b = observed(trimmed), observed(full)
+    assert a[0].keys() == b[0].keys() and a[1].keys() == b[1].keys()
+    for key in a[0]:
+        assert np.array_equal(a[0][key], b[0][key]), key
+    for key in a[1]:
+        assert np.array_equal(a[1][key], b[1][key], equal_nan=a[1][key].dtype.kind == "f"), key
+    assert np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
+    assert a[1]["cells_car_nk"][-1] > 0 and a[1]["total_icar_ligand"][-1] > 0 and a[1]["taken_antigen_a"].sum() > 0
+    live = full.state.view("pools")
+    assert not live[[ANTIGEN_B, RECEPTOR_B, ICAR]].any() and full.state.view("set_points")[1].max() == 0
+
+
 def _trace(backend, env, steps=12, edge=12, density=1 / 6, signatures=None):
     result = run_script("trace_run.py", backend, steps, edge, density, *([signatures] if signatures else []), env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -92,7 +92,7 @@ def main():
     from gpusim.kernels.census import flow_cytometry
 
     s = sim.state
-    cytometer = backend.to_host(backend.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"]))
+    cytometer = backend.to_host(backend.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"], sim.params))
     volume = sim.kind_volume()
     fields = sim.field_volumes()
     final = sim.state.snapshot()
