@@ -59,7 +59,7 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=p
         per_step = []
         agent_counts = []
         for _ in range(steps):
-            n = sim.state.n
+            n = sim.cells
             t = time.perf_counter()
             sim.step()
             backend.synchronize()

@@ -42,7 +42,9 @@ def _tumour_sphere(sim):
     """(centre z, y, x) rounded to voxels and squared radius of the tumour's equivalent sphere."""
     state = sim.state
     nz, ny, nx = state.shape
-    moments = sim.backend.to_host(sim.launch(tumour_moments, state.n, state["kind"], state["voxel"], sim.params))
+    moments = sim.backend.to_host(
+        sim.launch(tumour_moments, state.n, state["kind"], state["state"], state["voxel"], sim.params)
+    )
     count = int(moments[MOMENT_COUNT])
     if count == 0:
         return (nz // 2, ny // 2, nx // 2), 0
@@ -146,7 +148,7 @@ def add_cells(sim, count, kind, placement):
     The voxels are chosen straight into the new slots of the voxel column.
     """
     state = sim.state
-    state.reserve(state.n + count)
+    state.make_room(count)
     placed = choose_voxels(sim, count, placement, out=state["voxel"][state.n : state.n + count])
     if placed < count:
         warnings.warn(

@@ -30,7 +30,7 @@ from gpusim.kernels.cell_cycle import choose_division_site, copy_parent, place_d
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
 from gpusim.fields import memory_needed as fields_memory_needed
-from gpusim.kernels.cells import KIND_NAMES, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
+from gpusim.kernels.cells import KIND_NAMES, N_KINDS, NECROTIC, NOT_HELD, QUIESCENT, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
@@ -42,13 +42,17 @@ from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import (
     choose_partner, mark_contact, release_partner, synapse_apply, synapse_exchange, synapse_receive,
 )
-from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DIVISION_CANDIDATES
+from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
 from gpusim.kernels.launch import Count
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
 
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
+# the die phase compacts the table once the dead cells in it (counted by the last census) are this share of
+# its slots in use: compacting gathers every column, and a dead slot costs the other rules only a look at its
+# flags.  A sort, a snapshot, a checkpoint and a table that would otherwise grow compact it too.
+COMPACT_DEAD_SHARE = 1 / 32
 
 
 class _PhaseTimer:
@@ -128,7 +132,9 @@ class Simulation:
         )
         self.timeseries = Timeseries()
         self._seen_ids = None
-        self._daughters_next = None  # bound on the next step's daughters, from the last record
+        self._daughters_next = None  # bound on the next step's daughters, from the last census
+        self._dead_slots = 0  # dead cells not yet compacted away, from the last census
+        self.cells = 0  # the cells (live and debris), from the last census
         self.phase_seconds = None
         if _populate:
             self._seed_population()
@@ -154,7 +160,7 @@ class Simulation:
             sim.timeseries.rows[name] = list(values.tolist())
         if sim.fields:
             sim.fields.values[...] = sim.backend.to_device(checkpoint["columns"]["field_values"])
-        sim._learn_daughter_bound()
+        sim._learn_from_census()
         return sim
 
     def checkpoint(self):
@@ -182,7 +188,7 @@ class Simulation:
             self._check()
         counts = self.census()
         self.timeseries.record(0, self.dt, counts, np.zeros(STEP_TALLY, dtype=np.int64), dosed, infused)
-        self._learn_daughter_bound(counts)
+        self._learn_from_census(counts)
 
     # --- the step -----------------------------------------------------------------
     def step(self):
@@ -198,7 +204,7 @@ class Simulation:
         t = self.clock
         s = self.state
         daughters = self._daughters_next
-        s.reserve(s.n + daughters)
+        s.make_room(daughters)
         ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
         with self._phase("engage"):
             ledger += self._engage()
@@ -227,10 +233,14 @@ class Simulation:
         if self.debug:
             self._check()
 
-    def _learn_daughter_bound(self, counts=None):
-        """At most how many daughters the next step can have, from a census (``counts``; the set-up takes one)."""
+    def _learn_from_census(self, counts=None):
+        """From a census (``counts``; the set-up takes one): at most how many daughters the next step can have,
+        the dead slots the table holds, and the cells."""
         counts = self.census() if counts is None else counts
-        self._daughters_next = int(counts[DIVISION_CANDIDATES : N_KINDS * CENSUS_ROW : CENSUS_ROW].sum())
+        per_kind = counts[: N_KINDS * CENSUS_ROW].reshape(N_KINDS, CENSUS_ROW)
+        self._daughters_next = int(per_kind[:, DIVISION_CANDIDATES].sum())
+        self._dead_slots = int(per_kind[:, DEAD_SLOTS].sum())
+        self.cells = int(per_kind[:, [LIVE, LIVE + QUIESCENT, NECROTIC_COUNT]].sum())
 
     def _observe(self, ledger, dosed, infused, daughters):
         """The step's one read of the backend: ledger, census, the count of cells and the next step's bound."""
@@ -244,7 +254,7 @@ class Simulation:
                 f"internal error at step {self.clock}: {births} daughters where at most {daughters} were possible; "
                 "the bound in kernels.cell_cycle.could_divide_next_step is wrong"
             )
-        self._learn_daughter_bound(counts)
+        self._learn_from_census(counts)
         self.timeseries.record(self.clock, self.dt, counts, ledger, dosed, infused)
 
     def profile_phases(self):
@@ -290,7 +300,7 @@ class Simulation:
             express, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["pools"], s["set_points"], self.params
         )
         ledger += self.launch(
-            recover, s.n, self.seed, t, s["agent_id"], s["kind"], s["partner"], s["refractory_steps"],
+            recover, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["partner"], s["refractory_steps"],
             s["stimulation"], s["damage"], s["bites"], s["pools"], self.params, self.tables,
         )
         return ledger
@@ -370,16 +380,19 @@ class Simulation:
             ledger += self.launch(
                 deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ, self.params
             )
-        self._release_and_compact()
+        self._release_and_compact(always=True)  # a whole kind died
 
-    def _release_and_compact(self):
-        """Effectors whose partner died leave the synapse; dead slots are compacted away."""
+    def _release_and_compact(self, always=False):
+        """Effectors whose partner died leave the synapse; dead slots are compacted away if ``always`` or once
+        they are COMPACT_DEAD_SHARE of the slots in use."""
         s = self.state
         self.launch(
             release_partner, s.cells, s["kind"], s["state"], s["voxel"], s["partner"], s["synapse_steps"],
             s["refractory_steps"], s.occ, self.params,
         )
-        s.compact()
+        s.note_deaths()
+        if always or self._dead_slots >= s.n * COMPACT_DEAD_SHARE:
+            s.compact()
 
     def _dose(self):
         """Infusions due at the current clock; returns the cells added per kind and their molecules per species
@@ -390,6 +403,7 @@ class Simulation:
         if not due:
             return dosed, infused
         self.state.synchronize()
+        self.state.make_room(sum(dose.count for dose in due))  # before counting: it may compact the table
         before = self.state.n
         for dose in due:
             kind = KIND_NAMES.index(dose.kind)
@@ -455,7 +469,9 @@ class Simulation:
         """Advance ``steps`` steps (default: to the end of the run), writing snapshots and checkpoints to ``store``.
 
         ``should_stop()`` is asked between steps (Ctrl-C): the run then stops at
-        a step boundary, and the store gets a checkpoint of that clock.
+        a step boundary, and the store gets a checkpoint of that clock.  On
+        return the table holds the cells only (dead slots compacted away), as
+        after any read of it through ``state.host_columns()``.
         """
         target = self.end_step if steps is None else min(self.end_step, self.clock + steps)
         if store is not None:
@@ -472,6 +488,8 @@ class Simulation:
                 store.checkpoint(self)
             if progress is not None:
                 progress(self)
+        self.state.compact_dead()
+        self.state.synchronize()
         if store is not None:
             store.finish(self)
         return self

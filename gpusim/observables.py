@@ -69,7 +69,7 @@ class Timeseries:
         deaths = ledger[T.DEATHS : T.DEATHS + N_CAUSES * N_KINDS].reshape(N_CAUSES, N_KINDS)
         births = ledger[T.BIRTHS : T.BIRTHS + N_KINDS]
         for k, name in enumerate(KIND_NAMES):
-            alive = int(per_kind[k, : C.STATE_CODES].sum())
+            alive = int(per_kind[k, C.LIVE] + per_kind[k, C.LIVE + QUIESCENT])
             add(f"cells_{name}", alive)
             add(f"births_{name}", int(births[k]))
             add(f"deaths_{name}", int(deaths[:, k].sum()))
@@ -83,7 +83,7 @@ class Timeseries:
                 add(f"trog_positive_{name}", int(per_kind[k, C.TROG_POSITIVE]))
                 add(f"activated_{name}", int(per_kind[k, C.ACTIVATED_COUNT]))
                 add(f"mean_stimulation_{name}", float(per_kind[k, C.STIMULATION_SUM] / alive) if alive else float("nan"))
-        add("tumour_quiescent", int(per_kind[TUMOUR, QUIESCENT]))
+        add("tumour_quiescent", int(per_kind[TUMOUR, C.LIVE + QUIESCENT]))
         add("tumour_hypoxic", int(per_kind[TUMOUR, C.HYPOXIC_COUNT]))
         add("tumour_necrotic", int(per_kind[TUMOUR, C.NECROTIC_COUNT]))
         for c, cause in enumerate(CAUSE_NAMES):

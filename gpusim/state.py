@@ -19,6 +19,7 @@ False), which is all a launch needs (:class:`gpusim.kernels.launch.Count`).
 
 import numpy as np
 
+from gpusim.kernels.cells import DEAD
 from gpusim.kernels.launch import Count
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
 from gpusim.kernels.occupancy import (
@@ -178,9 +179,10 @@ class State:
         self.blocks = row_blocks(self.held)
         self.xp = backend.xp
         self.shape = tuple(int(s) for s in shape)
-        self.n = 0
+        self.n = 0  # slots in use: the cells, and dead cells not yet compacted away (holds_dead)
         self.next_id = 0
         self.exact = True
+        self.holds_dead = False  # whether slots below n may hold dead cells (compact() reclaims them)
         self.counters = self.xp.zeros(2, dtype=np.int64)  # [cells, next id] on the backend
         self.capacity = 0
         self.columns = {}
@@ -246,6 +248,14 @@ class State:
                 f"{bytes_per_agent(self.held)} bytes a slot)"
             )
         self._allocate(grown)
+
+    def make_room(self, extra):
+        """Room for ``extra`` cells after the slots in use; dead slots are compacted away first (the host then
+        waits for the count) if the table would otherwise grow."""
+        if self.n + extra > self.capacity and self.holds_dead:
+            self.compact()
+            self.synchronize()
+        self.reserve(self.n + extra)
 
     def table_bytes(self):
         """Bytes the agent table holds now: capacity x bytes_per_agent."""
@@ -331,6 +341,17 @@ class State:
         self.next_id += int(bound)
         self.exact = False
 
+    def note_deaths(self):
+        """Cells may have died (marked ``DEAD``, out of the occupancy grid): their slots hold them until
+        :meth:`compact`.  Every rule passes over a dead slot, so when compaction happens changes nothing but
+        the slots the living occupy, and their order is kept."""
+        self.holds_dead = True
+
+    def compact_dead(self):
+        """Compact the table if it may hold dead cells."""
+        if self.holds_dead:
+            self.compact()
+
     def compact(self):
         """Drop dead cells (``DEAD``), keeping the order of the rest, without the host learning how many are left.
 
@@ -338,6 +359,7 @@ class State:
         column gathers them into a free buffer of its shape (:meth:`_gather`).
         """
         bound = self.n
+        self.holds_dead = False
         if bound == 0:
             return
         survivors = self.work["listing"][:bound]
@@ -365,7 +387,8 @@ class State:
         self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
 
     def sort_by_voxel(self):
-        """Stable sort of the agent table by voxel index (free slots after every cell).
+        """Stable sort of the agent table by voxel index (free slots after every cell); dead cells, which are
+        in no voxel, are dropped.
 
         The occupancy grid already holds the cells in voxel order: the
         occupied voxels are listed by prefix sum, a chunk of the lattice at a
@@ -383,11 +406,15 @@ class State:
             xp.cumsum(marks[:extent], dtype=rank.dtype, out=rank[:extent])
             self.backend.launch(list_occupied, extent, start, self.occ, rank, listed, order)
             listed += rank[extent - 1 : extent]
+        self.counters[CELLS : CELLS + 1] = listed
+        self.exact, self.holds_dead = False, False
         self._gather(order, self.cells)
 
     def host_columns(self):
-        """Host copies of the live part of every column, with every row of the PER_RUN_ROWS columns (those the
-        table does not hold are 0)."""
+        """Host copies of every column for the cells (dead slots compacted away first), with every row of the
+        PER_RUN_ROWS columns (those the table does not hold are 0)."""
+        self.compact_dead()
+        self.synchronize()
         return {
             name: self.every_row_of(name, self.backend.to_host(self.view(name))) if name in self.held
             else self.backend.to_host(self.view(name)).copy()
@@ -418,7 +445,7 @@ class State:
             self[name][..., :n] = self.backend.to_device(values)
 
     def snapshot(self):
-        """Host copies of the live columns and of the occupancy grid."""
+        """Host copies of the cells' columns (dead slots compacted away first) and of the occupancy grid."""
         out = self.host_columns()
         out["occ"] = self.backend.to_host(self.occ).copy()
         out["next_id"] = self.next_id
@@ -427,19 +454,24 @@ class State:
     def check_invariants(self, previous_ids=None, previous_next_id=0):
         """Assert the lattice invariants; returns the sorted ids for the next check.
 
-        Occupancy and agent columns agree one-to-one, no voxel holds two
-        cells, ids are unique, and ids that appear are new ids, never reused.
+        Occupancy and the cells' columns agree one-to-one (dead cells not yet
+        compacted away are in no voxel), no voxel holds two cells, ids are
+        unique, and ids that appear are new ids, never reused.  Reads the
+        table as it is: checking compacts nothing.
         """
-        self._require_exact("check the lattice invariants")
-        host = self.snapshot()
-        voxel, occ, ids = host["voxel"], host["occ"], host["agent_id"]
-        n = self.n
+        self.synchronize()
+        occ = self.backend.to_host(self.occ)
+        live = (self.backend.to_host(self.view("state")) & DEAD) == 0
+        slots = np.flatnonzero(live)
+        voxel = self.backend.to_host(self.view("voxel"))[live]
+        ids = self.backend.to_host(self.view("agent_id"))[live]
+        n = slots.size
         problems = []
         if n and (voxel.min() < 0 or voxel.max() >= occ.size):
             problems.append("a cell sits outside the lattice")
         elif np.unique(voxel).size != n:
             problems.append("two cells share a voxel")
-        elif n and not np.array_equal(occ[voxel], np.arange(n, dtype=occ.dtype)):
+        elif n and not np.array_equal(occ[voxel], slots.astype(occ.dtype)):
             problems.append("occupancy grid and agent voxels disagree")
         if np.count_nonzero(occ >= 0) != n:
             problems.append(f"occupancy grid holds {np.count_nonzero(occ >= 0)} cells, agent table {n}")

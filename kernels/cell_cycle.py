@@ -68,7 +68,7 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
     claim[i] = -1
     if kind[i] != TUMOUR and ((state[i] & ACTIVATED) == 0 or divisions_left[i] <= 0):
         return
-    if (state[i] & NECROTIC) != 0:
+    if (state[i] & (NECROTIC | DEAD)) != 0:
         return
     if (state[i] & HYPOXIC) != 0:
         state[i] = state[i] | QUIESCENT

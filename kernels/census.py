@@ -15,7 +15,9 @@ from gpusim.kernels.pools import molecules
 from gpusim.kernels.tally import tally_add
 
 # per-kind census rows: [kind * CENSUS_ROW + field]
-STATE_CODES = 4  # (state & (DEAD | QUIESCENT)): alive cycling, dead, quiescent, dead quiescent
+LIVE = 0  # + (state & QUIESCENT): live cells cycling (LIVE), quiescent (LIVE + QUIESCENT)
+DEAD_SLOTS = 1  # dead cells whose slots compaction has not reclaimed yet (gpusim.engine); not among the cells
+STATE_CODES = 3
 ENGAGED = STATE_CODES  # effectors in a synapse
 EXHAUSTED = ENGAGED + 1  # effectors at their exhaustion limit
 TROG_POSITIVE = EXHAUSTED + 1  # effectors wearing acquired antigen above the detection level
@@ -39,12 +41,13 @@ def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulat
     k = int(kind[i])
     flags = state[i]
     row = k * CENSUS_ROW
+    if flags & DEAD:
+        tally_add(tally, row + DEAD_SLOTS, 1)
+        return
     if flags & NECROTIC:
         tally_add(tally, row + NECROTIC_COUNT, 1)
         return
-    tally_add(tally, row + int(flags & (DEAD | QUIESCENT)), 1)
-    if flags & DEAD:
-        return
+    tally_add(tally, row + LIVE + int(flags & QUIESCENT), 1)
     if flags & HYPOXIC:
         tally_add(tally, row + HYPOXIC_COUNT, 1)
     if could_divide_next_step(i, kind, state, voxel, cycle_timer, divisions_left, occ, params):
@@ -69,8 +72,8 @@ def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulat
 
 @rule(tally=CYTOMETER_SIZE)
 def flow_cytometry(i, kind, state, pools, params, tally):
-    """Add cell ``i`` to the histogram of every pool of its kind (debris is not a cell to measure)."""
-    if (state[i] & NECROTIC) != 0:
+    """Add cell ``i`` to the histogram of every pool of its kind (debris and the dead are not cells to measure)."""
+    if (state[i] & (NECROTIC | DEAD)) != 0:
         return
     k = int(kind[i])
     for s in range(N_SPECIES):

@@ -76,9 +76,11 @@ def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tal
 
 
 @rule(tally=STEP_TALLY)
-def recover(i, seed, step, agent_id, kind, partner, refractory_steps, stimulation, damage, bites, pools, params, tables,
-            tally):
+def recover(i, seed, step, agent_id, kind, state, partner, refractory_steps, stimulation, damage, bites, pools, params,
+            tables, tally):
     """Clocks and repair of cell ``i``: refractory time, exhaustion, damage and bites; tonic stimulation."""
+    if state[i] & DEAD:
+        return
     k = int(kind[i])
     me = agent_id[i]
     if damage[i] > 0 and draw_below(seed, step, me, DAMAGE_REPAIR_DRAW, params[DAMAGE_REPAIR + k]):

@@ -21,7 +21,7 @@ gradients into tumours; a turning bias is the simplest biased random walk).
 Only comparisons of field values decide, so every backend agrees.
 """
 
-from gpusim.kernels.cells import HELD, NECROTIC, TUMOUR
+from gpusim.kernels.cells import DEAD, HELD, NECROTIC, TUMOUR
 from gpusim.kernels.diffusion import grid_coords
 from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, voxel_index
 from gpusim.kernels.launch import device, rule
@@ -77,7 +77,7 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
     """Set ``claim[i]`` to the voxel effector ``i`` steps into this step, or -1."""
     claim[i] = -1
     k = int(kind[i])
-    if k == TUMOUR or partner[i] >= 0 or (state[i] & HELD) != 0:
+    if k == TUMOUR or partner[i] >= 0 or (state[i] & (HELD | DEAD)) != 0:
         return
     me = agent_id[i]
     if not draw_below(seed, step, me, MOVE_ATTEMPT, params[MOVE_THRESHOLD + k]):

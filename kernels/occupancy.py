@@ -160,10 +160,10 @@ N_MOMENTS = 4
 
 
 @rule(tally=N_MOMENTS)
-def tumour_moments(i, kind, voxel, params, tally):
+def tumour_moments(i, kind, state, voxel, params, tally):
     """Tumour cell ``i`` adds its voxel's z, y and x and 1: the sums that give the tumour's centre of mass (where
     rim infusions are placed) without a copy of the tumour's voxels."""
-    if kind[i] != TUMOUR:
+    if kind[i] != TUMOUR or (state[i] & DEAD) != 0:
         return
     z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
     tally_add(tally, MOMENT_Z, z)

@@ -14,7 +14,7 @@ Oxygen is a float field; the comparisons below are exact on every backend
 because the field itself is bitwise identical there (kernels/diffusion.py).
 """
 
-from gpusim.kernels.cells import HYPOXIC, NECROTIC, NOT_HYPOXIC, TUMOUR
+from gpusim.kernels.cells import DEAD, HYPOXIC, NECROTIC, NOT_HYPOXIC, TUMOUR
 from gpusim.kernels.diffusion import grid_voxel
 from gpusim.kernels.launch import rule
 from gpusim.kernels.params import COARSENING, GRID_NX, GRID_NY, NX, NY
@@ -26,7 +26,7 @@ ANOXIA_LEVEL = 1
 @rule
 def sense_oxygen(i, kind, state, voxel, anoxic_steps, oxygen, oxygen_levels, params):
     """Mark tumour cell ``i`` hypoxic or not, and count its consecutive anoxic steps."""
-    if kind[i] != TUMOUR or (state[i] & NECROTIC) != 0:
+    if kind[i] != TUMOUR or (state[i] & (NECROTIC | DEAD)) != 0:
         return
     level = oxygen[grid_voxel(voxel[i], params[COARSENING], params[NY], params[NX], params[GRID_NY], params[GRID_NX])]
     if level < oxygen_levels[HYPOXIA_LEVEL]:

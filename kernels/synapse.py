@@ -24,7 +24,7 @@ synapse
     adds up on the target: cooperative killing (Weigelin 2021).
 """
 
-from gpusim.kernels.cells import ACTIVATED, CAR_M, ENGULFED, HELD, N_KINDS, NECROTIC, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, CAR_M, DEAD, ENGULFED, HELD, N_KINDS, NECROTIC, TUMOUR
 from gpusim.kernels.lattice import N_DIRECTIONS, occupant_at, opposite, voxel_coords
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
@@ -71,7 +71,7 @@ STRUCK_ENGULF = 4
 def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_steps, pools, occ, params, tally):
     """A free effector engages the neighbour giving the strongest signal, if it is recognised."""
     k = int(kind[i])
-    if k == TUMOUR or partner[i] >= 0 or refractory_steps[i] > 0:
+    if k == TUMOUR or partner[i] >= 0 or refractory_steps[i] > 0 or (state[i] & DEAD) != 0:
         return
     nz = params[NZ]
     ny = params[NY]
@@ -108,7 +108,7 @@ def synapse_exchange(
     car_given[i] = 0
     strike[i] = 0
     d = partner[i]
-    if d < 0:
+    if d < 0 or (state[i] & DEAD) != 0:
         return
     k = int(kind[i])
     z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
@@ -235,7 +235,7 @@ def release_partner(i, kind, state, voxel, partner, synapse_steps, refractory_st
     """An effector whose partner died this step (or lies necrotic) leaves the synapse, before anything can
     take the voxel."""
     d = partner[i]
-    if d < 0:
+    if d < 0 or (state[i] & DEAD) != 0:
         return
     z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
     j = occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])

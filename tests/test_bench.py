@@ -9,7 +9,7 @@ def test_bench_reports_throughput_memory_and_the_slowest_rules():
     assert row["agent_steps_per_s"] > 0 and row["held_bytes"] is None  # no device memory pool on the CPU
     assert 100 < row["preflight_bytes"] / row["agents"] < 2000
     rules = row["rules_ms"]
-    assert {"choose_partner", "synapse_exchange", "census", "gather_slots", "die"} <= set(rules)
+    assert {"choose_partner", "synapse_exchange", "census", "express", "die"} <= set(rules)
     assert all(ms >= 0 for ms in rules.values())
     table = bench.markdown(rows)
     assert "| preflight (bytes/agent) |" in table

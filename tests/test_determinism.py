@@ -87,6 +87,42 @@ def test_a_table_without_the_species_no_cell_carries_gives_the_same_run(monkeypa
     assert not live[[ANTIGEN_B, RECEPTOR_B, ICAR]].any() and full.state.view("set_points")[1].max() == 0
 
 
+@pytest.mark.parametrize("share", [0.0, float("inf")])
+def test_when_dead_slots_are_compacted_changes_nothing(monkeypatch, share):
+    """Dead cells keep their slots until a compaction (every rule passes over them); compacting in every step
+    with deaths (share 0, DESIGN's die phase as first written), once they are 1/32 of the slots (the default),
+    or only when a sort, a read or a table that would grow needs it (share inf) gives the same run bit for
+    bit, with the lattice invariants checked after every step.  The table is nearly full (850 tumour cells
+    and an infusion in 1024 slots): dead slots are reclaimed before it would grow, so it never does."""
+    from gpusim import engine
+    from gpusim.state import State
+
+    cfg, _ = small_config(dose=[{"time": "10 min", "count": 150, "placement": "rim", "kind": "car_nk"}],
+                          run={"sort_every": "120 min"}, tumour={"initial_cells": 850})
+    compactions = []
+    compact = State.compact
+    monkeypatch.setattr(State, "compact", lambda state: compactions.append(state.n) or compact(state))
+
+    def observed():
+        compactions.clear()
+        sim = Simulation(cfg, debug=True).run()
+        assert sim.state.capacity == 1024
+        return [sim.state.snapshot(), sim.timeseries.arrays(), sim.flow_cytometry()], len(compactions)
+
+    default, default_compactions = observed()
+    monkeypatch.setattr(engine, "COMPACT_DEAD_SHARE", share)
+    other, other_compactions = observed()
+    deaths = sum(int(default[1][f"deaths_{kind}"].sum() > 0) for kind in ("tumour", "car_nk"))
+    assert deaths == 2 and other_compactions != default_compactions
+    if share == 0.0:
+        assert default_compactions < other_compactions / 4  # the default compacts far less often
+    for key in default[0]:
+        assert np.array_equal(default[0][key], other[0][key]), key
+    for key in default[1]:
+        assert np.array_equal(default[1][key], other[1][key], equal_nan=default[1][key].dtype.kind == "f"), key
+    assert np.array_equal(default[2], other[2])
+
+
 def _trace(backend, env, steps=12, edge=12, density=1 / 6, signatures=None):
     result = run_script("trace_run.py", backend, steps, edge, density, *([signatures] if signatures else []), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
