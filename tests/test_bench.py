@@ -7,6 +7,7 @@ def test_bench_reports_throughput_memory_and_the_slowest_rules():
     rows = bench.run([3000], steps=2, kernels=True, echo=lambda *_: None)
     row = rows[0]
     assert row["agent_steps_per_s"] > 0 and row["held_bytes"] is None  # no device memory pool on the CPU
+    assert row["mean_step_ms"] >= row["min_step_ms"] > 0
     assert 100 < row["preflight_bytes"] / row["agents"] < 2000
     rules = row["rules_ms"]
     assert {"choose_partner", "synapse_exchange", "census", "express", "die"} <= set(rules)
