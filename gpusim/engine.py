@@ -8,7 +8,7 @@ rules from :mod:`gpusim.kernels`, launched on the chosen backend:
 3. express - pools relax to their set points; exhaustion, damage and bites recover
 4. move    - effectors take a persistent random-walk step (claim, resolve, commit)
 5. divide  - due tumour cells and activated effectors put a daughter in a free voxel
-6. die     - lethal damage, engulfment, trogoptosis, apoptosis, necrosis; dead slots compacted away
+6. die     - lethal damage, engulfment, trogoptosis, apoptosis, necrosis; dead slots compacted away once many
 7. fields  - diffusion-reaction of oxygen and chemokine with the cells as sources and sinks
 8. dose    - scheduled infusions add effectors
 9. observe - the census and the step's ledger become one row of the time series
@@ -282,7 +282,8 @@ class Simulation:
             s["car_given"], s["strike"],
         )
         ledger = self.launch(
-            synapse_apply, s.n, s["contact"], s["pools"], self.params, s["taken_a"], s["taken_b"], s["car_given"], s["strike"]
+            synapse_apply, s.n, s["contact"], s["pools"], self.params, s["taken_a"], s["taken_b"], s["car_given"],
+            s["strike"],
         )
         s.view("touched")[...] = 0
         self.launch(mark_contact, s.n, s["voxel"], s["contact"], s.occ, self.params, s["touched"])
