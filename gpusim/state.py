@@ -4,9 +4,10 @@ Agents live in dense slots ``0..n-1`` of per-attribute columns allocated with
 spare capacity, grown geometrically; the columns of one dtype are the rows of
 one ``[row, slot]`` array, with the scratch arrays of that dtype as its free
 rows (:class:`RowBlock`).  ``occ`` (flat, one int32 per voxel)
-holds the slot of the cell in each voxel or -1.  Dead slots are compacted
-away in a stable order, and the table is periodically sorted by voxel
-(stable) so that neighbours sit close in memory.  Both reorderings keep every
+holds the slot of the cell in each voxel or -1.  A dead cell leaves the grid
+at once but keeps its slot until the table is compacted (stable order; the
+engine decides when, :meth:`State.compact`), and the table is periodically
+sorted by voxel (stable) so that neighbours sit close in memory.  Both reorderings keep every
 relation intact because relations between cells are directions on the
 lattice, never slots.
 
