@@ -60,7 +60,7 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=p
         per_step = []
         agent_counts = []
         for _ in range(steps):
-            n = sim.cells
+            n = sim.cell_count
             t = time.perf_counter()
             sim.step()
             backend.synchronize()

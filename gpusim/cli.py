@@ -115,7 +115,7 @@ class _Progress:
         now = time.perf_counter()
         if self.first_step_s is None:
             self.first_step_s = now - self.started
-        self.agent_steps += sim.cells
+        self.agent_steps += sim.cell_count
         self.window.append((now, self.agent_steps))
         if self.bar is not None and (now - self.last_draw > 0.2 or sim.done):
             self.last_draw = now

@@ -134,7 +134,7 @@ class Simulation:
         self._seen_ids = None
         self._daughters_next = None  # bound on the next step's daughters, from the last census
         self._dead_slots = 0  # dead cells not yet compacted away, from the last census
-        self.cells = 0  # the cells (live and debris), from the last census
+        self.cell_count = 0  # the cells (live and debris), from the last census
         self.phase_seconds = None
         if _populate:
             self._seed_population()
@@ -240,7 +240,7 @@ class Simulation:
         per_kind = counts[: N_KINDS * CENSUS_ROW].reshape(N_KINDS, CENSUS_ROW)
         self._daughters_next = int(per_kind[:, DIVISION_CANDIDATES].sum())
         self._dead_slots = int(per_kind[:, DEAD_SLOTS].sum())
-        self.cells = int(per_kind[:, [LIVE, LIVE + QUIESCENT, NECROTIC_COUNT]].sum())
+        self.cell_count = int(per_kind[:, [LIVE, LIVE + QUIESCENT, NECROTIC_COUNT]].sum())
 
     def _observe(self, ledger, dosed, infused, daughters):
         """The step's one read of the backend: ledger, census, the count of cells and the next step's bound."""
