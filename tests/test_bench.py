@@ -14,4 +14,5 @@ def test_bench_reports_throughput_memory_and_the_slowest_rules():
     assert all(ms >= 0 for ms in rules.values())
     table = bench.markdown(rows)
     assert "| preflight (bytes/agent) |" in table
-    assert "slowest rules" in table and "| census |" in table
+    slowest = max(rules, key=rules.get)  # which rule that is depends on the machine's load; the table lists it
+    assert "slowest rules" in table and f"| {slowest} |" in table
