@@ -30,7 +30,7 @@ from gpusim.kernels.cell_cycle import choose_division_site, copy_parent, place_d
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
 from gpusim.fields import memory_needed as fields_memory_needed
-from gpusim.kernels.cells import KIND_NAMES, N_KINDS, NECROTIC, NOT_HELD, QUIESCENT, TUMOUR
+from gpusim.kernels.cells import KIND_NAMES, N_KINDS, NECROTIC, QUIESCENT, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
 from gpusim.kernels.expression import express, recover
@@ -40,7 +40,7 @@ from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
 from gpusim.kernels.occupancy import FIELD_NAMES, claim_own_voxel, list_by_rank, paint_field, paint_kind
 from gpusim.kernels.rng import DIVISION_PRIORITY, MOVE_PRIORITY
 from gpusim.kernels.synapse import (
-    choose_partner, mark_contact, release_partner, synapse_apply, synapse_exchange, synapse_receive,
+    choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive,
 )
 from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
 from gpusim.kernels.launch import Count
@@ -279,16 +279,12 @@ class Simulation:
             synapse_exchange, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["partner"],
             s["synapse_steps"], s["refractory_steps"], s["stimulation"], s["divisions_left"], s["cycle_timer"],
             s["pools"], s.occ, self.params, self.tables, s["contact"], s["taken_a"], s["taken_b"],
-            s["car_given"], s["strike"],
+            s["car_given"], s["strike"], s["touched"],
         )
         ledger = self.launch(
-            synapse_apply, s.n, s["contact"], s["pools"], self.params, s["taken_a"], s["taken_b"], s["car_given"],
-            s["strike"],
+            synapse_apply, s.n, s["voxel"], s["contact"], s["pools"], s.occ, self.params, s["taken_a"], s["taken_b"],
+            s["car_given"], s["strike"], s["touched"],
         )
-        s.view("touched")[...] = 0
-        self.launch(mark_contact, s.n, s["voxel"], s["contact"], s.occ, self.params, s["touched"])
-        live_state = s.view("state")
-        live_state &= NOT_HELD
         self.launch(
             synapse_receive, s.n, s["touched"], s["state"], s["voxel"], s["partner"], s["pools"], s["damage"],
             s["bites"], s.occ, self.params, s["contact"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"],

@@ -15,8 +15,9 @@ synapse
     stochastically rounded), stimulation, activation for proliferation, and
     the end of the synapse on time-out (a CAR-macrophage's contact then ends
     in engulfment or a trogocytic bite).  It writes what it did into scratch.
-    :func:`synapse_apply` applies each effector's own side;
-    :func:`synapse_receive` runs per struck cell and gathers from every
+    :func:`synapse_apply` applies each effector's own side and marks the cell
+    it was in contact with; :func:`synapse_receive` runs per marked cell and
+    gathers from every
     neighbour that struck it this step the same amounts with opposite sign,
     the hits, bites and engulfment.  Every outflow of a
     pool is capped at ``pool // SHARES`` so a pool never goes negative, even
@@ -24,7 +25,7 @@ synapse
     adds up on the target: cooperative killing (Weigelin 2021).
 """
 
-from gpusim.kernels.cells import ACTIVATED, CAR_M, DEAD, ENGULFED, HELD, N_KINDS, NECROTIC, TUMOUR
+from gpusim.kernels.cells import ACTIVATED, CAR_M, DEAD, ENGULFED, HELD, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
 from gpusim.kernels.lattice import N_DIRECTIONS, occupant_at, opposite, voxel_coords
 from gpusim.kernels.launch import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
@@ -99,9 +100,11 @@ def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_ste
 @rule
 def synapse_exchange(
     i, seed, step, agent_id, kind, state, voxel, partner, synapse_steps, refractory_steps, stimulation,
-    divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike,
+    divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike, touched,
 ):
-    """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch."""
+    """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch (every
+    cell's scratch is reset here, ``touched`` included)."""
+    touched[i] = 0
     contact[i] = -1
     taken_a[i] = 0
     taken_b[i] = 0
@@ -162,10 +165,14 @@ def synapse_exchange(
 
 
 @rule(tally=STEP_TALLY)
-def synapse_apply(i, contact, pools, params, taken_a, taken_b, car_given, strike, tally):
-    """Effector ``i`` applies its own side of this step's exchange, and tallies it."""
-    if contact[i] < 0:
+def synapse_apply(i, voxel, contact, pools, occ, params, taken_a, taken_b, car_given, strike, touched, tally):
+    """Effector ``i`` applies its own side of this step's exchange, tallies it, and marks the cell it was in
+    contact with (``touched``; several effectors may write the same 1)."""
+    d = contact[i]
+    if d < 0:
         return
+    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    touched[occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])] = 1
     add_molecules(pools, params, ANTIGEN_A, i, taken_a[i])
     add_molecules(pools, params, ANTIGEN_B, i, taken_b[i])
     add_molecules(pools, params, CAR, i, -car_given[i])
@@ -183,24 +190,16 @@ def synapse_apply(i, contact, pools, params, taken_a, taken_b, car_given, strike
 
 
 @rule
-def mark_contact(i, voxel, contact, occ, params, touched):
-    """The cell effector ``i`` was in contact with this step is marked (several may write the same 1)."""
-    d = contact[i]
-    if d < 0:
-        return
-    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
-    touched[occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])] = 1
-
-
-@rule
 def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b,
                     car_given, strike):
     """Cell ``i``, if an effector was in contact with it this step, gathers what every neighbour that struck it
     did, with opposite sign.
 
-    Cells nobody touched (:func:`mark_contact`) return at once; a cell still
-    in a synapse afterwards is HELD.
+    Every cell drops last step's HELD; cells nobody touched (marked by
+    :func:`synapse_apply`) return at once; a cell still in a synapse
+    afterwards is HELD again.
     """
+    state[i] = state[i] & NOT_HELD
     if touched[i] == 0:
         return
     nz = params[NZ]
