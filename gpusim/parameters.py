@@ -110,10 +110,11 @@ def hold_rows(params, kinds):
     kinds dosed; no other kind ever appears) has a non-zero set point of (only those are ever made:
     kernels.pools), and a row of the set-point table to each tumour antigen with one; write the rows into
     ``params`` (POOL_ROW, SET_POINT_ROW; -1 for none) and return them, as gpusim.state.State takes them."""
-    carried = [any(params[P.SET_POINT + k * N_SPECIES + s] != 0 for k in kinds) for s in range(N_SPECIES)]
-    pool_rows = np.where(carried, np.cumsum(carried) - 1, -1)
-    tumour_set = [params[P.SET_POINT + TUMOUR * N_SPECIES + species] != 0 for species in SET_POINT_SPECIES]
-    set_point_rows = np.where(tumour_set, np.cumsum(tumour_set) - 1, -1)
+    def rows(held):  # the held ones numbered in order, the others -1
+        return np.where(held, np.cumsum(held) - 1, -1)
+
+    pool_rows = rows([any(params[P.SET_POINT + k * N_SPECIES + s] != 0 for k in kinds) for s in range(N_SPECIES)])
+    set_point_rows = rows([params[P.SET_POINT + TUMOUR * N_SPECIES + s] != 0 for s in SET_POINT_SPECIES])
     params[P.POOL_ROW : P.POOL_ROW + N_SPECIES] = pool_rows
     params[P.SET_POINT_ROW : P.SET_POINT_ROW + N_SET_POINTS] = set_point_rows
     return {"pools": pool_rows, "set_points": set_point_rows}

@@ -40,7 +40,9 @@ from gpusim.kernels.cells import (
 )
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SPECIES
-from gpusim.kernels.params import APOPTOSIS_THRESHOLD, DEBRIS_STEPS, LETHAL_BITES, LETHAL_DAMAGE, NECROSIS_STEPS, POOL_ROW
+from gpusim.kernels.params import (
+    APOPTOSIS_THRESHOLD, DEBRIS_STEPS, LETHAL_BITES, LETHAL_DAMAGE, NECROSIS_STEPS, POOL_ROW,
+)
 from gpusim.kernels.rng import APOPTOSIS as APOPTOSIS_DRAW
 from gpusim.kernels.rng import draw_below
 from gpusim.kernels.tally import CLEARED, DEATHS, LOST, STEP_TALLY, tally_add
@@ -89,12 +91,9 @@ def _become_debris(i, k, state, damage, bites, cycle_timer, pools, params, tally
     cycle_timer[i] = params[DEBRIS_STEPS]
     damage[i] = 0
     bites[i] = 0
-    tally_add(tally, DEATHS + NECROSIS * N_KINDS + k, 1)
-    for s in range(N_SPECIES):
-        row = params[POOL_ROW + s]
-        if row >= 0:
-            tally_add(tally, LOST + s, pools[row, i])
-            pools[row, i] = 0
+    _tally_death(i, k, NECROSIS, pools, params, tally)
+    for row in range(pools.shape[0]):
+        pools[row, i] = 0
 
 
 @device
@@ -102,6 +101,12 @@ def _remove(i, k, cause, state, voxel, pools, occ, params, tally):
     """Mark cell ``i`` dead, free its voxel, tally its cause and the molecules it takes with it."""
     state[i] = state[i] | DEAD
     occ[voxel[i]] = -1
+    _tally_death(i, k, cause, pools, params, tally)
+
+
+@device
+def _tally_death(i, k, cause, pools, params, tally):
+    """Tally the death of cell ``i`` (of kind ``k``) by ``cause`` and its molecules of every species the run holds."""
     tally_add(tally, DEATHS + cause * N_KINDS + k, 1)
     for s in range(N_SPECIES):
         row = params[POOL_ROW + s]

@@ -13,7 +13,7 @@ from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
-from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, POOL_ROW, SET_POINT, SET_POINT_ROW
+from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT, SET_POINT_ROW
 from gpusim.kernels.pools import molecules, put_molecules, set_point
 from gpusim.kernels.tally import STEP_TALLY, TABLE_FULL, tally_add
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
@@ -137,9 +137,7 @@ def equip_cell(j, seed, step, first_slot, first_id, new_kind, agent_id, voxel, k
     k = int(new_kind)
     partner[slot] = -1
     for s in range(N_SPECIES):
-        row = params[POOL_ROW + s]
-        if row >= 0:
-            pools[row, slot] = params[SET_POINT + k * N_SPECIES + s]
+        put_molecules(pools, params, s, slot, params[SET_POINT + k * N_SPECIES + s])
     if k == TUMOUR:
         for r in range(N_SET_POINTS):
             row = params[SET_POINT_ROW + r]
