@@ -178,6 +178,7 @@ class State:
         self.backend = backend
         self.held = every_row() if held is None else {name: np.asarray(rows) for name, rows in held.items()}
         self.blocks = row_blocks(self.held)
+        self.slot_bytes = bytes_per_agent(self.held)  # what one slot of this table takes
         self.xp = backend.xp
         self.shape = tuple(int(s) for s in shape)
         self.n = 0  # slots in use: the cells, and dead cells not yet compacted away (holds_dead)
@@ -246,7 +247,7 @@ class State:
             raise RuntimeError(
                 f"the agent table cannot grow to {needed} cells (at most {MAX_SLOTS} slots, and "
                 f"{self.backend.memory_available() / 2**30:.1f} GiB free on {self.backend.label} for "
-                f"{bytes_per_agent(self.held)} bytes a slot)"
+                f"{self.slot_bytes} bytes a slot)"
             )
         self._allocate(grown)
 
@@ -259,15 +260,15 @@ class State:
         self.reserve(self.n + extra)
 
     def table_bytes(self):
-        """Bytes the agent table holds now: capacity x bytes_per_agent."""
-        return self.capacity * bytes_per_agent(self.held)
+        """Bytes the agent table holds now: capacity x slot_bytes."""
+        return self.capacity * self.slot_bytes
 
     def affordable_slots(self):
         """The most slots a grown table could have: the rows of one dtype are copied at a time, so the free
         memory and the old table, less its largest block of rows (held while its copy is made), with 5% to
         spare."""
         largest = max(a.nbytes for a in self.storage.values())
-        return int((self.backend.memory_available() + self.table_bytes() - largest) * 0.95) // bytes_per_agent(self.held)
+        return int((self.backend.memory_available() + self.table_bytes() - largest) * 0.95) // self.slot_bytes
 
     def __getitem__(self, name):
         """The full-capacity column (or scratch array) ``name``."""
@@ -416,11 +417,10 @@ class State:
         PER_RUN_ROWS columns (those the table does not hold are 0)."""
         self.compact_dead()
         self.synchronize()
-        return {
-            name: self.every_row_of(name, self.backend.to_host(self.view(name))) if name in self.held
-            else self.backend.to_host(self.view(name)).copy()
-            for name in COLUMNS
-        }
+        out = {name: self.backend.to_host(self.view(name)).copy() for name in COLUMNS}
+        for name in self.held:
+            out[name] = self.every_row_of(name, out[name])
+        return out
 
     def every_row_of(self, name, held_values):
         """Host values ``[table row, ...]`` of the PER_RUN_ROWS column ``name`` as ``[row, ...]`` of every row
