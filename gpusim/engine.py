@@ -377,18 +377,18 @@ class Simulation:
             ledger += self.launch(
                 deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ, self.params
             )
-        self._release_and_compact(always=True)  # a whole kind died
+        self._release_and_compact()
 
-    def _release_and_compact(self, always=False):
-        """Effectors whose partner died leave the synapse; dead slots are compacted away if ``always`` or once
-        they are COMPACT_DEAD_SHARE of the slots in use."""
+    def _release_and_compact(self):
+        """Effectors whose partner died leave the synapse; dead slots are compacted away once the last census
+        found them COMPACT_DEAD_SHARE of the slots in use."""
         s = self.state
         self.launch(
             release_partner, s.cells, s["kind"], s["state"], s["voxel"], s["partner"], s["synapse_steps"],
             s["refractory_steps"], s.occ, self.params,
         )
         s.note_deaths()
-        if always or self._dead_slots >= s.n * COMPACT_DEAD_SHARE:
+        if self._dead_slots >= s.n * COMPACT_DEAD_SHARE:
             s.compact()
 
     def _dose(self):
