@@ -31,13 +31,18 @@ def final_state(cfg, steps=None):
     return sim.state.snapshot(), sim.timeseries.arrays(), sim.kind_volume()
 
 
+def assert_same_run(snapshot, series, other_snapshot, other_series):
+    """Every array of the first snapshot and time series equals the other's, bit for bit (NaN equal to NaN)."""
+    for key in snapshot:
+        assert np.array_equal(snapshot[key], other_snapshot[key]), key
+    for key in series:
+        assert np.array_equal(series[key], other_series[key], equal_nan=series[key].dtype.kind == "f"), key
+
+
 def test_same_seed_gives_identical_state_and_series():
     cfg, _ = small_config()
     (a, sa, va), (b, sb, vb) = final_state(cfg), final_state(cfg)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
-    for key in sa:
-        assert np.array_equal(sa[key], sb[key], equal_nan=sa[key].dtype.kind == "f"), key
+    assert_same_run(a, sa, b, sb)
     assert np.array_equal(va, vb)
 
 
@@ -77,10 +82,7 @@ def test_a_table_without_the_species_no_cell_carries_gives_the_same_run(monkeypa
     assert full.state["pools"].shape[0] == N_SPECIES
     a, b = observed(trimmed), observed(full)
     assert a[0].keys() == b[0].keys() and a[1].keys() == b[1].keys()
-    for key in a[0]:
-        assert np.array_equal(a[0][key], b[0][key]), key
-    for key in a[1]:
-        assert np.array_equal(a[1][key], b[1][key], equal_nan=a[1][key].dtype.kind == "f"), key
+    assert_same_run(a[0], a[1], b[0], b[1])
     assert np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
     assert a[1]["cells_car_nk"][-1] > 0 and a[1]["total_icar_ligand"][-1] > 0 and a[1]["taken_antigen_a"].sum() > 0
     live = full.state.view("pools")
@@ -116,10 +118,7 @@ def test_when_dead_slots_are_compacted_changes_nothing(monkeypatch, share):
     assert deaths == 2 and other_compactions != default_compactions
     if share == 0.0:
         assert default_compactions < other_compactions / 4  # the default compacts far less often
-    for key in default[0]:
-        assert np.array_equal(default[0][key], other[0][key]), key
-    for key in default[1]:
-        assert np.array_equal(default[1][key], other[1][key], equal_nan=default[1][key].dtype.kind == "f"), key
+    assert_same_run(default[0], default[1], other[0], other[1])
     assert np.array_equal(default[2], other[2])
 
 
