@@ -8,7 +8,8 @@
 #
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
 # To try other branches in the same run:   make gpu-variant BRANCH=name   (writes .whl-name/, its gpusim wheel),
-# carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute).
+# carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute; in the
+# order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8).
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
 # Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
@@ -89,20 +90,26 @@ echo "launch overhead exit status: $?"
 # Variants: gpusim wheels built from other branches (make gpu-variant BRANCH=name writes .whl-name/; carry it
 # and list it in GPU_CHECK_VARIANTS), each installed over the dependencies above, compared with the CPU and
 # timed at one size; one report per variant, $OUT/variant-NAME.md.
-for variant in ${GPU_CHECK_VARIANTS:-}; do
+for spec in ${GPU_CHECK_VARIANTS:-}; do
+    variant=${spec%@*}
+    variant_agents=${GPU_CHECK_VARIANT_AGENTS:-1e8}
+    [ "$spec" != "$variant" ] && variant_agents=${spec##*@}
     name=$(basename "$variant"); name=${name#.whl-}
     report="$OUT/variant-$name.md"
     [ "$(left)" -lt 120 ] && { echo "no time left for variant $name"; break; }
-    stage "variant $name: GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at ${GPU_CHECK_VARIANT_AGENTS:-1e8} agents"
+    stage "variant $name: GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at $variant_agents agents"
     install "$SITE-$name" "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
-    PYTHONPATH="$SITE-$name:$PYTHONPATH" "$PY" -c "import gpusim; print('gpusim from', gpusim.__path__[0])"
-    PYTHONPATH="$SITE-$name:$PYTHONPATH" timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
-        --json "$report.json"
+    PYTHONPATH="$SITE-$name${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c "import gpusim; print('gpusim from', gpusim.__path__[0])"
+    # against the CPU digests of the equality stage above when it finished: the variant's GPU alone runs, and the
+    # CPU rules are not compiled again for the variant's sources
+    against=(); [ -s "$OUT/equality.json" ] && against=(--against "$OUT/equality.json")
+    PYTHONPATH="$SITE-$name${PYTHONPATH:+:$PYTHONPATH}" timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
+        "${against[@]}" --json "$report.json"
     echo "variant $name equality exit status: $?"
     { echo "### $name: GPU vs CPU"; echo; cat "$report.json" 2>/dev/null; echo; } >> "$report"
     rm -f "$report.json"
-    PYTHONPATH="$SITE-$name:$PYTHONPATH" timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
-        --agents "${GPU_CHECK_VARIANT_AGENTS:-1e8}" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report"
+    PYTHONPATH="$SITE-$name${PYTHONPATH:+:$PYTHONPATH}" timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
+        --agents "$variant_agents" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report"
     echo "variant $name bench exit status: $?"
 done
 

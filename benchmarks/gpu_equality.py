@@ -1,6 +1,6 @@
 """GPU versus CPU, bit for bit: the same scenario on both backends, compared step by step.
 
-    python benchmarks/gpu_equality.py [--edge 64] [--steps 100] [--json OUT.json]
+    python benchmarks/gpu_equality.py [--edge 64] [--steps 100] [--json OUT.json] [--against EARLIER.json]
 
 The scenario has every phase busy (a tumour ball with oxygen and chemokine,
 CAR-T and CAR-NK cells, division, killing, trogocytosis, necrosis).  After
@@ -10,6 +10,10 @@ must be equal.  Prints one JSON line: steps compared, the first step that
 differs (or null), the final digests and the wall time of each backend.
 Exit status 0 when equal, 1 when not.  Under NUMBA_ENABLE_CUDASIM=1 the
 "GPU" is numba's CUDA simulator (use a small --edge).
+
+With ``--against``, only the GPU runs, compared with the CPU of an earlier
+result of this script (its JSON, same edge and steps): how benchmarks/gpu_check.sh
+checks variants of gpusim without compiling every rule for the CPU again.
 """
 
 import argparse
@@ -46,39 +50,56 @@ def digest(sim):
     return h.hexdigest()
 
 
+def row_digest(sim):
+    """Digest of the last row of the time series (census and ledger of the step just taken)."""
+    row = {k: v[-1] for k, v in sim.timeseries.rows.items()}
+    return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edge", type=int, default=64)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", help="also write the result to this file")
+    parser.add_argument("--against", help="an earlier result (JSON) whose CPU digests the GPU is compared with")
     args = parser.parse_args(argv)
+    reference = None
+    if args.against:
+        with open(args.against) as f:
+            reference = json.load(f)
+        if (reference.get("edge"), reference.get("steps")) != (args.edge, args.steps) or "step_digests" not in reference:
+            parser.error(f"{args.against} is not a result of --edge {args.edge} --steps {args.steps} with step digests")
 
     from gpusim import backend as backends
     from gpusim.config import validate
     from gpusim.engine import Simulation
 
     cfg = validate(scenario(args.edge, args.steps))
-    sims, seconds = {}, {}
-    for name in ("cpu", "cuda"):
+    sims, seconds, step_digests = {}, {}, {}
+    for name in ("cuda",) if reference else ("cpu", "cuda"):
         start = time.perf_counter()
         sims[name] = Simulation(cfg, backend=backends.select(name))
         seconds[name] = time.perf_counter() - start
-    first_difference = None
+        step_digests[name] = []
     for step in range(args.steps):
         for name, sim in sims.items():
             start = time.perf_counter()
             sim.step()
             sim.backend.synchronize()
             seconds[name] += time.perf_counter() - start
-        rows = [{k: v[-1] for k, v in sim.timeseries.rows.items()} for sim in sims.values()]
-        if first_difference is None and json.dumps(rows[0], sort_keys=True) != json.dumps(rows[1], sort_keys=True):
-            first_difference = step + 1
+            step_digests[name].append(row_digest(sim))
     digests = {name: digest(sim) for name, sim in sims.items()}
+    if reference:
+        step_digests["cpu"] = reference["step_digests"]["cpu"]
+        digests["cpu"] = reference["digests"]["cpu"]
+    differing = [step + 1 for step, (a, b) in enumerate(zip(step_digests["cpu"], step_digests["cuda"])) if a != b]
+    first_difference = differing[0] if differing else None
     result = {
-        "edge": args.edge, "steps": args.steps, "cells": int(sims["cpu"].state.n),
+        "edge": args.edge, "steps": args.steps, "cells": int(sims["cuda"].state.n),
         "gpu": sims["cuda"].backend.label, "first_differing_step": first_difference,
         "digests": digests, "equal": first_difference is None and digests["cpu"] == digests["cuda"],
         "seconds": {name: round(value, 2) for name, value in seconds.items()},
+        "cpu_from": args.against or "this run", "step_digests": step_digests,
     }
     line = json.dumps(result)
     print(line)

@@ -43,6 +43,31 @@ def test_the_equality_script_compares_cpu_and_cuda_step_by_step():
 
 
 @pytest.mark.without_gpu
+def test_the_equality_script_checks_a_gpu_run_against_an_earlier_cpu_run(tmp_path):
+    """--against: only the GPU runs (how gpu_check.sh checks variants), compared with an earlier run's CPU
+    digests; a reference that differs at step 2 is caught there."""
+    earlier = tmp_path / "earlier.json"
+    first = run_script("../benchmarks/gpu_equality.py", "--edge", "8", "--steps", "3", "--json", earlier,
+                       env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_script("../benchmarks/gpu_equality.py", "--edge", "8", "--steps", "3", "--against", earlier,
+                       env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads(again.stdout.strip().splitlines()[-1])
+    assert report["equal"] and set(report["seconds"]) == {"cuda"} and report["cpu_from"] == str(earlier)
+    altered = json.loads(earlier.read_text())
+    altered["step_digests"]["cpu"][1] = "0" * 16
+    earlier.write_text(json.dumps(altered))
+    caught = run_script("../benchmarks/gpu_equality.py", "--edge", "8", "--steps", "3", "--against", earlier,
+                        env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert caught.returncode == 1
+    assert json.loads(caught.stdout.strip().splitlines()[-1])["first_differing_step"] == 2
+    wrong_size = run_script("../benchmarks/gpu_equality.py", "--edge", "8", "--steps", "4", "--against", earlier,
+                            env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert wrong_size.returncode == 2 and "--steps 4" in wrong_size.stderr
+
+
+@pytest.mark.without_gpu
 def test_a_step_waits_for_the_device_once():
     """On the CUDA launch path a step reads the device once, at its end, and asks nothing a GPU must wait for
     inside it; an infusion step also reads to place the new cells (tests/device_reads_run.py, in the simulator
