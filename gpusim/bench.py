@@ -356,3 +356,148 @@ def snapshot_markdown(row, every_min):
         "bytes on disk over that time.",
         "",
     ])
+
+
+# --- every kernel compiled for a GPU, on a machine without one: machine code and what it uses ---------------
+
+# what one multiprocessor of compute capability 9.0 (H100, H200) holds (CUDA C Programming Guide, "Compute
+# Capabilities"): 64K 32-bit registers (given out per warp, in units of 256), 64 warps, 32 blocks, 228 KiB of
+# shared memory, of which the system reserves 1 KiB per block (included in nvJitLink's count for a block that
+# has shared arrays)
+SM90 = {"registers": 65536, "register_unit": 256, "warps": 64, "blocks": 32, "shared": 228 * 1024,
+        "shared_per_block_reserved": 1024}
+
+
+def occupancy(registers, shared_bytes, threads_per_block=256, sm=SM90):
+    """Share of a multiprocessor's warps a kernel keeps busy at ``threads_per_block``, from its registers a
+    thread and shared memory a block (as nvJitLink counts it); and what limits it."""
+    warps = -(-threads_per_block // 32)
+    per_warp = -(-registers * 32 // sm["register_unit"]) * sm["register_unit"]
+    limits = {
+        "threads": sm["warps"] // warps,
+        "registers": (sm["registers"] // per_warp) // warps if per_warp else sm["blocks"],
+        "shared memory": sm["shared"] // max(shared_bytes, sm["shared_per_block_reserved"]),
+        "blocks": sm["blocks"],
+    }
+    limit = min(limits, key=limits.get)
+    return limits[limit] * warps / sm["warps"], limit
+
+
+def compile_kernels(signatures, capability=(9, 0)):
+    """Compile every launch in ``signatures`` for a GPU of compute ``capability``, with no GPU or driver.
+
+    ``signatures`` are (rule module, rule name, counted launch, numba types of the arguments), as
+    ``tests/trace_run.py`` records them in numba's CUDA simulator.  Each launcher goes to PTX by
+    numba-cuda's NVVM, then to the GPU's machine code by nvJitLink (ptxas), which also reports what a
+    thread and a block of it use.  Returns (kernels, failures): per kernel its name, PTX size, registers a
+    thread, shared memory a block, local memory and spilled bytes a thread; per failure the compiler's
+    message.  Run without NUMBA_ENABLE_CUDASIM (the simulator compiles nothing).
+    """
+    import importlib
+    import types
+
+    import numba.cuda.dispatcher as dispatcher
+    from numba import cuda
+    from numba import types as nbtypes
+
+    from gpusim.kernels.launch import launcher, tally_size
+
+    # a kernel's device functions are compiled for the current device's capability; with no device, name one
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=capability)
+    kernels, failures = [], []
+    for (module, name, counted, argument_types), label in zip(signatures, _labels(signatures)):
+        rule = getattr(importlib.import_module(module), name)
+        extent = nbtypes.int64[::1] if counted else nbtypes.int64
+        totals = (nbtypes.int64[::1],) if tally_size(rule) else ()
+        try:
+            ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted).py_func, (extent, *argument_types, *totals),
+                                      cc=capability)
+            kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability)})
+        except Exception as error:  # every failure is reported, with the compiler's own message
+            failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
+    return kernels, failures
+
+
+def _labels(signatures):
+    """A name for each launch: the rule (counted or not), and where a rule is launched with arguments of
+    different types (a gather of each column dtype), the first argument type in which they differ."""
+    labels = [f"{module}.{name}{' (counted)' if counted else ''}" for module, name, counted, _ in signatures]
+    for label in set(labels):
+        same = [k for k, other in enumerate(labels) if other == label]
+        if len(same) > 1:
+            types = [signatures[k][3] for k in same]
+            where = next(a for a in range(len(types[0])) if len({str(t[a]) for t in types}) > 1)
+            for k, argument_types in zip(same, types):
+                labels[k] = f"{label} [{argument_types[where]}]"
+    return labels
+
+
+def machine_code_resources(ptx, capability):
+    """Link ``ptx`` into machine code for ``capability`` with nvJitLink; what ptxas reports a kernel uses."""
+    import re
+
+    from cuda.bindings import nvjitlink
+
+    handle = nvjitlink.create(2, [f"-arch=sm_{capability[0]}{capability[1]}", "-verbose"])
+    try:
+        data = ptx.encode()
+        try:
+            nvjitlink.add_data(handle, nvjitlink.InputType.PTX, data, len(data), "kernel")
+            nvjitlink.complete(handle)
+        except nvjitlink.nvJitLinkError as error:
+            log = bytearray(nvjitlink.get_error_log_size(handle))
+            nvjitlink.get_error_log(handle, log)
+            raise RuntimeError(f"nvJitLink: {error}: {log.decode(errors='replace')}") from None
+        log = bytearray(nvjitlink.get_info_log_size(handle))
+        nvjitlink.get_info_log(handle, log)
+        cubin_bytes = nvjitlink.get_linked_cubin_size(handle)
+    finally:
+        nvjitlink.destroy(handle)
+    text = log.decode(errors="replace")
+
+    def number(pattern):
+        found = re.search(pattern, text)
+        if found is None:
+            raise RuntimeError(f"nvJitLink's log has no {pattern!r}:\n{text[-2000:]}")
+        return int(found.group(1))
+
+    return {
+        "cubin_bytes": cubin_bytes,
+        "registers": number(r"[Uu]sed (\d+) registers"),
+        "shared_bytes": number(r"(\d+) bytes smem") if "bytes smem" in text else 0,
+        "local_bytes": number(r"(\d+) bytes lmem") if "bytes lmem" in text else 0,
+        "spill_bytes": number(r"(\d+) bytes spill stores"),
+    }
+
+
+def resources_markdown(kernels, capability, threads_per_block):
+    """The table of :func:`compile_kernels`' kernels, fewest warps busy first."""
+    known = tuple(capability) == (9, 0)
+    rows = []
+    for entry in kernels:
+        share, limit = occupancy(entry["registers"], entry["shared_bytes"], threads_per_block) if known else (None, "")
+        rows.append((share if share is not None else 1.0, entry["kernel"], entry, limit))
+    lines = [
+        f"### Kernel resources, {datetime.date.today().isoformat()}",
+        "",
+        f"Compiled for compute capability {capability[0]}.{capability[1]} with no GPU (numba-cuda "
+        f"{_numba_cuda_version()} NVVM, then nvJitLink); occupancy at {threads_per_block} threads a block"
+        f"{'' if known else ' (limits known for 9.0 only)'}.  Command: `python benchmarks/kernel_resources.py`.",
+        "",
+        "| kernel | registers a thread | shared memory a block (bytes) | spilled (bytes a thread) | occupancy | limited by |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for share, label, entry, limit in sorted(rows, key=lambda row: (row[0], row[1])):
+        shown = f"{share:.0%}" if known else "-"
+        lines.append(f"| {label} | {entry['registers']} | {entry['shared_bytes']} | {entry['spill_bytes']} | {shown} "
+                     f"| {limit} |")
+    return "\n".join(lines) + "\n"
+
+
+def _numba_cuda_version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numba-cuda")
+    except PackageNotFoundError:
+        return "?"

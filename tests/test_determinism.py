@@ -161,11 +161,14 @@ def test_cpu_and_cuda_simulator_agree_for_every_rule(simulator_trace):
 def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     """The simulator runs kernels as Python and would accept code numba-cuda's compiler refuses: every kernel the
     simulated run launched, with the same argument types, is compiled to PTX for compute capability 9.0 by NVVM
-    (no GPU needed)."""
+    and linked into the H200's machine code by nvJitLink (no GPU needed); none spills registers to local
+    memory."""
     _, signatures = simulator_trace
     result = run_script("kernel_compile_run.py", signatures, "9.0", env={"NUMBA_ENABLE_CUDASIM": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"][0]["error"]
     assert {entry["kernel"].split(" ")[0] for entry in report["compiled"]} == all_rules()
-    assert all(entry["ptx_bytes"] > 1000 and ".entry" in entry["ptx_head"] for entry in report["compiled"])
+    assert all(entry["ptx_bytes"] > 1000 and entry["cubin_bytes"] > 1000 for entry in report["compiled"])
+    assert all(0 < entry["registers"] <= 255 for entry in report["compiled"])
+    assert [entry["kernel"] for entry in report["compiled"] if entry["spill_bytes"] or entry["local_bytes"]] == []
