@@ -26,7 +26,7 @@ from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
 from gpusim.dosing import Placement, add_cells, placement_bytes
-from gpusim.kernels.cell_cycle import choose_division_site, copy_parent, place_daughter, start_cycle
+from gpusim.kernels.cell_cycle import TABLE_DTYPES, choose_division_site, copy_parent, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
 from gpusim.fields import CHEMOKINE, OXYGEN, Fields
 from gpusim.fields import memory_needed as fields_memory_needed
@@ -338,8 +338,7 @@ class Simulation:
         parents = s.work["listing"][:daughters]
         ledger += self.launch(list_by_rank, n, rank, parents)
         born = Count(daughters, rank[n - 1 :])
-        for rows in s.column_rows():
-            self.launch(copy_parent, born, n, parents, rows)
+        self.launch(copy_parent, born, n, parents, *s.column_rows(TABLE_DTYPES))
         ledger += self.launch(
             place_daughter, born, self.seed, t, n, first_id, parents, s["claim"], s["agent_id"], s["kind"],
             s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"], s["partner"], s["pools"],

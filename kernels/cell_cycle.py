@@ -104,14 +104,30 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
                     pick -= 1
 
 
+# the dtypes of the agent table's row blocks (gpusim.state.RowBlock), in the order copy_parent takes them
+TABLE_DTYPES = ("<i8", "<i4", "<i2", "|i1", "|u1")
+
+
+@device
+def copy_slot(table, source, destination):
+    """``table[:, destination] = table[:, source]`` for a ``[row, slot]`` table."""
+    for r in range(table.shape[0]):
+        table[r, destination] = table[r, source]
+
+
 @rule
-def copy_parent(j, first_slot, parents, table):
-    """Daughter ``j`` starts as a copy of its parent, in every row of ``table[row, slot]`` (the columns of one
-    dtype, gpusim.state.RowBlock)."""
+def copy_parent(j, first_slot, parents, int64_rows, int32_rows, int16_rows, int8_rows, uint8_rows):
+    """Daughter ``j`` starts as a copy of its parent, in every row of the agent table (one ``[row, slot]`` table
+    per dtype, TABLE_DTYPES: one launch for all of them)."""
     if j >= parents.shape[0]:
         return
-    for r in range(table.shape[0]):
-        table[r, first_slot + j] = table[r, parents[j]]
+    parent = parents[j]
+    daughter = first_slot + j
+    copy_slot(int64_rows, parent, daughter)
+    copy_slot(int32_rows, parent, daughter)
+    copy_slot(int16_rows, parent, daughter)
+    copy_slot(int8_rows, parent, daughter)
+    copy_slot(uint8_rows, parent, daughter)
 
 
 @rule(tally=STEP_TALLY)
