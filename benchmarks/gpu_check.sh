@@ -12,7 +12,8 @@
 # order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8).
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
-# Budget: under 8 minutes on an H200; each stage has its own time limit so the later ones still run.
+# Budget: under 8 minutes on an H200 (GPU_CHECK_BUDGET seconds, default 470, for every stage together); each stage
+# has its own time limit so the later ones still run.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
 #   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 GPU_CHECK_OVERHEAD_AGENTS=300 \
@@ -33,7 +34,7 @@ SITE="${GPU_CHECK_SITE:-/tmp/gpusim-site}"
 export GPUSIM_CACHE_DIR="${GPUSIM_CACHE_DIR:-/tmp/gpusim-cache}"
 PY="${PYTHON:-python3}"
 started=$(date +%s)
-BUDGET=470  # seconds for every stage together; the later ones take what is left
+BUDGET="${GPU_CHECK_BUDGET:-470}"  # seconds for every stage together; the later ones take what is left
 stage() { echo; echo "=== $1 ($(( $(date +%s) - started )) s)"; }
 left() { echo $(( BUDGET - ($(date +%s) - started) )); }
 install() {  # install TARGET WHEEL...: the wheels into the folder TARGET, offline
