@@ -403,18 +403,22 @@ def compile_kernels(signatures, capability=(9, 0)):
     from gpusim.kernels.launch import launcher, tally_size
 
     # a kernel's device functions are compiled for the current device's capability; with no device, name one
+    current_device = dispatcher.get_current_device
     dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=capability)
     kernels, failures = [], []
-    for (module, name, counted, argument_types), label in zip(signatures, _labels(signatures)):
-        rule = getattr(importlib.import_module(module), name)
-        extent = nbtypes.int64[::1] if counted else nbtypes.int64
-        totals = (nbtypes.int64[::1],) if tally_size(rule) else ()
-        try:
-            ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted).py_func, (extent, *argument_types, *totals),
-                                      cc=capability)
-            kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability)})
-        except Exception as error:  # every failure is reported, with the compiler's own message
-            failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
+    try:
+        for (module, name, counted, argument_types), label in zip(signatures, _labels(signatures)):
+            rule = getattr(importlib.import_module(module), name)
+            extent = nbtypes.int64[::1] if counted else nbtypes.int64
+            totals = (nbtypes.int64[::1],) if tally_size(rule) else ()
+            try:
+                ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted).py_func,
+                                          (extent, *argument_types, *totals), cc=capability)
+                kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability)})
+            except Exception as error:  # every failure is reported, with the compiler's own message
+                failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
+    finally:
+        dispatcher.get_current_device = current_device
     return kernels, failures
 
 
