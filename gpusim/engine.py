@@ -19,6 +19,7 @@ effectors sense the chemokine when they turn (move phase).
 
 import contextlib
 import time
+from collections import ChainMap
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from gpusim.fields import memory_needed as fields_memory_needed
 from gpusim.kernels.cells import KIND_NAMES, N_KINDS, NECROTIC, QUIESCENT, TUMOUR
 from gpusim.kernels.claims import resolve_claim
 from gpusim.kernels.death import deplete, die
-from gpusim.kernels.expression import express, recover
+from gpusim.kernels.expression import express_and_recover
 from gpusim.kernels.migration import choose_step, commit_step
 from gpusim.kernels.oxygen import sense_oxygen
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES
@@ -292,15 +293,10 @@ class Simulation:
         return ledger
 
     def _express(self, t):
+        """Pools relax to their set points, then each effector recovers (kernels.expression: one launch)."""
         s = self.state
-        ledger = self.launch(
-            express, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["pools"], s["set_points"], self.params
-        )
-        ledger += self.launch(
-            recover, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["partner"], s["refractory_steps"],
-            s["stimulation"], s["damage"], s["bites"], s["pools"], self.params, self.tables,
-        )
-        return ledger
+        given = ChainMap({"seed": self.seed, "step": t, "params": self.params, "tables": self.tables}, s)
+        return self.launch(express_and_recover, s.n, *express_and_recover.arguments(given))
 
     def _move(self, t):
         s = self.state

@@ -19,7 +19,7 @@ tonically, which exhausts trogocytosis-positive cells (Hamieh 2019; Kim 2025).
 import numpy as np
 
 from gpusim.kernels.cells import DEAD, NECROTIC, TUMOUR
-from gpusim.kernels.launch import rule
+from gpusim.kernels.launch import fuse, rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SPECIES, SET_A, SET_B, bound_complexes, share
 from gpusim.kernels.params import (
     BITE_REPAIR,
@@ -98,3 +98,8 @@ def recover(i, seed, step, agent_id, kind, state, partner, refractory_steps, sti
         tally_add(tally, TONIC_STEPS, 1)
     elif partner[i] < 0 and stimulation[i] > 0 and draw_below(seed, step, me, RECOVERY_DRAW, params[EXHAUSTION_RECOVERY + k]):
         stimulation[i] -= 1
+
+
+# The express phase in one launch: each cell's pools, clocks and repair are its own, so a cell's recovery may run
+# right after its own expression (one pass over the table instead of two).
+express_and_recover = fuse("express_and_recover", express, recover)

@@ -10,7 +10,7 @@ def test_bench_reports_throughput_memory_and_the_slowest_rules():
     assert row["mean_step_ms"] >= row["min_step_ms"] > 0
     assert 100 < row["preflight_bytes"] / row["agents"] < 2000
     rules = row["rules_ms"]
-    assert {"choose_partner", "synapse_exchange", "census", "express", "die"} <= set(rules)
+    assert {"choose_partner", "synapse_exchange", "census", "express_and_recover", "die"} <= set(rules)
     assert all(ms >= 0 for ms in rules.values())
     table = bench.markdown(rows)
     assert "| preflight (bytes/agent) |" in table

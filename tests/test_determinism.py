@@ -10,19 +10,23 @@ import pytest
 
 import gpusim.kernels
 from gpusim.engine import Simulation
-from gpusim.kernels.launch import _RULE_MARK
+from gpusim.kernels.launch import _RULE_MARK, Fused
 
 from conftest import run_script, small_config
 
 
 def all_rules():
-    found = set()
+    """What the engine launches: every rule of the kernels package, a fused launch (kernels.launch.fuse) in place
+    of the rules it runs."""
+    found, fused = set(), set()
     for info in pkgutil.iter_modules(gpusim.kernels.__path__):
         module = importlib.import_module(f"gpusim.kernels.{info.name}")
-        for name, obj in inspect.getmembers(module, inspect.isfunction):
+        for name, obj in inspect.getmembers(module):
             if getattr(obj, _RULE_MARK, False) and obj.__module__ == module.__name__:
                 found.add(f"{module.__name__}.{name}")
-    return found
+            if isinstance(obj, Fused):
+                fused |= {f"{r.__module__}.{r.__name__}" for r in obj.rules}
+    return found - fused
 
 
 def final_state(cfg, steps=None):
@@ -172,3 +176,47 @@ def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     assert all(entry["ptx_bytes"] > 1000 and entry["cubin_bytes"] > 1000 for entry in report["compiled"])
     assert all(0 < entry["registers"] <= 255 for entry in report["compiled"])
     assert [entry["kernel"] for entry in report["compiled"] if entry["spill_bytes"] or entry["local_bytes"]] == []
+
+
+def test_a_fused_launch_equals_its_rules_launched_one_after_another():
+    """kernels.launch.fuse: express and recover in one launch change every array and tally as the two launches do,
+    mid-run (pools off their set points, effectors exhausted and damaged); and a fusion that cannot hold is
+    refused."""
+    from collections import ChainMap
+
+    import numpy as np
+    import pytest
+
+    from gpusim.kernels.census import census
+    from gpusim.kernels.expression import express, express_and_recover, recover
+    from gpusim.kernels.launch import fuse, rule_parameters
+    from gpusim.kernels.synapse import synapse_receive
+
+    cfg, _ = small_config()
+    sim = Simulation(cfg)
+    sim.run(40)
+    s = sim.state
+    given = ChainMap({"seed": sim.seed, "step": 41, "params": sim.params, "tables": sim.tables}, s)
+    arguments = express_and_recover.arguments(given)
+    before = [a.copy() if isinstance(a, np.ndarray) else a for a in arguments]
+
+    def launched(fn):
+        for a, b in zip(arguments, before):
+            if isinstance(a, np.ndarray):
+                a[...] = b
+        if fn is express_and_recover:
+            tally = sim.launch(fn, s.n, *arguments)
+        else:
+            tally = sum(sim.launch(rule, s.n, *[given[p] for p in rule_parameters(rule)]) for rule in (express, recover))
+        return tally, [a.copy() for a in arguments if isinstance(a, np.ndarray)]
+
+    one_after_another, fused = launched(None), launched(express_and_recover)
+    assert one_after_another[0].sum() > 0  # molecules made and degraded: the step did something
+    assert np.array_equal(one_after_another[0], fused[0])
+    assert all(np.array_equal(a, b) for a, b in zip(one_after_another[1], fused[1]))
+    with pytest.raises(TypeError, match="share one layout"):
+        fuse("express_and_census", express, census)
+    with pytest.raises(TypeError, match="not fuse"):
+        fuse("twice", express_and_recover, synapse_receive)
+    with pytest.raises(TypeError, match="'tables'"):
+        express_and_recover.arguments({p: 0 for p in express_and_recover.parameters if p != "tables"})
