@@ -235,12 +235,11 @@ class State:
 
     def column_rows(self, dtypes):
         """Every column's rows, as one ``[row, slot]`` table per dtype (RowBlock), in the order of ``dtypes``
-        (numpy dtype strings), which must name every dtype of the table."""
-        unnamed = {key for key, block in self.blocks.items() if block.used} - set(dtypes)
-        if unnamed:
-            raise ValueError(f"columns of dtype {sorted(unnamed)} are not among {dtypes}")
-        return [self._column_rows(key) if key in self.blocks else self.xp.zeros((0, self.capacity), dtype=key)
-                for key in dtypes]
+        (numpy dtype strings), which must name exactly the dtypes of the table's columns."""
+        held = {key for key, block in self.blocks.items() if block.used}
+        if held != set(dtypes):
+            raise ValueError(f"the agent table's columns are of dtypes {sorted(held)}, not {sorted(dtypes)}")
+        return [self._column_rows(key) for key in dtypes]
 
     def reserve(self, needed):
         """Make room for ``needed`` agents, growing geometrically as far as the backend's memory allows."""
