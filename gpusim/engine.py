@@ -44,7 +44,7 @@ from gpusim.kernels.synapse import (
     choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive,
 )
 from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
-from gpusim.kernels.launch import Count
+from gpusim.kernels.launch import Count, launch_arguments
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
@@ -293,10 +293,10 @@ class Simulation:
         return ledger
 
     def _express(self, t):
-        """Pools relax to their set points, then each effector recovers (kernels.expression: one launch)."""
+        """Pools relax to their set points, then each cell recovers (kernels.expression: one launch)."""
         s = self.state
         given = ChainMap({"seed": self.seed, "step": t, "params": self.params, "tables": self.tables}, s)
-        return self.launch(express_and_recover, s.n, *express_and_recover.arguments(given))
+        return self.launch(express_and_recover, s.n, *launch_arguments(express_and_recover, given))
 
     def _move(self, t):
         s = self.state

@@ -235,10 +235,7 @@ class State:
 
     def column_rows(self, dtypes):
         """Every column's rows, as one ``[row, slot]`` table per dtype (RowBlock), in the order of ``dtypes``
-        (numpy dtype strings), which must name exactly the dtypes of the table's columns."""
-        held = {key for key, block in self.blocks.items() if block.used}
-        if held != set(dtypes):
-            raise ValueError(f"the agent table's columns are of dtypes {sorted(held)}, not {sorted(dtypes)}")
+        (numpy dtype strings; kernels.cell_cycle.TABLE_DTYPES names every dtype of COLUMNS, a test holds it)."""
         return [self._column_rows(key) for key in dtypes]
 
     def reserve(self, needed):

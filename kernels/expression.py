@@ -102,4 +102,4 @@ def recover(i, seed, step, agent_id, kind, state, partner, refractory_steps, sti
 
 # The express phase in one launch: each cell's pools, clocks and repair are its own, so a cell's recovery may run
 # right after its own expression (one pass over the table instead of two).
-express_and_recover = fuse("express_and_recover", express, recover)
+express_and_recover = fuse(express, recover)

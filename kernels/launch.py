@@ -122,11 +122,23 @@ def rule_parameters(fn):
     return params[:-1] if tally_size(fn) else params
 
 
+def launch_arguments(fn, given):
+    """The arguments of a launch of ``fn`` (a rule or a fused launch) in order, each looked up by its parameter
+    name in ``given``."""
+    values = []
+    for p in rule_parameters(fn):
+        try:
+            values.append(given[p])
+        except KeyError:
+            raise TypeError(f"{fn.__name__} needs an argument named {p!r}") from None
+    return values
+
+
 class Fused:
     """Rules run one after another for each index in a single launch (see :func:`fuse`)."""
 
-    def __init__(self, name, module, rules):
-        self.__name__ = self.__qualname__ = name
+    def __init__(self, module, rules):
+        self.__name__ = self.__qualname__ = "_and_".join(r.__name__ for r in rules)
         self.__module__ = module
         self.rules = tuple(rules)
         parameters = []
@@ -136,21 +148,11 @@ class Fused:
         setattr(self, _RULE_MARK, True)
         setattr(self, _TALLY_MARK, max(tally_size(r) for r in self.rules))
 
-    def arguments(self, given):
-        """The launch's arguments in order, each looked up by its parameter name in ``given``."""
-        values = []
-        for p in self.parameters:
-            try:
-                values.append(given[p])
-            except KeyError:
-                raise TypeError(f"{self.__name__} needs an argument named {p!r}") from None
-        return values
-
     def __repr__(self):
         return f"fuse({', '.join(r.__name__ for r in self.rules)})"
 
 
-def fuse(name, *rules):
+def fuse(*rules):
     """One launch that runs ``rules`` one after another for each index: ``rules[1](i)`` after ``rules[0](i)``.
 
     Only for rules that read nothing another index's rules of the same
@@ -158,8 +160,9 @@ def fuse(name, *rules):
     the result is the one of launching them one after another; a launch fewer
     and a pass fewer over the table.  Parameters of the same name are the same
     argument; the tallying rules among them must share one layout (a size K)
-    and add into the same counters.  Bind the result to ``name`` in the module
-    that calls this, so that it can be found by name like a rule.
+    and add into the same counters.  Its name joins theirs with ``_and_``;
+    bind it to that name in the module that calls this, so that it can be
+    found by name like a rule.
     """
     for r in rules:
         if not getattr(r, _RULE_MARK, False) or isinstance(r, Fused):
@@ -168,7 +171,7 @@ def fuse(name, *rules):
     if len(sizes) > 1:
         raise TypeError(f"fused tallying rules must share one layout; sizes {sorted(sizes)}")
     module = sys._getframe(1).f_globals["__name__"]
-    return Fused(name, module, rules)
+    return Fused(module, rules)
 
 
 def is_device(obj):
@@ -355,15 +358,15 @@ def launcher(fn, target, counted=False):
         f"import {r.__module__} as _source{k}\n_rule{k} = compile_device(_source{k}.{r.__name__}, {target!r})"
         for k, r in enumerate(rules)
     )
-    indent = {"cpu": 12 if size else 8, "cuda": 8}[target]
-    calls = ("\n" + " " * indent).join(
+    templates = _TALLY_TEMPLATES if size else _TEMPLATES
+    calls_line = next(line for line in templates[target].splitlines() if "{calls}" in line)
+    calls = ("\n" + calls_line[: calls_line.index("{calls}")]).join(
         f"_rule{k}(i, {', '.join(rule_parameters(r) + ([tally] if tally_size(r) else []))})"
         for k, r in enumerate(rules)
     )
     title = f"{fn.__module__}.{fn.__name__}" + (
         f" ({', then '.join(r.__name__ for r in rules)}, for each index)" if isinstance(fn, Fused) else ""
     )
-    templates = _TALLY_TEMPLATES if size else _TEMPLATES
     source = templates[target].format(
         title=title, compiled=compiled, calls=calls, args=", ".join(rule_parameters(fn)), digest=_digest, size=size,
         extent="live" if counted else "n", limit="live[0]" if counted else "n",

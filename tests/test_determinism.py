@@ -189,7 +189,7 @@ def test_a_fused_launch_equals_its_rules_launched_one_after_another():
 
     from gpusim.kernels.census import census
     from gpusim.kernels.expression import express, express_and_recover, recover
-    from gpusim.kernels.launch import fuse, rule_parameters
+    from gpusim.kernels.launch import fuse, launch_arguments
     from gpusim.kernels.synapse import synapse_receive
 
     cfg, _ = small_config()
@@ -197,7 +197,7 @@ def test_a_fused_launch_equals_its_rules_launched_one_after_another():
     sim.run(40)
     s = sim.state
     given = ChainMap({"seed": sim.seed, "step": 41, "params": sim.params, "tables": sim.tables}, s)
-    arguments = express_and_recover.arguments(given)
+    arguments = launch_arguments(express_and_recover, given)
     before = [a.copy() if isinstance(a, np.ndarray) else a for a in arguments]
 
     def launched(fn):
@@ -207,7 +207,7 @@ def test_a_fused_launch_equals_its_rules_launched_one_after_another():
         if fn is express_and_recover:
             tally = sim.launch(fn, s.n, *arguments)
         else:
-            tally = sum(sim.launch(rule, s.n, *[given[p] for p in rule_parameters(rule)]) for rule in (express, recover))
+            tally = sum(sim.launch(rule, s.n, *launch_arguments(rule, given)) for rule in (express, recover))
         return tally, [a.copy() for a in arguments if isinstance(a, np.ndarray)]
 
     one_after_another, fused = launched(None), launched(express_and_recover)
@@ -215,8 +215,19 @@ def test_a_fused_launch_equals_its_rules_launched_one_after_another():
     assert np.array_equal(one_after_another[0], fused[0])
     assert all(np.array_equal(a, b) for a, b in zip(one_after_another[1], fused[1]))
     with pytest.raises(TypeError, match="share one layout"):
-        fuse("express_and_census", express, census)
+        fuse(express, census)
     with pytest.raises(TypeError, match="not fuse"):
-        fuse("twice", express_and_recover, synapse_receive)
+        fuse(express_and_recover, synapse_receive)
     with pytest.raises(TypeError, match="'tables'"):
-        express_and_recover.arguments({p: 0 for p in express_and_recover.parameters if p != "tables"})
+        launch_arguments(express_and_recover, {p: 0 for p in express_and_recover.parameters if p != "tables"})
+
+
+def test_copy_parent_takes_every_dtype_of_the_agent_table():
+    """A daughter copies her parent's columns in one launch of one [row, slot] table per dtype: a column of a dtype
+    kernels.cell_cycle.TABLE_DTYPES does not name would not be copied."""
+    import numpy as np
+
+    from gpusim.kernels.cell_cycle import TABLE_DTYPES
+    from gpusim.state import COLUMNS
+
+    assert {np.dtype(dtype).str for dtype, _ in COLUMNS.values()} == set(TABLE_DTYPES)
