@@ -2,7 +2,8 @@
 
 Precedence: an explicit choice (``--backend``), then the ``GPUSIM_BACKEND``
 environment variable, then the config's ``run.backend``; ``auto`` takes the
-GPU when one is usable and the CPU otherwise.  With ``NUMBA_ENABLE_CUDASIM=1``
+GPU when one is usable and the CPU otherwise.  ``GPUSIM_CUDA_C`` names rules
+the GPU launches in their hand-written CUDA C form (kernels.cuda_c).  With ``NUMBA_ENABLE_CUDASIM=1``
 the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
 slow, but it proves the GPU launch path without a GPU.
 """
@@ -14,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from gpusim.kernels import cuda_c
 from gpusim.kernels.launch import CPULauncher, CUDALauncher
 
 
@@ -32,7 +34,9 @@ class Backend:
 
     @property
     def label(self):
-        return f"{self.name} (CUDA simulator)" if self.simulated else self.name
+        hand_written = sorted(getattr(self.launch, "cuda_c", ()))
+        return self.name + (" (CUDA simulator)" if self.simulated else "") + (
+            f" (CUDA C: {', '.join(hand_written)})" if hand_written else "")
 
     def to_host(self, array):
         return array if self.xp is np else self.xp.asnumpy(array)
@@ -133,6 +137,10 @@ def select(requested=None, configured="auto"):
     choice = requested or os.environ.get("GPUSIM_BACKEND") or configured or "auto"
     if choice not in ("auto", "cpu", "cuda"):
         raise BackendError(f"unknown backend {choice!r}; expected auto, cpu or cuda")
+    try:
+        hand_written = cuda_c.requested()  # a GPU setting, checked on every backend so that a typo shows
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
     if choice == "auto":
         choice = "cuda" if cuda_problem() is None and not cuda_simulated() else "cpu"
     if choice == "cpu":
@@ -140,6 +148,9 @@ def select(requested=None, configured="auto"):
     problem = cuda_problem()
     if problem is not None:
         raise BackendError(f"backend cuda is not usable here: {problem}; use --backend cpu")
+    if hand_written and cuda_simulated():
+        raise BackendError("GPUSIM_CUDA_C: CUDA C kernels run on a GPU only; the CUDA simulator runs numba's kernels "
+                           "(tests/test_cuda_c.py runs them on the host instead)")
     if cuda_simulated():
         # The simulator runs rules as Python on NumPy scalars, which warn on the
         # uint64 wrap-around that the hash relies on (on the device it is silent).
@@ -148,7 +159,7 @@ def select(requested=None, configured="auto"):
     import cupy
 
     configure_numba_cuda()
-    return Backend("cuda", cupy, CUDALauncher(cupy))
+    return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written))
 
 
 def configure_numba_cuda():

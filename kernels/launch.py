@@ -48,6 +48,7 @@ from pathlib import Path
 _DEVICE_MARK = "_gpusim_device"
 _RULE_MARK = "_gpusim_rule"
 _TALLY_MARK = "_gpusim_tally_size"
+_CUDA_C_MARK = "_gpusim_cuda_c"
 _TARGET_IMPLEMENTATIONS = {}
 
 TARGETS = ("cpu", "cuda")
@@ -87,12 +88,14 @@ def device_for_targets(**implementations):
     return mark
 
 
-def rule(fn=None, *, tally=0):
+def rule(fn=None, *, tally=0, cuda_c=None):
     """Mark a plain Python function ``fn(i, ...)`` as a per-index rule.
 
     A rule returns nothing; it writes its results into the arrays it is given.
     With ``tally=K`` its last parameter must be ``tally``: K int64 counters
-    that the launch sums over all indices and returns.
+    that the launch sums over all indices and returns.  ``cuda_c`` names a
+    ``.cu`` file of this folder holding a hand-written CUDA C form of the rule
+    (:mod:`gpusim.kernels.cuda_c`).
     """
 
     def mark(fn):
@@ -104,6 +107,10 @@ def rule(fn=None, *, tally=0):
         setattr(fn, _DEVICE_MARK, True)
         setattr(fn, _RULE_MARK, True)
         setattr(fn, _TALLY_MARK, int(tally))
+        if cuda_c is not None:
+            if not (Path(__file__).parent / cuda_c).is_file():
+                raise FileNotFoundError(f"rule {fn.__qualname__}: its CUDA C form {cuda_c} is not in kernels/")
+            setattr(fn, _CUDA_C_MARK, cuda_c)
         return fn
 
     return mark(fn) if fn is not None else mark
@@ -112,6 +119,12 @@ def rule(fn=None, *, tally=0):
 def tally_size(fn):
     """K of a tallying rule, 0 for a plain rule."""
     return getattr(fn, _TALLY_MARK, 0)
+
+
+def cuda_c_source(fn):
+    """The ``.cu`` file holding a hand-written CUDA C form of rule ``fn`` (kernels.cuda_c), or None."""
+    source = getattr(fn, _CUDA_C_MARK, None)
+    return Path(__file__).parent / source if source else None
 
 
 def rule_parameters(fn):
@@ -472,9 +485,10 @@ class CUDALauncher(_Launcher):
 
     target = "cuda"
 
-    def __init__(self, xp, threads_per_block=256):
+    def __init__(self, xp, threads_per_block=256, cuda_c=frozenset()):
         self.xp = xp
         self.threads_per_block = threads_per_block
+        self.cuda_c = frozenset(cuda_c)  # rules launched in their hand-written CUDA C form (kernels.cuda_c)
 
     def _wait(self):
         if hasattr(self.xp, "cuda"):  # cupy; under the simulator the arrays are numpy's and kernels are synchronous
@@ -489,11 +503,20 @@ class CUDALauncher(_Launcher):
         bound = n.bound if counted else n
         size = tally_size(fn)
         blocks = (bound + self.threads_per_block - 1) // self.threads_per_block
-        if size:
-            totals = self.xp.zeros(size, dtype=np.int64)
-            if bound > 0:
-                launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args, totals)
-            return totals
-        if bound > 0:
-            launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args)
-        return None
+        totals = (self.xp.zeros(size, dtype=np.int64),) if size else ()
+        if bound > 0 and fn.__name__ in self.cuda_c:
+            self._launch_cuda_c(fn, counted, extent, blocks, args, totals)
+        elif bound > 0:
+            launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args, *totals)
+        return totals[0] if size else None
+
+    def _launch_cuda_c(self, fn, counted, extent, blocks, args, totals):
+        """Launch rule ``fn``'s hand-written CUDA C kernel (kernels.cuda_c) with the rule's arguments."""
+        import numpy as np
+
+        from gpusim.kernels import cuda_c
+
+        if counted:
+            raise TypeError(f"{fn.__name__}: a CUDA C kernel takes its extent from the host, not a Count")
+        arguments = (np.int64(extent), *cuda_c.kernel_arguments(fn, args), *totals)
+        cuda_c.kernel(fn)((blocks,), (self.threads_per_block,), arguments)

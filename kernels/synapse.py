@@ -68,7 +68,7 @@ STRUCK_BITE = 2
 STRUCK_ENGULF = 4
 
 
-@rule(tally=STEP_TALLY)
+@rule(tally=STEP_TALLY, cuda_c="synapse.cu")
 def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_steps, pools, occ, params, tally):
     """A free effector engages the neighbour giving the strongest signal, if it is recognised."""
     k = int(kind[i])
