@@ -34,7 +34,7 @@ CENSUS_SIZE = ANTIGEN_HISTOGRAM + N_KINDS * HIST_BINS
 CYTOMETER_SIZE = N_SPECIES * N_KINDS * HIST_BINS  # [(species * N_KINDS + kind) * HIST_BINS + bin]
 
 
-@rule(tally=CENSUS_SIZE)
+@rule(tally=CENSUS_SIZE, cuda_c="census.cu")
 def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulation, pools, occ, params, detection,
            tally):
     """Add cell ``i`` to the per-kind counts, pool sums and antigen-A histogram."""

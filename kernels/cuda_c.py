@@ -13,16 +13,21 @@ compiles it for the GPU (no GPU needed), so the two forms cannot drift apart.
 
 A kernel's arguments are the rule's, in the rule's order, after the extent::
 
-    extern "C" __global__ void RULE(long long n, ARGUMENTS..., unsigned long long* totals)
+    extern "C" __global__ void RULE(long long n, const long long* live, ARGUMENTS..., unsigned long long* totals)
 
-an array of one dimension as a pointer to its first element, one of two
-dimensions as that pointer followed by ``long long NAME_stride`` (elements
-from one row to the next; the rows themselves contiguous), a number as
-``long long``; ``totals`` (the launch's tally, int64 counters) only for a
-tallying rule.  The integer constants of every kernels module reach the
-source as C++ constants in a namespace of the module's name
-(``params::NZ``, ``cells::DEAD``), put in front of it at compile time, so
-they too have one source.
+``n`` the indices to run, or where only the device knows the count of
+cells (:class:`~gpusim.kernels.launch.Count`) its bound, with ``live``
+pointing at the count (else null); an array of one dimension as a pointer
+to its first element, one of two dimensions as that pointer followed by
+``long long NAME_stride`` (elements from one row to the next; the rows
+themselves contiguous), a number as ``long long``; ``totals`` (the launch's
+tally, int64 counters) only for a tallying rule.  A kernel strides over its
+indices (``kernels/tally.cuh``): the launcher starts no more blocks than
+the GPU holds at once, of a multiple of 32 threads.  The integer constants
+of every kernels module reach the source as C++ constants in a namespace of
+the module's name (``params::NZ``, ``cells::DEAD``), and ``#include "x.cuh"``
+of this folder's headers is replaced by the header's text, so that the
+source compiled is one text (which cupy's cache keys on).
 """
 
 import importlib
@@ -88,14 +93,32 @@ def constants_header():
             if re.fullmatch(r"[A-Z][A-Z0-9_]*", name) and isinstance(value, (int, np.integer))
             and not isinstance(value, bool)
         ]
-        lines.append(f"namespace {namespace} {{ enum : long long {{ " + ", ".join(entries) + " }; }")
-    return "\n".join(lines) + "\n"
+        lines.append(f"namespace gpusim {{ namespace {namespace} {{ enum : long long {{ " + ", ".join(entries)
+                     + " }; } }")
+    # within the namespace gpusim, so that a kernel may have its module's name (census::CENSUS_SIZE in census)
+    return "\n".join(lines + ["using namespace gpusim;"]) + "\n"
 
 
 def program_source(fn):
-    """What NVRTC compiles for rule ``fn``: the constants, then its ``.cu`` file."""
-    path = cuda_c_source(fn)
-    return constants_header() + f'#line 1 "{path.name}"\n' + path.read_text()
+    """What NVRTC compiles for rule ``fn``: the constants, then its ``.cu`` file with this folder's headers in
+    place of their ``#include`` lines."""
+    return constants_header() + _with_headers(cuda_c_source(fn), set())
+
+
+def _with_headers(path, included):
+    lines = [f'#line 1 "{path.name}"']
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        header = re.fullmatch(r'\s*#\s*include\s+"([^"]+)"\s*', line)
+        if header is None:
+            lines.append("" if re.fullmatch(r"\s*#\s*pragma\s+once\s*", line) else line)  # included once here
+            continue
+        name = header.group(1)
+        if not (FOLDER / name).is_file():
+            raise FileNotFoundError(f"{path.name}:{number} includes {name}, which is not in kernels/")
+        if name not in included:
+            included.add(name)
+            lines += [_with_headers(FOLDER / name, included), f'#line {number + 1} "{path.name}"']
+    return "\n".join(lines) + "\n"
 
 
 def kernel_declarations(path, name):
@@ -116,7 +139,7 @@ def kernel_parameters(path, name):
 def expected_parameters(fn, dimensions):
     """The kernel parameter names the convention asks of rule ``fn``, given each argument's dimensions
     (0 for a number) by name."""
-    names = ["n"]
+    names = ["n", "live"]
     for p in rule_parameters(fn):
         names.append(p)
         if dimensions[p] == 2:
@@ -202,10 +225,10 @@ def kernel(fn):
     return _kernels[fn]
 
 
-def kernel_arguments(fn, args):
-    """The launch arguments of rule ``fn``'s CUDA C kernel, from the rule's (after the extent), as the
-    convention above lays them out."""
-    values = []
+def kernel_arguments(fn, bound, live, args):
+    """The launch arguments of rule ``fn``'s CUDA C kernel, as the convention above lays them out: ``bound``
+    the indices to run (at most), ``live`` the device's count of them or None, ``args`` the rule's."""
+    values = [np.int64(bound), np.uint64(0) if live is None else live]  # a null pointer where the host knows n
     for name, value in zip(rule_parameters(fn), args):
         dimensions = getattr(value, "ndim", 0)
         if dimensions == 0:
@@ -218,3 +241,10 @@ def kernel_arguments(fn, args):
             raise TypeError(f"{fn.__name__}: argument {name} has {dimensions} dimensions or rows that are not "
                             "contiguous; a CUDA C kernel takes numbers, vectors and tables of contiguous rows")
     return values
+
+
+def grid_blocks(bound, threads_per_block, multiprocessors, threads_per_multiprocessor):
+    """Blocks to start for ``bound`` indices: one per ``threads_per_block`` of them, but no more than the GPU
+    holds at once (the kernels stride over the rest)."""
+    needed = (bound + threads_per_block - 1) // threads_per_block
+    return max(1, min(needed, multiprocessors * (threads_per_multiprocessor // threads_per_block)))

@@ -489,6 +489,7 @@ class CUDALauncher(_Launcher):
         self.xp = xp
         self.threads_per_block = threads_per_block
         self.cuda_c = frozenset(cuda_c)  # rules launched in their hand-written CUDA C form (kernels.cuda_c)
+        self._resident = None  # (multiprocessors, threads each holds), asked of the GPU at the first CUDA C launch
 
     def _wait(self):
         if hasattr(self.xp, "cuda"):  # cupy; under the simulator the arrays are numpy's and kernels are synchronous
@@ -505,18 +506,19 @@ class CUDALauncher(_Launcher):
         blocks = (bound + self.threads_per_block - 1) // self.threads_per_block
         totals = (self.xp.zeros(size, dtype=np.int64),) if size else ()
         if bound > 0 and fn.__name__ in self.cuda_c:
-            self._launch_cuda_c(fn, counted, extent, blocks, args, totals)
+            self._launch_cuda_c(fn, bound, extent if counted else None, args, totals)
         elif bound > 0:
             launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args, *totals)
         return totals[0] if size else None
 
-    def _launch_cuda_c(self, fn, counted, extent, blocks, args, totals):
-        """Launch rule ``fn``'s hand-written CUDA C kernel (kernels.cuda_c) with the rule's arguments."""
-        import numpy as np
-
+    def _launch_cuda_c(self, fn, bound, live, args, totals):
+        """Launch rule ``fn``'s hand-written CUDA C kernel (kernels.cuda_c) with the rule's arguments, in no more
+        blocks than the GPU holds at once."""
         from gpusim.kernels import cuda_c
 
-        if counted:
-            raise TypeError(f"{fn.__name__}: a CUDA C kernel takes its extent from the host, not a Count")
-        arguments = (np.int64(extent), *cuda_c.kernel_arguments(fn, args), *totals)
-        cuda_c.kernel(fn)((blocks,), (self.threads_per_block,), arguments)
+        if self._resident is None:
+            properties = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+            self._resident = (properties["multiProcessorCount"], properties["maxThreadsPerMultiProcessor"])
+        blocks = cuda_c.grid_blocks(bound, self.threads_per_block, *self._resident)
+        cuda_c.kernel(fn)((blocks,), (self.threads_per_block,), (*cuda_c.kernel_arguments(fn, bound, live, args),
+                                                                  *totals))

@@ -46,7 +46,7 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 # flow-cytometer bins: 0, 1, 2, 3 exactly, then four bins per doubling from 4 up
 # to 2**20, and one last bin for 2**20 and more
 HIST_BINS = 77
-_HIST_SUB = 4
+HIST_BINS_PER_DOUBLING = 4
 
 
 @device
@@ -109,7 +109,7 @@ def log_bin(x):
     if bits <= 2:
         return x  # 1 -> 1, 2 -> 2, 3 -> 3
     sub = (x >> (bits - 3)) & 3
-    return 4 + (bits - 3) * _HIST_SUB + sub
+    return 4 + (bits - 3) * HIST_BINS_PER_DOUBLING + sub
 
 
 def log_bin_edges():

@@ -1,40 +1,153 @@
 // Just enough of CUDA to run gpusim's hand-written kernels (kernels/*.cu) on the host, for the tests that
 // compare them with the Python rules on a machine without a GPU (tests/test_cuda_c.py).
 //
-// Every thread of a launch runs after the other, each as a warp of its own: a warp vote sees only the lane
-// that votes, which a kernel must handle anyway, since on a GPU a warp's lanes may diverge.  Kernels that
-// share memory between threads or wait at barriers cannot run here; gpusim's have neither.
+// Blocks run one after another, in one of two ways:
+// * blocks of one thread: each thread is a warp of its own (a vote, match, reduction or shuffle sees only the
+//   lane that calls it), fast;
+// * blocks of 32 threads, one warp: its lanes run as 32 host threads that meet at every warp function and
+//   barrier, so votes, matches and reductions see the whole warp as on a GPU.  Every lane must reach every
+//   warp function (a lane that never arrives is reported, and the test stops, after 20 seconds).
+// gpusim's kernels stride over their cells, so any grid gives the same result.
 #pragma once
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 struct gpusim_host_index { unsigned x, y, z; };
-static gpusim_host_index threadIdx, blockIdx, blockDim, gridDim;
+static thread_local gpusim_host_index threadIdx;
+static gpusim_host_index blockIdx, blockDim, gridDim;
 
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __restrict__ __restrict
+#define __shared__ static
 
-static inline unsigned __activemask() { return 1u << (threadIdx.x & 31); }
-static inline unsigned __ballot_sync(unsigned mask, bool vote) { return vote ? mask & __activemask() : 0u; }
-static inline int __popc(unsigned bits) { return __builtin_popcount(bits); }
-static inline int __ffs(unsigned bits) { return __builtin_ffs((int)bits); }
-static inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
-    unsigned long long old = *address;
-    *address = old + value;
-    return old;
+[[noreturn]] static void gpusim_host_fail(const char* what) {
+    std::fprintf(stderr, "cuda_host.h: %s\n", what);
+    std::abort();
 }
 
-// Run `kernel` over `blocks` blocks of `threads` threads, one thread after the other.
+// The lanes of the running warp of 32 threads meet here: each puts its value in, all wait, each reads.
+struct gpusim_host_warp {
+    std::mutex mutex;
+    std::condition_variable changed;
+    unsigned arrived = 0, generation = 0;
+    long long values[32];
+
+    void wait() {  // a barrier of the 32 lanes
+        std::unique_lock<std::mutex> lock(mutex);
+        unsigned mine = generation;
+        if (++arrived == 32) {
+            arrived = 0;
+            ++generation;
+            changed.notify_all();
+            return;
+        }
+        if (!changed.wait_for(lock, std::chrono::seconds(20), [&] { return generation != mine; }))
+            gpusim_host_fail("a lane of the warp never reached a warp function or barrier");
+    }
+
+    // Every lane's value, once all have given theirs (read before the next exchange overwrites them).
+    template <typename Read>
+    auto exchange(long long value, Read read) {
+        values[threadIdx.x & 31] = value;
+        wait();
+        auto result = read(values);
+        wait();
+        return result;
+    }
+};
+static gpusim_host_warp* gpusim_warp = nullptr;  // while a block of 32 threads runs
+
+static inline unsigned gpusim_lane_bit() { return 1u << (threadIdx.x & 31); }
+
+static inline void gpusim_check_mask(unsigned mask) {
+    if ((mask & gpusim_lane_bit()) == 0) gpusim_host_fail("a lane called a warp function with a mask without itself");
+}
+
+static inline void __syncthreads() {
+    if (gpusim_warp != nullptr)
+        gpusim_warp->wait();
+    else if (blockDim.x != 1)
+        gpusim_host_fail("a block of more than one thread but not a warp of 32 waits at a barrier");
+}
+
+static inline unsigned __activemask() { return gpusim_warp != nullptr ? 0xffffffffu : gpusim_lane_bit(); }
+
+static inline unsigned __ballot_sync(unsigned mask, bool vote) {
+    gpusim_check_mask(mask);
+    if (gpusim_warp == nullptr) return vote ? gpusim_lane_bit() : 0u;
+    return mask & gpusim_warp->exchange(vote, [](const long long* votes) {
+        unsigned bits = 0;
+        for (int lane = 0; lane < 32; ++lane) bits |= votes[lane] ? 1u << lane : 0u;
+        return bits;
+    });
+}
+
+static inline unsigned __match_any_sync(unsigned mask, long long value) {
+    gpusim_check_mask(mask);
+    if (gpusim_warp == nullptr) return gpusim_lane_bit();
+    return mask & gpusim_warp->exchange(value, [value](const long long* values) {
+        unsigned bits = 0;
+        for (int lane = 0; lane < 32; ++lane) bits |= values[lane] == value ? 1u << lane : 0u;
+        return bits;
+    });
+}
+
+static inline int __reduce_add_sync(unsigned mask, int value) {
+    gpusim_check_mask(mask);
+    if (gpusim_warp == nullptr) return value;
+    return gpusim_warp->exchange(value, [mask](const long long* values) {
+        int sum = 0;  // wraps as the hardware's 32-bit sum does
+        for (int lane = 0; lane < 32; ++lane)
+            if (mask & (1u << lane)) sum = (int)((unsigned)sum + (unsigned)values[lane]);
+        return sum;
+    });
+}
+
+template <typename T>
+static inline T __shfl_sync(unsigned mask, T value, int source) {
+    gpusim_check_mask(mask);
+    if (gpusim_warp == nullptr) return value;
+    return (T)gpusim_warp->exchange((long long)value, [source](const long long* values) { return values[source]; });
+}
+
+static inline int __popc(unsigned bits) { return __builtin_popcount(bits); }
+static inline int __ffs(unsigned bits) { return __builtin_ffs((int)bits); }
+static inline int __clzll(long long bits) { return bits == 0 ? 64 : __builtin_clzll((unsigned long long)bits); }
+
+static inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {
+    return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
+}
+
+// Run `kernel` over `blocks` blocks of `threads` threads (1, or 32: one warp).
 template <typename Kernel, typename... Arguments>
 static void gpusim_host_launch(Kernel kernel, unsigned blocks, unsigned threads, Arguments... arguments) {
+    if (threads != 1 && threads != 32) gpusim_host_fail("blocks run here with 1 thread or 32 (one warp)");
     gridDim = {blocks, 1, 1};
     blockDim = {threads, 1, 1};
     for (unsigned block = 0; block < blocks; ++block) {
-        for (unsigned thread = 0; thread < threads; ++thread) {
-            blockIdx = {block, 0, 0};
-            threadIdx = {thread, 0, 0};
+        blockIdx = {block, 0, 0};
+        if (threads == 1) {
+            threadIdx = {0, 0, 0};
             kernel(arguments...);
+            continue;
         }
+        gpusim_host_warp warp;
+        gpusim_warp = &warp;
+        std::vector<std::thread> lanes;
+        for (unsigned lane = 0; lane < 32; ++lane)
+            lanes.emplace_back([&, lane] {
+                threadIdx = {lane, 0, 0};
+                kernel(arguments...);
+            });
+        for (auto& lane : lanes) lane.join();
+        gpusim_warp = nullptr;
     }
 }

@@ -1,12 +1,14 @@
 """Rules hand-written in CUDA C (kernels/*.cu) against the rules themselves, on a machine without a GPU.
 
-Each ``.cu`` file is compiled for the GPU by NVRTC (machine code for sm_90 and sm_80, no spills), and for the
-host with a C++ compiler and tests/cuda_host.h; the host build then runs on the state of every launch of the
-rule in small runs of presets whose synapses differ (one CAR, dual targeting, an iCAR, fratricide,
-CAR-macrophages) and must leave every array and the tally exactly as the rule does.
+Each ``.cu`` file is compiled for the GPU by NVRTC (machine code for sm_90, sm_80 and sm_75: no warnings, no
+spills), and for the host with a C++ compiler and tests/cuda_host.h; the host build then runs on the state of
+every launch of the rule in small runs of presets whose synapses differ (one CAR, dual targeting, fratricide,
+an iCAR, CAR-macrophages) and on cells drawn at random, in blocks of one thread and in warps of 32 host
+threads, and must leave every array and the tally exactly as the rule does.
 """
 
 import copy
+from collections import ChainMap
 import ctypes
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ import pytest
 from gpusim.config import read_source, validate
 from gpusim.engine import Simulation
 from gpusim.kernels import cuda_c
-from gpusim.kernels.launch import cuda_c_source, rule_parameters, tally_size
+from gpusim.kernels.launch import Count, cuda_c_source, rule_parameters, tally_size
 from gpusim.kernels.tally import ENGAGEMENTS
 
 RULES = cuda_c.rules_with_cuda_c()
@@ -33,11 +35,11 @@ def test_every_cu_file_is_the_form_of_a_rule():
     files = {path.name for path in cuda_c.FOLDER.glob("*.cu")}
     named = {cuda_c_source(fn).name for fn in RULES.values()}
     assert files == named
-    assert "choose_partner" in RULES  # the neighbour scan of the engage phase (issue 6)
+    assert {"choose_partner", "census"} <= set(RULES)  # the neighbour scan of the engage phase, the census
 
 
 @pytest.mark.parametrize("name", sorted(RULES))
-@pytest.mark.parametrize("capability", [(9, 0), (8, 0)])
+@pytest.mark.parametrize("capability", [(9, 0), (8, 0), (7, 5)])
 def test_compiles_for_the_gpu_without_spilling(name, capability):
     cubin, log = cuda_c.compile_program(RULES[name], capability)
     used = cuda_c.ptxas_resources(log, name)
@@ -58,55 +60,60 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form():
     assert cuda_c.requested("") == frozenset() and cuda_c.requested("0") == frozenset()
     assert cuda_c.requested("1") == cuda_c.requested("all") == frozenset(RULES)
     assert cuda_c.requested(" choose_partner ") == {"choose_partner"}
-    with pytest.raises(ValueError, match="die, which have no CUDA C form; those that have one: choose_partner"):
+    with pytest.raises(ValueError, match="die, which have no CUDA C form; those that have one: census, choose_partner"):
         cuda_c.requested("choose_partner,die")
 
 
 class HostKernels:
-    """The .cu files built for the host (g++ and tests/cuda_host.h), one entry point per rule."""
+    """The .cu files built for the host (g++ and tests/cuda_host.h), one library per rule."""
 
     def __init__(self, folder):
         compiler = shutil.which("g++") or shutil.which("c++")
         if compiler is None:
             pytest.fail("the CUDA C tests need a C++ compiler (.ci/run installs g++)")
-        wrapper = ['#include "cuda_host.h"', cuda_c.constants_header()]
-        self.declarations = {}
+        self.entries = {}
         for name, fn in sorted(RULES.items()):
             declarations = cuda_c.kernel_declarations(cuda_c_source(fn), name)
             names = cuda_c.kernel_parameters(cuda_c_source(fn), name)
-            self.declarations[name] = declarations
-            wrapper += [
-                f'#include "{cuda_c_source(fn)}"',
+            source = folder / f"{name}.cpp"
+            source.write_text("\n".join([
+                '#include "cuda_host.h"',
+                cuda_c.program_source(fn),
                 f'extern "C" void host_{name}({", ".join(declarations)}, unsigned blocks, unsigned threads) {{',
-                f"    gpusim_host_launch({name}, blocks, threads, {', '.join(names)});",
+                f"    gpusim_host_launch(::{name}, blocks, threads, {', '.join(names)});",
                 "}",
-            ]
-        source = folder / "host_kernels.cpp"
-        source.write_text("\n".join(wrapper) + "\n")
-        library = folder / "host_kernels.so"
-        built = subprocess.run(
-            [compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Werror", "-Wno-unused-function",
-             f"-I{TESTS}", "-o", str(library), str(source)],
-            capture_output=True, text=True,
-        )
-        assert built.returncode == 0, built.stderr
-        self.library = ctypes.CDLL(str(library))
+            ]) + "\n")
+            library = folder / f"{name}.so"
+            built = subprocess.run(
+                [compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror",
+                 "-Wno-unused-function",
+                 f"-I{TESTS}", "-o", str(library), str(source)],
+                capture_output=True, text=True,
+            )
+            assert built.returncode == 0, built.stderr
+            pointers = ["*" in declaration for declaration in declarations]
+            self.entries[name] = (getattr(ctypes.CDLL(str(library)), f"host_{name}"), pointers)
 
-    def launch(self, fn, n, args, threads_per_block=64):
-        """Run rule ``fn``'s host-built kernel over ``n`` indices on host arrays ``args`` (the rule's); returns
-        the tally of a tallying rule."""
+    def launch(self, fn, n, args, threads_per_block=1, blocks=3):
+        """Run rule ``fn``'s host-built kernel on host arrays ``args`` (the rule's) over ``n`` indices (an int or
+        a Count) in ``blocks`` blocks (striding over the rest) of ``threads_per_block``; returns the tally of a
+        tallying rule."""
         totals = (np.zeros(tally_size(fn), dtype=np.int64),) if tally_size(fn) else ()
-        blocks = (n + threads_per_block - 1) // threads_per_block
-        self.raw_kernel(fn)((blocks,), (threads_per_block,), (n, *cuda_c.kernel_arguments(fn, args), *totals))
+        bound, live = (n.bound, n.live) if isinstance(n, Count) else (int(n), None)
+        arguments = (*cuda_c.kernel_arguments(fn, bound, live, args), *totals)
+        self.raw_kernel(fn)((blocks,), (threads_per_block,), arguments)
         return totals[0] if totals else None
 
     def raw_kernel(self, fn):
         """Rule ``fn``'s host-built kernel, called as a cupy RawKernel is: ``kernel(grid, block, arguments)``."""
-        entry = getattr(self.library, f"host_{fn.__name__}")
+        entry, pointers = self.entries[fn.__name__]
 
         def call(grid, block, arguments):
-            values = [ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray) else ctypes.c_longlong(int(a))
-                      for a in arguments]
+            values = [
+                ctypes.c_void_p(a.ctypes.data if isinstance(a, np.ndarray) else int(a)) if pointer
+                else ctypes.c_longlong(int(a))
+                for a, pointer in zip(arguments, pointers, strict=True)
+            ]
             entry(*values, ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]))
 
         return call
@@ -129,67 +136,102 @@ def small_preset(name):
     return validate(raw)
 
 
+# (threads a block, blocks) of the host build's launches, in turn: blocks of one thread (fast), fewer blocks
+# than cells (each strides) or more, and blocks of one warp (32 host threads meeting at every warp function:
+# its lanes' matches and sums as on a GPU; about 0.3 s a census of 600 cells, so one launch in ten in a run)
+LAYOUTS = ((1, 3), (1, 1), (1, 5000), (32, 2))
+WARP = (32, 2)
+
+
+def run_layout(launches):
+    return WARP if launches % 10 == 0 else LAYOUTS[launches % 3]
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_host_build_equals_the_rule_at_every_launch_of_a_run(preset, host_kernels):
     """A run's every launch of a rule with a CUDA C form is also made by the host build, on copies of the
     arguments; both must leave every array and the tally identical."""
     sim = Simulation(small_preset(preset), backend=None)
     compared = {name: 0 for name in RULES}
-    engaged = 0
+    tallied = {name: 0 for name in RULES}
+    counted = {name: 0 for name in RULES}  # launches over a count only the device knows (kernels.launch.Count)
     launch = sim.launch
 
     def compare_then_launch(fn, n, *args):
         if fn.__name__ not in RULES or fn is not RULES[fn.__name__]:
             return launch(fn, n, *args)
         copies = [copy.deepcopy(a) for a in args]
-        host_tally = host_kernels.launch(fn, int(n), copies)
+        threads, blocks = run_layout(compared[fn.__name__])
+        host_tally = host_kernels.launch(fn, n, copies, threads_per_block=threads, blocks=blocks)
         tally = launch(fn, n, *args)
         for name, ours, theirs in zip(rule_parameters(fn), copies, args):
             if isinstance(theirs, np.ndarray):
                 assert np.array_equal(ours, theirs), f"{fn.__name__}: {name} differs at step {sim.clock}"
-        if tally_size(fn):
-            assert np.array_equal(host_tally, tally), f"{fn.__name__}: tally differs at step {sim.clock}"
+        assert np.array_equal(host_tally, tally), f"{fn.__name__}: tally differs at step {sim.clock}"
         compared[fn.__name__] += 1
-        nonlocal engaged
-        engaged += int(tally[ENGAGEMENTS])
+        counted[fn.__name__] += isinstance(n, Count)
+        tallied[fn.__name__] += int(tally[ENGAGEMENTS] if fn.__name__ == "choose_partner" else tally.sum())
         return tally
 
     sim.launch = compare_then_launch
     sim.run()
     assert compared["choose_partner"] == sim.end_step
-    assert engaged > 20, f"only {engaged} synapses formed: the scenario does not exercise the rule"
+    assert compared["census"] >= sim.end_step and counted["census"] > 0
+    assert tallied["choose_partner"] > 20, "few synapses formed: the scenario does not exercise the rule"
 
 
-def test_host_build_takes_the_same_choice_in_every_kind_of_neighbourhood(host_kernels):
-    """Random neighbourhoods: effectors of every kind among tumour cells, debris, effectors with and without
-    acquired antigen, at the walls; pools from none to large (the binding's 64-bit arithmetic)."""
-    from gpusim.kernels.cells import NECROTIC, DEAD, N_KINDS
-    from gpusim.kernels.synapse import choose_partner
+def random_cells(sim, rng, heavy=False):
+    """The columns of ``sim``'s cells drawn at random, every flag and kind in every neighbourhood: kinds, flags
+    (dead, debris, quiescent, hypoxic, activated), partners, clocks, budgets, stimulation and pools from none
+    to 10^9 molecules (the binding's 64-bit arithmetic).  ``heavy``: every cell of one kind, with pools and
+    stimulation near 2^31, so that a warp's sums pass 32 bits."""
+    from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT
 
-    sim = Simulation(small_preset("li2022_car_nk_icar"), backend=None)
     s = sim.state
+    n = s.n
+    flags = np.zeros(n, dtype=np.uint8)
+    for flag, share in ((DEAD, 0.05), (NECROTIC, 0.1), (QUIESCENT, 0.2), (HYPOXIC, 0.2), (ACTIVATED, 0.3)):
+        flags |= (rng.random(n) < share).astype(np.uint8) * flag
+    pools = s["pools"][:, :n].copy()
+    scale = 10 ** rng.integers(0, 10, pools.shape)
+    pools[...] = (rng.random(pools.shape) * scale * (rng.random(pools.shape) < 0.7)).astype(np.int32)
+    kind = rng.integers(0, N_KINDS, n).astype(np.uint8)
+    stimulation = (rng.random(n) * 10 ** rng.integers(0, 10, n)).astype(np.int32)
+    if heavy:
+        kind[:] = rng.integers(0, N_KINDS)
+        pools[...] = rng.integers(2**30, 2**31, pools.shape)
+        stimulation = rng.integers(2**30, 2**31, n).astype(np.int32)
+    return {
+        "kind": kind, "state": flags, "voxel": s["voxel"][:n].copy(),
+        "partner": np.where(rng.random(n) < 0.2, rng.integers(0, 26, n), -1).astype(np.int8),
+        "refractory_steps": np.where(rng.random(n) < 0.2, rng.integers(1, 5, n), 0).astype(np.int16),
+        "synapse_steps": rng.integers(0, 9, n).astype(np.int16),
+        "cycle_timer": np.where(rng.random(n) < 0.5, 0, rng.integers(1, 99, n)).astype(np.int32),
+        "divisions_left": rng.integers(-1, 3, n).astype(np.int8),
+        "stimulation": stimulation,
+        "pools": pools, "occ": s.occ.copy(), "params": sim.params, "detection": int(rng.integers(0, 10**6)),
+    }
+
+
+def test_host_build_equals_the_rule_on_random_cells(host_kernels):
+    """Cells drawn at random (random_cells), in every block layout: every array and the tally identical."""
+    sim = Simulation(small_preset("li2022_car_nk_icar"), backend=None)
     rng = np.random.default_rng(11)
-    total_engaged = 0
-    for trial in range(6):
-        n = s.n
-        kind = rng.integers(0, N_KINDS, n).astype(np.uint8)
-        state = (rng.random(n) < 0.1).astype(np.uint8) * NECROTIC | (rng.random(n) < 0.05).astype(np.uint8) * DEAD
-        partner = np.where(rng.random(n) < 0.2, rng.integers(0, 26, n), -1).astype(np.int8)
-        refractory = np.where(rng.random(n) < 0.2, rng.integers(1, 5, n), 0).astype(np.int16)
-        synapse_steps = rng.integers(0, 9, n).astype(np.int16)
-        pools = s["pools"][:, :n].copy()
-        scale = 10 ** rng.integers(0, 9, pools.shape)
-        pools[...] = (rng.random(pools.shape) * scale * (rng.random(pools.shape) < 0.7)).astype(np.int32)
-        args = [kind, state, s["voxel"][:n].copy(), partner, refractory, synapse_steps, pools, s.occ.copy(),
-                sim.params]
-        copies = copy.deepcopy(args)
-        host_tally = host_kernels.launch(choose_partner, n, copies, threads_per_block=32 + trial)
-        tally = sim.launch(choose_partner, n, *args)
-        for name, ours, theirs in zip(rule_parameters(choose_partner), copies, args):
-            assert np.array_equal(ours, theirs), f"trial {trial}: {name} differs"
-        assert np.array_equal(host_tally, tally)
-        total_engaged += int(tally[ENGAGEMENTS])
-    assert total_engaged > 100
+    engaged = 0
+    for trial in range(2 * len(LAYOUTS) + 2):
+        given = random_cells(sim, rng, heavy=trial >= 2 * len(LAYOUTS))
+        threads, blocks = LAYOUTS[trial % len(LAYOUTS)] if trial < 2 * len(LAYOUTS) else WARP
+        for fn in RULES.values():
+            args = [given[p] for p in rule_parameters(fn)]
+            copies = copy.deepcopy(args)
+            host_tally = host_kernels.launch(fn, sim.state.n, copies, threads_per_block=threads, blocks=blocks)
+            tally = sim.launch(fn, sim.state.n, *args)
+            for name, ours, theirs in zip(rule_parameters(fn), copies, args):
+                assert np.array_equal(ours, theirs), f"trial {trial}: {fn.__name__}'s {name} differs"
+            assert np.array_equal(host_tally, tally), f"trial {trial}: {fn.__name__}'s tally differs"
+            if fn.__name__ == "choose_partner":
+                engaged += int(tally[ENGAGEMENTS])
+    assert engaged > 100
 
 
 def test_kernel_parameters_follow_the_rule():
@@ -213,31 +255,41 @@ def test_kernel_parameters_follow_the_rule():
 
 
 def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypatch):
-    """The CUDA launcher's path to a CUDA C kernel (arguments laid out, tally returned), with the host build
-    standing in for the GPU's: the same result as the rule."""
+    """The CUDA launcher's path to a CUDA C kernel (arguments laid out, the count on the device, the grid no
+    larger than the GPU holds, the tally returned), with the host build standing in for the GPU's kernels:
+    the same results as the rules."""
     from types import SimpleNamespace
 
     from gpusim.kernels.launch import CUDALauncher
-    from gpusim.kernels.synapse import choose_partner
 
-    asked = []
+    launched = []
 
     def kernel(fn):
-        asked.append(fn.__name__)
-        return host_kernels.raw_kernel(fn)
+        host = host_kernels.raw_kernel(fn)
+
+        def call(grid, block, arguments):
+            launched.append((fn.__name__, grid, block))
+            host(grid, block, arguments)
+
+        return call
 
     monkeypatch.setattr(cuda_c, "kernel", kernel)
-    gpu = CUDALauncher(SimpleNamespace(zeros=np.zeros), threads_per_block=64, cuda_c={"choose_partner"})
+    properties = {"multiProcessorCount": 2, "maxThreadsPerMultiProcessor": 3}  # a GPU holding 6 blocks of one
+    device = SimpleNamespace(Device=lambda: SimpleNamespace(id=0),
+                             runtime=SimpleNamespace(getDeviceProperties=lambda device_id: properties))
+    gpu = CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), threads_per_block=1, cuda_c=set(RULES))
     sim = Simulation(small_preset("li2022_car_nk"), backend=None)  # effectors next to the tumour, all free
     s = sim.state
-    args = [s["kind"], s["state"], s["voxel"], s["partner"], s["refractory_steps"], s["synapse_steps"], s["pools"],
-            s.occ, sim.params]
-    copies = copy.deepcopy(args)
-    tally = sim.launch(choose_partner, s.n, *args)
-    assert tally[ENGAGEMENTS] > 0
-    assert np.array_equal(gpu(choose_partner, s.n, *copies), tally)
-    assert all(np.array_equal(a, b) for a, b in zip(copies, args))
-    assert asked == ["choose_partner"]
+    given = ChainMap({"params": sim.params, "occ": s.occ, "detection": 100}, s)
+    live = np.array([s.n - 7])  # a count only the device knows, below the bound
+    for fn, n in ((RULES["choose_partner"], s.n), (RULES["census"], Count(s.n, live))):
+        args = [given[p] for p in rule_parameters(fn)]
+        copies = copy.deepcopy(args)
+        tally = sim.launch(fn, n, *args)
+        assert tally.sum() > 0
+        assert np.array_equal(gpu(fn, n, *copies), tally)
+        assert all(np.array_equal(a, b) for a, b in zip(copies, args))
+    assert launched == [("choose_partner", (6,), (1,)), ("census", (6,), (1,))]
 
 
 def test_gpusim_cuda_c_is_checked_and_refused_where_it_cannot_run(monkeypatch):

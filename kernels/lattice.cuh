@@ -1,0 +1,33 @@
+// kernels/lattice.py in CUDA C, for the hand-written kernels (kernels/*.cu): a voxel's coordinates and its 26
+// neighbours, walls closed.
+#pragma once
+
+// A voxel's (z, y, x) and the lattice's extent, for walking its neighbours.
+struct Site {
+    long long voxel, plane, nx;
+    int z, y, x, nz, ny, nx32;
+};
+
+__device__ __forceinline__ Site site_of(long long voxel, const long long* __restrict__ params) {
+    Site s;
+    s.nx = params[params::NX];
+    s.plane = params[params::NY] * s.nx;
+    s.voxel = voxel;
+    s.z = (int)(voxel / s.plane);  // every coordinate fits 32 bits (a lattice edge is far below 2**31 voxels)
+    long long rest = voxel - s.z * s.plane;
+    s.y = (int)(rest / s.nx);
+    s.x = (int)(rest - s.y * s.nx);
+    s.nz = (int)params[params::NZ];
+    s.ny = (int)params[params::NY];
+    s.nx32 = (int)s.nx;
+    return s;
+}
+
+// The neighbour of a site in direction d (0..25, kernels/lattice.py direction_offset), or -1 past a wall.
+__device__ __forceinline__ long long neighbour_of(const Site& s, int d) {
+    int code = d >= 13 ? d + 1 : d;  // 13 would be the site itself
+    int dz = code / 9 - 1, dy = (code / 3) % 3 - 1, dx = code % 3 - 1;
+    if (s.z + dz < 0 || s.z + dz >= s.nz || s.y + dy < 0 || s.y + dy >= s.ny || s.x + dx < 0 || s.x + dx >= s.nx32)
+        return -1;
+    return s.voxel + dz * s.plane + dy * s.nx + dx;
+}
