@@ -9,7 +9,9 @@
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
 # To try other branches in the same run:   make gpu-variant BRANCH=name   (writes .whl-name/, its gpusim wheel),
 # carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute; in the
-# order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8).
+# order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8); a variant
+# may also be a setting of the main install: GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all" runs the hand-written CUDA C
+# kernels (kernels/*.cu) in numba's stead.
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
 # Budget: under 8 minutes on an H200 (GPU_CHECK_BUDGET seconds, default 470, for every stage together); each stage
@@ -91,25 +93,38 @@ echo "launch overhead exit status: $?"
 # Variants: gpusim wheels built from other branches (make gpu-variant BRANCH=name writes .whl-name/; carry it
 # and list it in GPU_CHECK_VARIANTS), each installed over the dependencies above, compared with the CPU and
 # timed at one size; one report per variant, $OUT/variant-NAME.md.
+# A variant may instead be a setting of the main install, NAME=VALUE (GPUSIM_CUDA_C=all: the hand-written CUDA C
+# kernels), with the same optional @AGENTS; its report is $OUT/variant-NAME.md.
 for spec in ${GPU_CHECK_VARIANTS:-}; do
     variant=${spec%@*}
     variant_agents=${GPU_CHECK_VARIANT_AGENTS:-1e8}
     [ "$spec" != "$variant" ] && variant_agents=${spec##*@}
-    name=$(basename "$variant"); name=${name#.whl-}
+    if [[ "$variant" == *=* ]]; then
+        name=${variant%%=*}; setting=("$variant"); site=""
+    else
+        name=$(basename "$variant"); name=${name#.whl-}; setting=(); site="$SITE-$name"
+    fi
     report="$OUT/variant-$name.md"
     [ "$(left)" -lt 120 ] && { echo "no time left for variant $name"; break; }
     stage "variant $name: GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at $variant_agents agents"
-    install "$SITE-$name" "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
-    PYTHONPATH="$SITE-$name${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c "import gpusim; print('gpusim from', gpusim.__path__[0])"
+    if [ -n "$site" ]; then
+        install "$SITE-$name" "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
+    fi
+    with_variant() {  # run "$@" with the variant's wheel first on the path, or its setting
+        local path="${PYTHONPATH:-}"
+        [ -n "$site" ] && path="$site${path:+:$path}"
+        env "${setting[@]}" PYTHONPATH="$path" "$@"
+    }
+    with_variant "$PY" -c "import gpusim; from gpusim.backend import select; print('gpusim from', gpusim.__path__[0], '|', select('cuda').label)"
     # against the CPU digests of the equality stage above when it finished: the variant's GPU alone runs, and the
     # CPU rules are not compiled again for the variant's sources
     against=(); [ -s "$OUT/equality.json" ] && against=(--against "$OUT/equality.json")
-    PYTHONPATH="$SITE-$name${PYTHONPATH:+:$PYTHONPATH}" timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
+    with_variant timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
         "${against[@]}" --json "$report.json"
     echo "variant $name equality exit status: $?"
     { echo "### $name: GPU vs CPU"; echo; cat "$report.json" 2>/dev/null; echo; } >> "$report"
     rm -f "$report.json"
-    PYTHONPATH="$SITE-$name${PYTHONPATH:+:$PYTHONPATH}" timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
+    with_variant timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
         --agents "$variant_agents" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report"
     echo "variant $name bench exit status: $?"
 done

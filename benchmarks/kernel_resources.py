@@ -4,7 +4,8 @@
 
 Runs the small scenario of tests/trace_run.py in numba's CUDA simulator to learn every launch and the
 types of its arguments, compiles each kernel for the GPU by numba-cuda's NVVM and nvJitLink, as a GPU
-would (benchmarks/gpu_check.sh has the timings), and prints a table: what ptxas says each kernel uses,
+would (benchmarks/gpu_check.sh has the timings), and the hand-written CUDA C kernels (kernels/*.cu) by NVRTC,
+and prints a table: what ptxas says each kernel uses,
 and the share of an H100/H200 multiprocessor's warps it can keep busy (occupancy) at the launcher's
 block size, with what limits it.  A kernel far below full occupancy has fewer warps to hide memory
 latency with; spills put registers in (slow) local memory.  Only compute capability 9.0's limits are
@@ -47,6 +48,8 @@ def main():
 
     capability = tuple(int(x) for x in args.capability.split("."))
     kernels, failures = bench.compile_kernels(launches(), capability)
+    hand_written, hand_failures = bench.compile_cuda_c_kernels(capability)
+    kernels, failures = kernels + hand_written, failures + hand_failures
     for failure in failures:
         print(f"{failure['kernel']}: {failure['error']}", file=sys.stderr)
     text = bench.resources_markdown(kernels, capability, args.threads)

@@ -422,6 +422,22 @@ def compile_kernels(signatures, capability=(9, 0)):
     return kernels, failures
 
 
+def compile_cuda_c_kernels(capability=(9, 0)):
+    """The hand-written CUDA C kernels (kernels/*.cu) compiled by NVRTC for ``capability``, no GPU needed; the
+    same entries and failures as :func:`compile_kernels`."""
+    from gpusim.kernels import cuda_c
+
+    kernels, failures = [], []
+    for name, fn in sorted(cuda_c.rules_with_cuda_c().items()):
+        label = f"{fn.__module__}.{name} (CUDA C)"
+        try:
+            cubin, log = cuda_c.compile_program(fn, capability)
+            kernels.append({"kernel": label, "cubin_bytes": len(cubin), **cuda_c.ptxas_resources(log, name)})
+        except Exception as error:  # reported with the compiler's own message
+            failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
+    return kernels, failures
+
+
 def _labels(signatures):
     """A name for each launch: the rule (counted or not), and where a rule is launched with arguments of
     different types (a gather of each column dtype), the first argument type in which they differ."""

@@ -83,17 +83,39 @@ def test_a_step_waits_for_the_device_once():
     assert any(step["dose"] for step in report["steps"])
 
 
-@needs_gpu
-def test_every_rule_agrees_on_the_gpu():
-    from test_determinism import _trace, all_rules
+def _trace_run(backend, env):
+    """tests/trace_run.py's 30 steps on a 12^3 lattice: a digest of every array after every launch."""
+    from test_determinism import _trace
 
-    cpu = _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=30, density=1 / 6)
-    gpu = _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=30, density=1 / 6)
+    return _trace(backend, {"NUMBA_ENABLE_CUDASIM": "0", **env}, steps=30, density=1 / 6)
+
+
+@pytest.fixture(scope="module")
+def cpu_trace():
+    return _trace_run("cpu", {})
+
+
+@needs_gpu
+def test_every_rule_agrees_on_the_gpu(cpu_trace):
+    from test_determinism import all_rules
+
+    gpu = _trace_run("cuda", {})
     assert gpu["backend"] == "cuda"
-    assert {name for name, _ in cpu["trace"]} == all_rules()
-    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu["trace"], gpu["trace"]):
+    assert {name for name, _ in cpu_trace["trace"]} == all_rules()
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
         assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
-    assert cpu["final"] == gpu["final"] and cpu["series"] == gpu["series"]
+    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+
+
+@needs_gpu
+def test_the_cuda_c_kernels_agree_with_the_rules_on_the_gpu(cpu_trace):
+    """With GPUSIM_CUDA_C=all the GPU launches the hand-written CUDA C kernels (kernels/*.cu): every launch of
+    the same run leaves every array as the CPU's rules do."""
+    gpu = _trace_run("cuda", {"GPUSIM_CUDA_C": "all"})
+    assert gpu["backend"] == "cuda (CUDA C: census, choose_partner)"
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
+        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
+    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
 
 
 @needs_gpu

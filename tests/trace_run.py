@@ -85,6 +85,7 @@ def main():
     }
     cfg = validate(raw)
     backend = backends.select(name)
+    label = backend.label  # before the tracer stands in for the launcher (which names the CUDA C kernels)
     tracer = Tracing(backend.launch, backend)
     backend.launch = tracer
     sim = Simulation(cfg, backend=backend, debug=True)
@@ -108,7 +109,7 @@ def main():
 
         with open(sys.argv[5], "wb") as f:
             pickle.dump(sorted(tracer.signatures, key=repr), f)
-    print(json.dumps({"backend": backend.label, "trace": tracer.records, "final": digest.hexdigest(),
+    print(json.dumps({"backend": label, "trace": tracer.records, "final": digest.hexdigest(),
                       "cells": int(sim.state.n), "series": {k: v for k, v in sim.timeseries.rows.items()}}))
 
 
