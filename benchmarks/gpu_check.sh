@@ -67,7 +67,7 @@ print("CUDA usable:", cuda_problem() or "yes", "| backend auto ->", select().lab
 PY
 
 stage "GPU tests (tests/test_gpu.py)"
-timeout 200 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "not without_gpu" tests/test_gpu.py -rs
+timeout 260 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "not without_gpu" tests/test_gpu.py -rs
 echo "pytest exit status: $?"
 
 stage "GPU vs CPU, ${EDGE}^3, $STEPS steps"

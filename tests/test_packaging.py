@@ -8,7 +8,7 @@ import zipfile
 from conftest import ROOT
 
 
-def test_wheel_holds_the_three_packages_and_the_presets(tmp_path):
+def test_wheel_holds_the_three_packages_the_presets_and_the_cuda_c_sources(tmp_path):
     # built from a copy without build/: setuptools packs whatever an older tree left there
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
@@ -23,6 +23,9 @@ def test_wheel_holds_the_three_packages_and_the_presets(tmp_path):
     for folder, package in (("gpusim", "gpusim"), ("kernels", "gpusim/kernels"), ("viewers", "gpusim/viewers")):
         assert {n for n in names if n.startswith(f"{package}/") and n.count("/") == package.count("/") + 1
                 and n.endswith(".py")} == {f"{package}/{p.name}" for p in (ROOT / folder).glob("*.py")}, folder
+    # the hand-written CUDA C kernels and the headers they include (kernels.cuda_c reads them at run time)
+    cuda_c = {f"gpusim/kernels/{p.name}" for suffix in ("*.cu", "*.cuh") for p in (ROOT / "kernels").glob(suffix)}
+    assert len(cuda_c) >= 5 and cuda_c <= names, sorted(cuda_c - names)
     for expected in ("gpusim/__init__.py", "gpusim/kernels/rng.py", "gpusim/kernels/launch.py",
                      "gpusim/viewers/__init__.py", "gpusim/viewers/reader.py", "gpusim/viewers/napari.yaml",
                      "gpusim/presets/demo.toml"):
