@@ -8,10 +8,10 @@ threads, and must leave every array and the tally exactly as the rule does.
 """
 
 import copy
-from collections import ChainMap
 import ctypes
 import shutil
 import subprocess
+from collections import ChainMap
 from pathlib import Path
 
 import numpy as np
