@@ -1,5 +1,6 @@
 """One distribution, one namespace: kernels/ and viewers/ install as gpusim.kernels and gpusim.viewers."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,15 @@ def test_wheel_holds_the_three_packages_the_presets_and_the_cuda_c_sources(tmp_p
                      "gpusim/presets/demo.toml"):
         assert expected in names, expected
     assert not any(n.startswith(("kernels/", "viewers/", "tests/")) for n in names)
+    # installed from the wheel alone (as benchmarks/gpu_check.sh installs it), every CUDA C kernel compiles
+    installed = tmp_path / "installed"
+    zipfile.ZipFile(wheel).extractall(installed)
+    check = ("from gpusim.kernels import cuda_c; rules = cuda_c.rules_with_cuda_c(); "
+             "print(cuda_c.FOLDER, sorted(rules)); [cuda_c.compile_program(f, (9, 0)) for f in rules.values()]")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(installed), "PYTHONSAFEPATH": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(str(installed)) and "census" in result.stdout, result.stdout
 
 
 def test_installed_namespace_points_at_the_repository_folders():
