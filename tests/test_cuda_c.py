@@ -21,6 +21,8 @@ from gpusim.config import read_source, validate
 from gpusim.engine import Simulation
 from gpusim.kernels import cuda_c
 from gpusim.kernels.launch import Count, cuda_c_source, rule_parameters, tally_size
+from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B
+from gpusim.kernels.params import EXHAUSTION_LIMIT, POOL_ROW
 from gpusim.kernels.tally import ENGAGEMENTS
 
 RULES = cuda_c.rules_with_cuda_c()
@@ -182,9 +184,9 @@ def test_host_build_equals_the_rule_at_every_launch_of_a_run(preset, host_kernel
 
 def random_cells(sim, rng, heavy=False):
     """The columns of ``sim``'s cells drawn at random, every flag and kind in every neighbourhood: kinds, flags
-    (dead, debris, quiescent, hypoxic, activated), partners, clocks, budgets, stimulation and pools from none
-    to 10^9 molecules (the binding's 64-bit arithmetic).  ``heavy``: every cell of one kind, with pools and
-    stimulation near 2^31, so that a warp's sums pass 32 bits."""
+    (dead, debris, quiescent, hypoxic, activated), partners, clocks, budgets, stimulation (a third at their
+    exhaustion limits) and pools from none to 10^9 molecules (the binding's 64-bit arithmetic).  ``heavy``:
+    every cell of one kind, with pools and stimulation near 2^31, so that a warp's sums pass 32 bits."""
     from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT
 
     s = sim.state
@@ -197,10 +199,16 @@ def random_cells(sim, rng, heavy=False):
     pools[...] = (rng.random(pools.shape) * scale * (rng.random(pools.shape) < 0.7)).astype(np.int32)
     kind = rng.integers(0, N_KINDS, n).astype(np.uint8)
     stimulation = (rng.random(n) * 10 ** rng.integers(0, 10, n)).astype(np.int32)
+    at_limit = rng.random(n) < 0.3  # a third just at, below or above their kind's exhaustion limit
+    limits = sim.params[EXHAUSTION_LIMIT + kind.astype(np.int64)] + rng.integers(-1, 2, n)
+    stimulation[at_limit] = np.clip(limits[at_limit], 0, None)
     if heavy:
         kind[:] = rng.integers(0, N_KINDS)
         pools[...] = rng.integers(2**30, 2**31, pools.shape)
         stimulation = rng.integers(2**30, 2**31, n).astype(np.int32)
+    # the trogocytosis detection level: one cell's antigen A + B exactly, so that the level itself is met
+    rows = [sim.params[POOL_ROW + species] for species in (ANTIGEN_A, ANTIGEN_B)]
+    acquired = sum(pools[row].astype(np.int64) for row in rows if row >= 0)
     return {
         "kind": kind, "state": flags, "voxel": s["voxel"][:n].copy(),
         "partner": np.where(rng.random(n) < 0.2, rng.integers(0, 26, n), -1).astype(np.int8),
@@ -209,7 +217,7 @@ def random_cells(sim, rng, heavy=False):
         "cycle_timer": np.where(rng.random(n) < 0.5, 0, rng.integers(1, 99, n)).astype(np.int32),
         "divisions_left": rng.integers(-1, 3, n).astype(np.int8),
         "stimulation": stimulation,
-        "pools": pools, "occ": s.occ.copy(), "params": sim.params, "detection": int(rng.integers(0, 10**6)),
+        "pools": pools, "occ": s.occ.copy(), "params": sim.params, "detection": acquired[rng.integers(n)],
     }
 
 
