@@ -454,9 +454,9 @@ def _labels(signatures):
 
 def machine_code_resources(ptx, capability):
     """Link ``ptx`` into machine code for ``capability`` with nvJitLink; what ptxas reports a kernel uses."""
-    import re
-
     from cuda.bindings import nvjitlink
+
+    from gpusim.kernels.cuda_c import ptxas_resources
 
     handle = nvjitlink.create(2, [f"-arch=sm_{capability[0]}{capability[1]}", "-verbose"])
     try:
@@ -473,21 +473,7 @@ def machine_code_resources(ptx, capability):
         cubin_bytes = nvjitlink.get_linked_cubin_size(handle)
     finally:
         nvjitlink.destroy(handle)
-    text = log.decode(errors="replace")
-
-    def number(pattern):
-        found = re.search(pattern, text)
-        if found is None:
-            raise RuntimeError(f"nvJitLink's log has no {pattern!r}:\n{text[-2000:]}")
-        return int(found.group(1))
-
-    return {
-        "cubin_bytes": cubin_bytes,
-        "registers": number(r"[Uu]sed (\d+) registers"),
-        "shared_bytes": number(r"(\d+) bytes smem") if "bytes smem" in text else 0,
-        "local_bytes": number(r"(\d+) bytes lmem") if "bytes lmem" in text else 0,
-        "spill_bytes": number(r"(\d+) bytes spill stores"),
-    }
+    return {"cubin_bytes": cubin_bytes, **ptxas_resources(log.decode(errors="replace"))}
 
 
 def resources_markdown(kernels, capability, threads_per_block):

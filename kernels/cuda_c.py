@@ -182,24 +182,21 @@ def _check(nvrtc, error, call):
         raise RuntimeError(f"NVRTC: {call} failed: {error}")
 
 
-def ptxas_resources(log, kernel):
-    """What ptxas's verbose log says ``kernel`` uses: registers a thread, shared memory a block, local memory
-    and spilled bytes a thread."""
+def ptxas_resources(log, kernel=None):
+    """What ptxas's verbose log (NVRTC's, or nvJitLink's) says a kernel uses: registers a thread, shared memory
+    a block, local memory and spilled bytes a thread; of ``kernel`` where the log compiles several."""
     section = log
-    start = log.find(f"Function properties for {kernel}")
-    if start >= 0:
-        section = log[start:]
-        following = section.find("Function properties for", 1)
-        section = section if following < 0 else section[:following]
-        used = re.search(r"[Uu]sed \d+ registers[^\n]*", log[start:])
-        section += "\n" + (used.group(0) if used else "")
+    if kernel is not None:
+        for entry in log.split("Compiling entry function '")[1:]:
+            if entry.startswith(f"{kernel}'"):
+                section = entry
 
     def number(pattern, default=None):
         found = re.search(pattern, section)
         if found is None:
             if default is not None:
                 return default
-            raise RuntimeError(f"ptxas's log has no {pattern!r} for {kernel}:\n{log[-2000:]}")
+            raise RuntimeError(f"ptxas's log has no {pattern!r} for {kernel or 'the kernel'}:\n{log[-2000:]}")
         return int(found.group(1))
 
     return {

@@ -503,11 +503,11 @@ class CUDALauncher(_Launcher):
         extent = n.live if counted else n
         bound = n.bound if counted else n
         size = tally_size(fn)
-        blocks = (bound + self.threads_per_block - 1) // self.threads_per_block
         totals = (self.xp.zeros(size, dtype=np.int64),) if size else ()
         if bound > 0 and fn.__name__ in self.cuda_c:
             self._launch_cuda_c(fn, bound, extent if counted else None, args, totals)
         elif bound > 0:
+            blocks = (bound + self.threads_per_block - 1) // self.threads_per_block
             launcher(fn, "cuda", counted)[blocks, self.threads_per_block](extent, *args, *totals)
         return totals[0] if size else None
 

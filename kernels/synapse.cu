@@ -105,9 +105,7 @@ extern "C" __global__ void choose_partner(long long n, const long long* live, co
                 engaged = true;
             }
         }
-        // the warp's engagements, added to the total by its lowest lane that engaged
-        unsigned engaging = __ballot_sync(FULL_WARP, engaged);
-        if (engaged && lane_id() == __ffs(engaging) - 1)
-            atomicAdd(totals + tally::ENGAGEMENTS, (unsigned long long)__popc(engaging));
+        // the warp's engagements, added to the launch's total by one lane
+        warp_count((long long*)totals, tally::ENGAGEMENTS, engaged);
     }
 }

@@ -36,8 +36,8 @@ __device__ __forceinline__ int lanes_sum(unsigned lanes, int value) {
 #endif
 }
 
-// Count the lanes for which `counted` holds into counter `slot` (any slot where it does not); every lane of
-// the warp calls this together.
+// Count the lanes for which `counted` holds into `counters[slot]` (a block's shared counters, or the launch's
+// totals; any slot where it does not hold); every lane of the warp calls this together.
 __device__ __forceinline__ void warp_count(long long* counters, int slot, bool counted) {
     unsigned peers = __match_any_sync(FULL_WARP, slot);
     unsigned counting = __ballot_sync(FULL_WARP, counted) & peers;
