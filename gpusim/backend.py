@@ -158,8 +158,18 @@ def select(requested=None, configured="auto"):
         return Backend("cuda", np, CUDALauncher(np, threads_per_block=32), simulated=True)
     import cupy
 
+    if hand_written:
+        problem = cuda_c.capability_problem(device_capability(cupy))
+        if problem is not None:
+            raise BackendError(problem)
     configure_numba_cuda()
     return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written))
+
+
+def device_capability(cupy):
+    """The compute capability (major, minor) of cupy's current GPU."""
+    digits = str(cupy.cuda.Device().compute_capability)  # "90" for 9.0
+    return int(digits[:-1]), int(digits[-1])
 
 
 def configure_numba_cuda():

@@ -41,6 +41,9 @@ from gpusim.kernels.launch import cuda_c_source, rule_parameters, tally_size
 
 FOLDER = Path(__file__).parent
 NVRTC_OPTIONS = ("-std=c++17",)  # besides the GPU's architecture
+# The oldest GPUs the kernels run on: their warps match lanes by value (__match_any_sync), which came with
+# compute capability 7.0 (a V100); before 8.0 (a T4, a V100) a warp's sums take shuffles (tally.cuh).
+MIN_CAPABILITY = (7, 0)
 # the modules whose constants a .cu file may use (every kernels module that defines rules or their numbers)
 _NOT_CONSTANT_MODULES = {"__init__", "launch", "cuda_c"}
 
@@ -53,6 +56,15 @@ def rules_with_cuda_c():
             if callable(value) and cuda_c_source(value) is not None:
                 found[value.__name__] = value
     return found
+
+
+def capability_problem(capability):
+    """None if a GPU of compute ``capability`` (major, minor) runs the CUDA C kernels, else why not."""
+    if tuple(capability) >= MIN_CAPABILITY:
+        return None
+    return (f"GPUSIM_CUDA_C: the CUDA C kernels need a GPU of compute capability {MIN_CAPABILITY[0]}."
+            f"{MIN_CAPABILITY[1]} or later (their warps match lanes by value); this one has {capability[0]}."
+            f"{capability[1]}: unset GPUSIM_CUDA_C to run numba's kernels")
 
 
 def requested(setting=None):

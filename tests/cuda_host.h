@@ -4,9 +4,10 @@
 // Blocks run one after another, in one of two ways:
 // * blocks of one thread: each thread is a warp of its own (a vote, match, reduction or shuffle sees only the
 //   lane that calls it), fast;
-// * blocks of 32 threads, one warp: its lanes run as 32 host threads that meet at every warp function and
-//   barrier, so votes, matches and reductions see the whole warp as on a GPU.  Every lane must reach every
-//   warp function (a lane that never arrives is reported, and the test stops, after 20 seconds).
+// * blocks of 32 threads, one warp: its lanes run as 32 host threads that meet at every warp function (the
+//   lanes its mask names) and barrier (all 32), so votes, matches, reductions and shuffles see the warp as on
+//   a GPU.  Every lane a mask names must reach that warp function with the same mask (a lane that never
+//   arrives is reported, and the test stops, after 20 seconds).
 // gpusim's kernels stride over their cells, so any grid gives the same result.
 #pragma once
 #include <chrono>
@@ -33,35 +34,44 @@ static gpusim_host_index blockIdx, blockDim, gridDim;
     std::abort();
 }
 
-// The lanes of the running warp of 32 threads meet here: each puts its value in, all wait, each reads.
+// The lanes of the running warp of 32 threads meet here, in the groups their masks name: every lane of a
+// mask calls with that same mask, and groups of disjoint masks may meet at the same time (as lanes that took
+// different branches do on a GPU).  The last lane of a group to arrive copies every value given to each lane of
+// the group and lets them go on.
 struct gpusim_host_warp {
     std::mutex mutex;
     std::condition_variable changed;
-    unsigned arrived = 0, generation = 0;
     long long values[32];
+    unsigned masks[32] = {};  // the mask each waiting lane called with; 0 while it is not waiting
+    unsigned meetings[32] = {};  // the meetings each lane has left
+    long long seen[32][32];  // what each lane was given at its last meeting
 
-    void wait() {  // a barrier of the 32 lanes
-        std::unique_lock<std::mutex> lock(mutex);
-        unsigned mine = generation;
-        if (++arrived == 32) {
-            arrived = 0;
-            ++generation;
-            changed.notify_all();
-            return;
-        }
-        if (!changed.wait_for(lock, std::chrono::seconds(20), [&] { return generation != mine; }))
-            gpusim_host_fail("a lane of the warp never reached a warp function or barrier");
-    }
-
-    // Every lane's value, once all have given theirs (read before the next exchange overwrites them).
+    // Every lane's value of the group `mask` (those outside it unset), once all have given theirs.
     template <typename Read>
-    auto exchange(long long value, Read read) {
-        values[threadIdx.x & 31] = value;
-        wait();
-        auto result = read(values);
-        wait();
-        return result;
+    auto exchange(unsigned mask, long long value, Read read) {
+        unsigned lane = threadIdx.x & 31;
+        std::unique_lock<std::mutex> lock(mutex);
+        values[lane] = value;
+        masks[lane] = mask;
+        unsigned left = meetings[lane];
+        bool everyone = true;
+        for (unsigned other = 0; other < 32; ++other)
+            if ((mask >> other & 1u) && masks[other] != mask) everyone = false;
+        if (everyone) {
+            for (unsigned other = 0; other < 32; ++other)
+                if (mask >> other & 1u) {
+                    for (unsigned given = 0; given < 32; ++given) seen[other][given] = values[given];
+                    masks[other] = 0;
+                    ++meetings[other];
+                }
+            changed.notify_all();
+        } else if (!changed.wait_for(lock, std::chrono::seconds(20), [&] { return meetings[lane] != left; })) {
+            gpusim_host_fail("a lane of the group never reached a warp function or barrier");
+        }
+        return read(seen[lane]);
     }
+
+    void wait() { exchange(0xffffffffu, 0, [](const long long*) { return 0; }); }  // a barrier of the 32 lanes
 };
 static gpusim_host_warp* gpusim_warp = nullptr;  // while a block of 32 threads runs
 
@@ -83,7 +93,7 @@ static inline unsigned __activemask() { return gpusim_warp != nullptr ? 0xffffff
 static inline unsigned __ballot_sync(unsigned mask, bool vote) {
     gpusim_check_mask(mask);
     if (gpusim_warp == nullptr) return vote ? gpusim_lane_bit() : 0u;
-    return mask & gpusim_warp->exchange(vote, [](const long long* votes) {
+    return mask & gpusim_warp->exchange(mask, vote, [](const long long* votes) {
         unsigned bits = 0;
         for (int lane = 0; lane < 32; ++lane) bits |= votes[lane] ? 1u << lane : 0u;
         return bits;
@@ -93,7 +103,7 @@ static inline unsigned __ballot_sync(unsigned mask, bool vote) {
 static inline unsigned __match_any_sync(unsigned mask, long long value) {
     gpusim_check_mask(mask);
     if (gpusim_warp == nullptr) return gpusim_lane_bit();
-    return mask & gpusim_warp->exchange(value, [value](const long long* values) {
+    return mask & gpusim_warp->exchange(mask, value, [value](const long long* values) {
         unsigned bits = 0;
         for (int lane = 0; lane < 32; ++lane) bits |= values[lane] == value ? 1u << lane : 0u;
         return bits;
@@ -103,7 +113,7 @@ static inline unsigned __match_any_sync(unsigned mask, long long value) {
 static inline int __reduce_add_sync(unsigned mask, int value) {
     gpusim_check_mask(mask);
     if (gpusim_warp == nullptr) return value;
-    return gpusim_warp->exchange(value, [mask](const long long* values) {
+    return gpusim_warp->exchange(mask, value, [mask](const long long* values) {
         int sum = 0;  // wraps as the hardware's 32-bit sum does
         for (int lane = 0; lane < 32; ++lane)
             if (mask & (1u << lane)) sum = (int)((unsigned)sum + (unsigned)values[lane]);
@@ -115,7 +125,7 @@ template <typename T>
 static inline T __shfl_sync(unsigned mask, T value, int source) {
     gpusim_check_mask(mask);
     if (gpusim_warp == nullptr) return value;
-    return (T)gpusim_warp->exchange((long long)value, [source](const long long* values) { return values[source]; });
+    return (T)gpusim_warp->exchange(mask, (long long)value, [source](const long long* values) { return values[source]; });
 }
 
 static inline int __popc(unsigned bits) { return __builtin_popcount(bits); }

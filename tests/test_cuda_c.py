@@ -67,9 +67,10 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form():
 
 
 class HostKernels:
-    """The .cu files built for the host (g++ and tests/cuda_host.h), one library per rule."""
+    """The .cu files built for the host (g++ and tests/cuda_host.h), one library per rule; ``defines``: the
+    preprocessor's, such as the ``__CUDA_ARCH__`` of a GPU whose code path to take."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, defines=()):
         compiler = shutil.which("g++") or shutil.which("c++")
         if compiler is None:
             pytest.fail("the CUDA C tests need a C++ compiler (.ci/run installs g++)")
@@ -88,7 +89,7 @@ class HostKernels:
             library = folder / f"{name}.so"
             built = subprocess.run(
                 [compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror",
-                 "-Wno-unused-function",
+                 "-Wno-unused-function", *(f"-D{define}" for define in defines),
                  f"-I{TESTS}", "-o", str(library), str(source)],
                 capture_output=True, text=True,
             )
@@ -124,6 +125,13 @@ class HostKernels:
 @pytest.fixture(scope="module")
 def host_kernels(tmp_path_factory):
     return HostKernels(tmp_path_factory.mktemp("cuda_c"))
+
+
+@pytest.fixture(scope="module")
+def host_kernels_before_sm80(tmp_path_factory):
+    """The host build taking the code path of GPUs before compute capability 8.0 (sm_75: a T4, an RTX 20x0),
+    which sum a warp's amounts by shuffles (kernels/tally.cuh)."""
+    return HostKernels(tmp_path_factory.mktemp("cuda_c_sm75"), defines=("__CUDA_ARCH__=750",))
 
 
 def small_preset(name):
@@ -221,25 +229,45 @@ def random_cells(sim, rng, heavy=False):
     }
 
 
+def compare_on_random_cells(host, sim, given, layout, trial):
+    """Every rule with a CUDA C form run on the cells ``given`` (random_cells) by the host build ``host`` in
+    ``layout`` (threads a block, blocks) and by the rule: every array and the tally identical.  Returns the
+    engagements the neighbour scan made."""
+    threads, blocks = layout
+    engaged = 0
+    for fn in RULES.values():
+        args = [given[p] for p in rule_parameters(fn)]
+        copies = copy.deepcopy(args)
+        host_tally = host.launch(fn, sim.state.n, copies, threads_per_block=threads, blocks=blocks)
+        tally = sim.launch(fn, sim.state.n, *args)
+        for name, ours, theirs in zip(rule_parameters(fn), copies, args):
+            assert np.array_equal(ours, theirs), f"{trial}: {fn.__name__}'s {name} differs"
+        assert np.array_equal(host_tally, tally), f"{trial}: {fn.__name__}'s tally differs"
+        if fn.__name__ == "choose_partner":
+            engaged += int(tally[ENGAGEMENTS])
+    return engaged
+
+
 def test_host_build_equals_the_rule_on_random_cells(host_kernels):
     """Cells drawn at random (random_cells), in every block layout: every array and the tally identical."""
     sim = Simulation(small_preset("li2022_car_nk_icar"), backend=None)
     rng = np.random.default_rng(11)
     engaged = 0
     for trial in range(2 * len(LAYOUTS) + 2):
-        given = random_cells(sim, rng, heavy=trial >= 2 * len(LAYOUTS))
-        threads, blocks = LAYOUTS[trial % len(LAYOUTS)] if trial < 2 * len(LAYOUTS) else WARP
-        for fn in RULES.values():
-            args = [given[p] for p in rule_parameters(fn)]
-            copies = copy.deepcopy(args)
-            host_tally = host_kernels.launch(fn, sim.state.n, copies, threads_per_block=threads, blocks=blocks)
-            tally = sim.launch(fn, sim.state.n, *args)
-            for name, ours, theirs in zip(rule_parameters(fn), copies, args):
-                assert np.array_equal(ours, theirs), f"trial {trial}: {fn.__name__}'s {name} differs"
-            assert np.array_equal(host_tally, tally), f"trial {trial}: {fn.__name__}'s tally differs"
-            if fn.__name__ == "choose_partner":
-                engaged += int(tally[ENGAGEMENTS])
+        heavy = trial >= 2 * len(LAYOUTS)
+        layout = WARP if heavy else LAYOUTS[trial % len(LAYOUTS)]
+        engaged += compare_on_random_cells(host_kernels, sim, random_cells(sim, rng, heavy), layout, f"trial {trial}")
     assert engaged > 100
+
+
+def test_before_compute_capability_8_the_warp_sums_by_shuffles_equal_the_rule(host_kernels_before_sm80):
+    """The sm_75 path of the warp sums, in warps of 32 lanes: each group of lanes adding to one counter sums
+    by shuffles among its own lanes while the other groups do the same (random cells, then sums past 32 bits)."""
+    sim = Simulation(small_preset("li2022_car_nk_icar"), backend=None)
+    rng = np.random.default_rng(12)
+    for heavy in (False, True):
+        given = random_cells(sim, rng, heavy)
+        compare_on_random_cells(host_kernels_before_sm80, sim, given, WARP, f"sm_75, heavy={heavy}")
 
 
 def test_kernel_parameters_follow_the_rule():
@@ -311,3 +339,27 @@ def test_gpusim_cuda_c_is_checked_and_refused_where_it_cannot_run(monkeypatch):
     monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
     with pytest.raises(BackendError, match="CUDA C kernels run on a GPU only"):
         select("cuda")
+
+
+@pytest.mark.parametrize("capability, refused", [("60", True), ("61", True), ("70", False), ("75", False), ("90", False)])
+def test_gpusim_cuda_c_is_refused_on_a_gpu_older_than_its_kernels(monkeypatch, capability, refused):
+    """A GPU before compute capability 7.0 (a P100) has no lane matching: refused before the run, with the
+    way out; numba's kernels stay open to it."""
+    import sys
+    from types import SimpleNamespace
+
+    from gpusim import backend
+
+    monkeypatch.setattr(backend, "cuda_problem", lambda: None)
+    monkeypatch.setattr(backend, "configure_numba_cuda", lambda: None)
+    fake = SimpleNamespace(cuda=SimpleNamespace(Device=lambda: SimpleNamespace(compute_capability=capability)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setenv("GPUSIM_CUDA_C", "all")
+    if refused:
+        with pytest.raises(backend.BackendError, match=rf"capability 7.0 or later .* this one has "
+                                                      rf"{capability[0]}.{capability[1]}: unset GPUSIM_CUDA_C"):
+            backend.select("cuda")
+    else:
+        assert backend.select("cuda").label == "cuda (CUDA C: census, choose_partner)"
+    monkeypatch.delenv("GPUSIM_CUDA_C")
+    assert backend.select("cuda").label == "cuda"
