@@ -94,6 +94,7 @@ def cuda_problem():
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return "no CUDA device found"
+        capability = device_capability(cupy)
     except Exception as exc:  # cupy raises its own runtime errors without a driver
         return f"no usable CUDA driver ({type(exc).__name__})"
     try:
@@ -103,7 +104,7 @@ def cuda_problem():
             return "numba cannot reach the CUDA driver"
     except Exception as exc:
         return f"numba-cuda is not usable ({exc})"
-    return numba_cuda_compile_problem()
+    return numba_cuda_compile_problem(capability)
 
 
 def _probe_kernel(out):
@@ -111,23 +112,29 @@ def _probe_kernel(out):
     out[0] = 1
 
 
-@functools.lru_cache(maxsize=1)
-def numba_cuda_compile_problem():
-    """None if numba-cuda compiles a kernel here (its typing registries load, NVVM is found), else why not.
+@functools.lru_cache(maxsize=4)
+def numba_cuda_compile_problem(capability=(7, 5)):
+    """None if numba-cuda compiles a kernel here for a GPU of compute ``capability`` (the GPU's own; its typing
+    registries load, NVVM is found and knows the GPU), else why not.
 
     Needs no GPU: the probe is compiled to PTX only.  Without it, such a
     problem would surface as a traceback at a run's first kernel; on the H200
     the image's numpy 2.5 lacked ``np.row_stack``, which numba-cuda 0.30
-    registers before it compiles anything.
+    registers before it compiles anything, and CUDA 13's NVVM compiles for
+    nothing older than compute capability 7.5 (a V100 is 7.0).
     """
     try:
         from numba import cuda, types
 
-        cuda.compile_ptx(_probe_kernel, (types.int64[::1],), cc=(7, 5))
+        cuda.compile_ptx(_probe_kernel, (types.int64[::1],), cc=tuple(capability))
     except Exception as exc:  # any failure means no kernel of gpusim's can compile either
         hint = ""
         if "row_stack" in str(exc):
             hint = " (numba-cuda needs a numpy that has np.row_stack: pip install 'numpy<2.5')"
+        elif type(exc).__name__ == "CCSupportError":
+            hint = (f" (this GPU, compute capability {capability[0]}.{capability[1]}, is older than the CUDA "
+                    "toolkit numba-cuda compiles with supports; CUDA 12 compiles for 5.0 and later: "
+                    "pip install 'gpusim[cuda]' rather than 'gpusim[cuda13]')")
         return f"numba-cuda cannot compile kernels here: {type(exc).__name__}: {exc}{hint}"
     return None
 

@@ -209,6 +209,29 @@ def test_a_numba_cuda_that_cannot_compile_is_named_before_a_run():
 
 
 @pytest.mark.without_gpu
+@pytest.mark.parametrize("capability", ["90", "75", "70"])
+def test_a_gpu_older_than_numba_cudas_toolkit_is_named_with_the_fix(capability):
+    """The probe compiles for the GPU's own compute capability: CUDA 13's NVVM (gpusim[cuda13], installed here)
+    compiles for 7.5 and later, so a V100 (7.0) is named with the CUDA 12 install before a run, not at its
+    first kernel.  (A GPU that numba reaches and cupy finds, standing in for one.)"""
+    fake_gpu = (
+        "import sys, types; from numba import cuda; cuda.is_available = lambda: True; "
+        "device = types.SimpleNamespace(compute_capability=%r); "
+        "runtime = types.SimpleNamespace(getDeviceCount=lambda: 1); "
+        "sys.modules['cupy'] = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=lambda: device)); "
+        "from gpusim.backend import cuda_problem; print(cuda_problem())" % capability
+    )
+    probed = _python(fake_gpu)
+    assert probed.returncode == 0, probed.stderr[-2000:]
+    if capability != "70":
+        assert probed.stdout.strip() == "None"
+        return
+    assert probed.stdout.startswith("numba-cuda cannot compile kernels here: CCSupportError")
+    assert "(this GPU, compute capability 7.0, is older than" in probed.stdout
+    assert "pip install 'gpusim[cuda]' rather than 'gpusim[cuda13]'" in probed.stdout
+
+
+@pytest.mark.without_gpu
 def test_the_launch_overhead_script_times_three_rules(tmp_path):
     """benchmarks/launch_overhead.py (run by the GPU check), rehearsed in the CUDA simulator."""
     out = tmp_path / "launch_overhead.json"
