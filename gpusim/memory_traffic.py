@@ -1,0 +1,198 @@
+"""The device-memory traffic of a step, rule by rule: the floor a GPU's bandwidth puts under the step's time.
+
+A GPU moves device memory in 32-byte sectors.  Running a step's launches as
+plain Python on recording arrays (the rules are plain Python functions; see
+:mod:`gpusim.kernels.launch`) gives every sector each index reads or writes,
+and from them, per launch:
+
+* the footprint: the distinct sectors read, plus those written (a sector both
+  read and written crosses twice).  At the sizes where bandwidth matters the
+  agent table and the lattice are gigabytes against an L2 cache of tens of
+  megabytes, so every sector of the footprint crosses between the chip and
+  its DRAM at least once: footprint / bandwidth is a floor under the launch's
+  time that no kernel, numba's or hand-written, can beat;
+* the warp sectors: the distinct sectors of each warp of 32 consecutive
+  indices, summed (reads plus writes likewise): what the warps ask of the
+  memory system when no warp finds another's sectors in a cache.  Where it
+  is far above the footprint (the neighbour scans), reuse through the caches
+  decides how close a kernel comes to the floor.
+
+Arrays smaller than both the launch's extent and 64 KiB (the parameter
+vector, the tables of chances: their size does not grow with the run) are
+read by every thread and stay in the caches; they are not counted.  The tally a
+tallying rule adds to lives in the block's shared memory on the GPU and is not
+counted either; neither are the few whole-table cupy operations of a step
+(the prefix sums of births and compaction, the step's ledger).
+
+Per agent, the footprint of a local rule does not depend on the size of the
+run, so the figures of a small run scaled to 1e8 agents give the floor of the
+step there, and the ceiling on agent-steps/s that the bandwidth allows for the
+step as its rules are written.
+"""
+
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from gpusim.kernels.launch import Count, Fused, rule_parameters, tally_size
+
+SECTOR_BYTES = 32  # the unit in which a GPU's L2 cache and DRAM exchange data
+WARP = 32  # threads of one warp: consecutive indices of a launch
+CACHED_BYTES = 64 * 1024  # arrays smaller than this stay in the caches (parameters, tables of chances)
+H200_BANDWIDTH = 4.8e12  # bytes/s: an H200's HBM3e, its data sheet's peak
+
+
+class _Sectors:
+    """The sectors read and written by one launch: in total (distinct) and per warp (distinct within each)."""
+
+    def __init__(self):
+        self.read, self.written = set(), set()
+        self.warp_read, self.warp_written = set(), set()
+        self.warp_sectors = 0
+
+    def end_warp(self):
+        self.warp_sectors += len(self.warp_read) + len(self.warp_written)
+        self.read |= self.warp_read
+        self.written |= self.warp_written
+        self.warp_read, self.warp_written = set(), set()
+
+    @property
+    def footprint(self):
+        return len(self.read) + len(self.written)
+
+
+class RecordedArray:
+    """A stand-in for an array that notes the 32-byte sector of every element read or written.
+
+    ``array`` is the one the rule works on; ``address`` and ``strides`` are
+    those of the array the launch was given (``array`` may be a copy of it), so
+    the sectors are those the launch would touch on the device.
+    """
+
+    __slots__ = ("array", "address", "strides", "shape", "sectors")
+
+    def __init__(self, array, sectors, address=None, strides=None):
+        self.array = array
+        self.address = array.__array_interface__["data"][0] if address is None else address
+        self.strides = array.strides if strides is None else strides
+        self.shape = array.shape
+        self.sectors = sectors
+
+    def _sector(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        offset = 0
+        for index, stride, extent in zip(key, self.strides, self.shape):
+            index = int(index)
+            offset += (index + extent if index < 0 else index) * stride
+        return (self.address + offset) // SECTOR_BYTES
+
+    def __getitem__(self, key):
+        self.sectors.warp_read.add(self._sector(key))
+        return self.array[key]
+
+    def __setitem__(self, key, value):
+        self.sectors.warp_written.add(self._sector(key))
+        self.array[key] = value
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getattr__(self, name):  # dtype, ndim, ...
+        return getattr(self.array, name)
+
+
+def launch_sectors(fn, n, args):
+    """Run launch ``fn`` (a rule or a fused launch) over ``n`` indices (an int or a Count) as plain Python on
+    copies of ``args``; returns its :class:`_Sectors`.  The arrays given are left as they were."""
+    extent = min(n.bound, int(n.live[0])) if isinstance(n, Count) else int(n)
+    sectors = _Sectors()
+    recorded = []
+    for value in args:
+        if isinstance(value, np.ndarray) and (value.size >= extent or value.nbytes >= CACHED_BYTES):
+            address = value.__array_interface__["data"][0]
+            value = RecordedArray(value.copy(), sectors, address=address, strides=value.strides)
+        elif isinstance(value, np.ndarray):
+            value = value.copy()
+        recorded.append(value)
+    rules = fn.rules if isinstance(fn, Fused) else (fn,)
+    given = dict(zip(rule_parameters(fn), recorded))
+    calls = []
+    for r in rules:
+        arguments = [given[p] for p in rule_parameters(r) if p != "tally"]
+        if tally_size(r):
+            arguments.append(np.zeros(tally_size(r), dtype=np.int64))  # shared memory on the GPU: not counted
+        calls.append((r, arguments))
+    with np.errstate(over="ignore"):  # the hash's uint64 arithmetic wraps by design (silent on the devices)
+        for i in range(extent):
+            for r, arguments in calls:
+                r(i, *arguments)
+            if i % WARP == WARP - 1:
+                sectors.end_warp()
+    sectors.end_warp()
+    return sectors
+
+
+def step_traffic(sim, steps=1, echo=print):
+    """Run ``steps`` steps of ``sim`` (a CPU simulation), recording the sectors of every launch as it is made
+    (the run itself goes on exactly as without); returns ``{launch name: [launches, footprint sectors, warp
+    sectors, seconds of Python]}`` summed over the steps."""
+    if sim.backend.xp is not np:
+        raise ValueError("the traffic of a step is recorded on the CPU backend (its arrays are host memory)")
+    totals = defaultdict(lambda: [0, 0, 0, 0.0])
+    launch = sim.launch
+
+    def recording_launch(fn, n, *args):
+        started = time.perf_counter()
+        sectors = launch_sectors(fn, n, args)
+        row = totals[fn.__name__]
+        row[0] += 1
+        row[1] += sectors.footprint
+        row[2] += sectors.warp_sectors
+        row[3] += time.perf_counter() - started
+        return launch(fn, n, *args)
+
+    sim.launch = sim.backend.launch = recording_launch  # the engine's launches, and the table's own
+    try:
+        for step in range(steps):
+            sim.step()
+            echo(f"  recorded step {step + 1} of {steps} ({sim.state.n:,} cells)")
+    finally:
+        sim.launch = sim.backend.launch = launch
+    return dict(totals)
+
+
+def traffic_table(totals, agents, steps, scale_to=1e8, bandwidth=H200_BANDWIDTH):
+    """Rows of the traffic per step, largest footprint first: bytes per agent (footprint, warp sectors), and
+    the floor in ms at ``scale_to`` agents moving the footprint at ``bandwidth`` bytes/s; and the step's."""
+    rows = []
+    for name, (launches, footprint, warp, _seconds) in totals.items():
+        footprint_bytes = footprint * SECTOR_BYTES / agents / steps
+        warp_bytes = warp * SECTOR_BYTES / agents / steps
+        rows.append({
+            "launch": name, "launches": launches / steps, "footprint_bytes": footprint_bytes,
+            "warp_bytes": warp_bytes, "floor_ms": footprint_bytes * scale_to / bandwidth * 1e3,
+        })
+    rows.sort(key=lambda row: -row["footprint_bytes"])
+    step = {key: sum(row[key] for row in rows) for key in ("launches", "footprint_bytes", "warp_bytes", "floor_ms")}
+    step["agent_steps_per_s"] = scale_to / (step["floor_ms"] / 1e3)
+    return rows, step
+
+
+def markdown(rows, step, agents, scale_to=1e8, bandwidth=H200_BANDWIDTH):
+    lines = [
+        f"| launch | launches a step | footprint (bytes/agent) | warp sectors (bytes/agent) | floor at "
+        f"{scale_to:.0e} agents (ms) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['launch']} | {row['launches']:g} | {row['footprint_bytes']:.1f} | "
+                     f"{row['warp_bytes']:.1f} | {row['floor_ms']:.2f} |")
+    lines.append(f"| **the step** | {step['launches']:g} | {step['footprint_bytes']:.1f} | "
+                 f"{step['warp_bytes']:.1f} | {step['floor_ms']:.2f} |")
+    lines.append("")
+    lines.append(f"Recorded on {agents:,} agents; the floor moves the footprint at {bandwidth / 1e12:.1f} TB/s. "
+                 f"Ceiling for the step as written: {step['agent_steps_per_s']:.2e} agent-steps/s at "
+                 f"{scale_to:.0e} agents.")
+    return "\n".join(lines)
