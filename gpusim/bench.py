@@ -371,16 +371,10 @@ SM90 = {"registers": 65536, "register_unit": 256, "warps": 64, "blocks": 32, "sh
 def occupancy(registers, shared_bytes, threads_per_block=256, sm=SM90):
     """Share of a multiprocessor's warps a kernel keeps busy at ``threads_per_block``, from its registers a
     thread and shared memory a block (as nvJitLink counts it); and what limits it."""
-    warps = -(-threads_per_block // 32)
-    per_warp = -(-registers * 32 // sm["register_unit"]) * sm["register_unit"]
-    limits = {
-        "threads": sm["warps"] // warps,
-        "registers": (sm["registers"] // per_warp) // warps if per_warp else sm["blocks"],
-        "shared memory": sm["shared"] // max(shared_bytes, sm["shared_per_block_reserved"]),
-        "blocks": sm["blocks"],
-    }
-    limit = min(limits, key=limits.get)
-    return limits[limit] * warps / sm["warps"], limit
+    from gpusim.kernels import cuda_c
+
+    blocks, limit = cuda_c.blocks_per_multiprocessor(threads_per_block, registers, shared_bytes, sm)
+    return blocks * -(-threads_per_block // 32) / sm["warps"], limit
 
 
 def compile_kernels(signatures, capability=(9, 0)):

@@ -252,8 +252,39 @@ def kernel_arguments(fn, bound, live, args):
     return values
 
 
-def grid_blocks(bound, threads_per_block, multiprocessors, threads_per_multiprocessor):
+def blocks_per_multiprocessor(threads_per_block, registers, shared_bytes, multiprocessor):
+    """Blocks of a kernel that one multiprocessor runs at once, and what limits them (``"threads"``,
+    ``"registers"``, ``"shared memory"`` or ``"blocks"``), from its ``registers`` a thread and ``shared_bytes``
+    a block.  ``multiprocessor``: its registers and the unit it hands them out in (a warp at a time), its
+    warps, blocks, shared memory and the shared memory it reserves a block (gpusim.bench.SM90 for an H200, or
+    a GPU's own through :func:`multiprocessor_of`)."""
+    warps = -(-threads_per_block // 32)
+    unit = multiprocessor["register_unit"]
+    per_warp = -(-registers * 32 // unit) * unit
+    limits = {
+        "threads": multiprocessor["warps"] // warps,
+        "registers": (multiprocessor["registers"] // per_warp) // warps if per_warp else multiprocessor["blocks"],
+        "shared memory": multiprocessor["shared"] // max(shared_bytes, multiprocessor["shared_per_block_reserved"]),
+        "blocks": multiprocessor["blocks"],
+    }
+    limit = min(limits, key=limits.get)
+    return limits[limit], limit
+
+
+def multiprocessor_of(properties):
+    """A GPU's multiprocessor as :func:`blocks_per_multiprocessor` takes it, from cupy's ``getDeviceProperties``."""
+    return {
+        "registers": properties["regsPerMultiprocessor"], "register_unit": 256,
+        "warps": properties["maxThreadsPerMultiProcessor"] // 32, "blocks": properties["maxBlocksPerMultiProcessor"],
+        "shared": properties["sharedMemPerMultiprocessor"], "shared_per_block_reserved": 1024,
+    }
+
+
+def grid_blocks(bound, threads_per_block, properties, registers=0, shared_bytes=0):
     """Blocks to start for ``bound`` indices: one per ``threads_per_block`` of them, but no more than the GPU
-    holds at once (the kernels stride over the rest)."""
+    runs at once (the kernels stride over the rest): its multiprocessors times the blocks of this kernel (its
+    ``registers`` a thread, ``shared_bytes`` a block) one holds.  ``properties``: cupy's
+    ``getDeviceProperties``."""
     needed = (bound + threads_per_block - 1) // threads_per_block
-    return max(1, min(needed, multiprocessors * (threads_per_multiprocessor // threads_per_block)))
+    held, _limit = blocks_per_multiprocessor(threads_per_block, registers, shared_bytes, multiprocessor_of(properties))
+    return max(1, min(needed, properties["multiProcessorCount"] * max(1, held)))

@@ -489,7 +489,7 @@ class CUDALauncher(_Launcher):
         self.xp = xp
         self.threads_per_block = threads_per_block
         self.cuda_c = frozenset(cuda_c)  # rules launched in their hand-written CUDA C form (kernels.cuda_c)
-        self._resident = None  # (multiprocessors, threads each holds), asked of the GPU at the first CUDA C launch
+        self._properties = None  # the GPU's (cupy's getDeviceProperties), asked for at the first CUDA C launch
 
     def _wait(self):
         if hasattr(self.xp, "cuda"):  # cupy; under the simulator the arrays are numpy's and kernels are synchronous
@@ -516,9 +516,9 @@ class CUDALauncher(_Launcher):
         blocks than the GPU holds at once."""
         from gpusim.kernels import cuda_c
 
-        if self._resident is None:
-            properties = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
-            self._resident = (properties["multiProcessorCount"], properties["maxThreadsPerMultiProcessor"])
-        blocks = cuda_c.grid_blocks(bound, self.threads_per_block, *self._resident)
-        cuda_c.kernel(fn)((blocks,), (self.threads_per_block,), (*cuda_c.kernel_arguments(fn, bound, live, args),
-                                                                  *totals))
+        if self._properties is None:
+            self._properties = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+        kernel = cuda_c.kernel(fn)
+        blocks = cuda_c.grid_blocks(bound, self.threads_per_block, self._properties, getattr(kernel, "num_regs", 0),
+                                    getattr(kernel, "shared_size_bytes", 0))
+        kernel((blocks,), (self.threads_per_block,), (*cuda_c.kernel_arguments(fn, bound, live, args), *totals))

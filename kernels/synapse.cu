@@ -8,7 +8,8 @@
 // iCAR inhibition).  tests/test_cuda_c.py runs this file built for the host against the numba rule, so the two
 // cannot drift apart unnoticed.
 //
-// What it does differently from numba's kernel: no shared memory and no barrier (numba's tallying kernel
+// What it does differently from numba's kernel: the neighbours' occupants, then their flags and kinds, are
+// asked of memory 26 at a time (partner_choice); no shared memory and no barrier (numba's tallying kernel
 // clears, waits for and flushes a block of counters for every 256 slots, nine in ten of them tumour cells
 // that return at once); 32-bit slots; read-only columns through the read-only data cache; a warp's
 // engagements summed before one atomic add.
@@ -55,6 +56,12 @@ __device__ long long synapse_signal(int e, int t, int k, int target_kind, const 
 }
 
 // Effector i's choice: the direction 0..25 of its new partner, or -1 (no free effector, or nobody recognised).
+//
+// The rule's loop waits, for each neighbour in turn, for its occupant, then its flags and kind, then its
+// molecules: some 80 trips to memory one after another for an effector among tumour cells, each of which
+// keeps its lanes idle.  Here the 26 occupants are asked for at once, then the 26 flags and kinds at once
+// (every load of a round independent of the others, the loops unrolled), and only then are the candidates
+// weighed, in the rule's order of directions, so the choice, ties included, is the rule's.
 __device__ int partner_choice(int i, const unsigned char* __restrict__ kind, const unsigned char* __restrict__ state,
                               const long long* __restrict__ voxel, const signed char* partner,
                               const short* __restrict__ refractory_steps, const int* __restrict__ pools,
@@ -63,20 +70,33 @@ __device__ int partner_choice(int i, const unsigned char* __restrict__ kind, con
     int k = kind[i];
     if (k == cells::TUMOUR || partner[i] >= 0 || refractory_steps[i] > 0 || (state[i] & cells::DEAD) != 0) return -1;
     Site site = site_of(voxel[i], params);
+    int occupant[lattice::N_DIRECTIONS];
+#pragma unroll
+    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
+        long long v = neighbour_of(site, d);
+        occupant[d] = v < 0 ? -1 : occ[v];  // -1 past a wall, as for an empty voxel
+    }
+    unsigned cells_around = 0, tumour_around = 0;  // bit d: a cell (not debris) in direction d; a tumour cell
+#pragma unroll
+    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
+        int j = occupant[d];
+        if (j >= 0) {
+            unsigned char flags = state[j], their_kind = kind[j];  // both asked for before either is looked at
+            if ((flags & cells::NECROTIC) == 0) cells_around |= 1u << d;  // debris is no target
+            if (their_kind == cells::TUMOUR) tumour_around |= 1u << d;
+        }
+    }
     int best = -1;
     long long best_signal = params[params::RECOGNITION + k] - 1;
     bool attacks_effectors = params[params::ATTACKS_EFFECTORS + k] != 0;
-    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
-        long long v = neighbour_of(site, d);
-        if (v < 0) continue;  // past a wall
-        int j = occ[v];
-        if (j < 0 || (state[j] & cells::NECROTIC) != 0) continue;  // empty, or debris: no target
-        int target_kind = kind[j];
-        if (target_kind != cells::TUMOUR &&
-            (!attacks_effectors || molecules_of(pools, pools_stride, params, molecules::ANTIGEN_A, j) +
-                                           molecules_of(pools, pools_stride, params, molecules::ANTIGEN_B, j) == 0))
+    for (unsigned rest = cells_around; rest != 0; rest &= rest - 1) {  // in the rule's order of directions
+        int d = __ffs(rest) - 1;
+        int j = occ[neighbour_of(site, d)];  // asked for above: from the cache now
+        bool tumour = (tumour_around >> d & 1u) != 0;
+        if (!tumour && (!attacks_effectors || molecules_of(pools, pools_stride, params, molecules::ANTIGEN_A, j) +
+                                                  molecules_of(pools, pools_stride, params, molecules::ANTIGEN_B, j) == 0))
             continue;
-        long long signal = synapse_signal(i, j, k, target_kind, pools, pools_stride, params);
+        long long signal = synapse_signal(i, j, k, tumour ? cells::TUMOUR : kind[j], pools, pools_stride, params);
         if (signal > best_signal) {
             best_signal = signal;
             best = d;

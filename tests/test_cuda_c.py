@@ -89,7 +89,8 @@ class HostKernels:
             library = folder / f"{name}.so"
             built = subprocess.run(
                 [compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror",
-                 "-Wno-unused-function", *(f"-D{define}" for define in defines),
+                 "-Wno-unused-function", "-Wno-unknown-pragmas",  # #pragma unroll is for the GPU
+                 *(f"-D{define}" for define in defines),
                  f"-I{TESTS}", "-o", str(library), str(source)],
                 capture_output=True, text=True,
             )
@@ -310,7 +311,8 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
         return call
 
     monkeypatch.setattr(cuda_c, "kernel", kernel)
-    properties = {"multiProcessorCount": 2, "maxThreadsPerMultiProcessor": 3}  # a GPU holding 6 blocks of one
+    properties = {"multiProcessorCount": 2, "maxThreadsPerMultiProcessor": 96, "regsPerMultiprocessor": 65536,
+                  "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 228 * 1024}  # 6 blocks of a warp
     device = SimpleNamespace(Device=lambda: SimpleNamespace(id=0),
                              runtime=SimpleNamespace(getDeviceProperties=lambda device_id: properties))
     gpu = CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), threads_per_block=1, cuda_c=set(RULES))
@@ -326,6 +328,21 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
         assert np.array_equal(gpu(fn, n, *copies), tally)
         assert all(np.array_equal(a, b) for a, b in zip(copies, args))
     assert launched == [("choose_partner", (6,), (1,)), ("census", (6,), (1,))]
+
+
+H200 = {"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048, "regsPerMultiprocessor": 65536,
+        "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 233472}  # cupy's getDeviceProperties
+
+
+@pytest.mark.parametrize("registers, shared_bytes, held", [(40, 3008, 6), (64, 0, 4), (68, 0, 3), (24, 0, 8)])
+def test_a_cuda_c_launch_starts_the_blocks_an_h200_holds_of_the_kernel(registers, shared_bytes, held):
+    """As many blocks as the multiprocessors hold of this kernel at once, by its registers (the census's 40:
+    six blocks of 256 threads; 68: three) and threads; never more than the cells need."""
+    from gpusim.bench import SM90, occupancy
+
+    assert cuda_c.grid_blocks(10**8, 256, H200, registers, shared_bytes) == 132 * held
+    assert occupancy(registers, shared_bytes, 256, SM90)[0] == held * 8 / 64  # the resource table's own count
+    assert cuda_c.grid_blocks(1000, 256, H200, registers, shared_bytes) == 4
 
 
 def test_gpusim_cuda_c_is_checked_and_refused_where_it_cannot_run(monkeypatch):
