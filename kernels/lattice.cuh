@@ -31,3 +31,15 @@ __device__ __forceinline__ long long neighbour_of(const Site& s, int d) {
         return -1;
     return s.voxel + dz * s.plane + dy * s.nx + dx;
 }
+
+// The slots of a site's 26 neighbours (-1 for an empty voxel or past a wall), asked of memory all at once:
+// unrolled, no load waits for another, where a loop that looks at each occupant before loading the next
+// waits for every one in turn.  Inlined, `occupant` stays in registers.
+__device__ __forceinline__ void neighbours_of(const Site& s, const int* __restrict__ occ,
+                                              int occupant[lattice::N_DIRECTIONS]) {
+#pragma unroll
+    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
+        long long v = neighbour_of(s, d);
+        occupant[d] = v < 0 ? -1 : occ[v];
+    }
+}

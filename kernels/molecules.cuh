@@ -22,6 +22,17 @@ __device__ __forceinline__ long long molecules_of(const int* __restrict__ pools,
     return row < 0 ? 0 : (long long)pools[row * pools_stride + i];
 }
 
+// Add `amount` (possibly negative) molecules of a species to cell i, wrapping in the 32-bit column as numba's
+// store does; nothing where the run holds no row of it (kernels/pools.py add_molecules).
+__device__ __forceinline__ void add_molecules(int* pools, long long pools_stride, const long long* __restrict__ params,
+                                              int species, int i, long long amount) {
+    long long row = params[params::POOL_ROW + species];
+    if (row >= 0) {
+        int* cell = pools + row * pools_stride + i;
+        *cell = (int)(unsigned)((unsigned long long)(long long)*cell + (unsigned long long)amount);
+    }
+}
+
 // floor(sqrt(x)) of a non-negative 64-bit integer, exact (kernels/molecules.py isqrt).
 __device__ __forceinline__ long long isqrt(long long x) {
     if (x <= 0) return 0;

@@ -71,11 +71,7 @@ __device__ int partner_choice(int i, const unsigned char* __restrict__ kind, con
     if (k == cells::TUMOUR || partner[i] >= 0 || refractory_steps[i] > 0 || (state[i] & cells::DEAD) != 0) return -1;
     Site site = site_of(voxel[i], params);
     int occupant[lattice::N_DIRECTIONS];
-#pragma unroll
-    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
-        long long v = neighbour_of(site, d);
-        occupant[d] = v < 0 ? -1 : occ[v];  // -1 past a wall, as for an empty voxel
-    }
+    neighbours_of(site, occ, occupant);
     unsigned cells_around = 0, tumour_around = 0;  // bit d: a cell (not debris) in direction d; a tumour cell
 #pragma unroll
     for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
@@ -128,4 +124,75 @@ extern "C" __global__ void choose_partner(long long n, const long long* live, co
         // the warp's engagements, added to the launch's total by one lane
         warp_count((long long*)totals, tally::ENGAGEMENTS, engaged);
     }
+}
+
+// The receiving side of the synapse phase (kernels/synapse.py synapse_receive), hand-written for the same
+// reason as the neighbour scan above: the rule's loop waits for each neighbour's occupant, then its contact
+// and partner, before asking for the next (52 memory trips in a chain for a cell among effectors).  Here the
+// 26 occupants are asked for at once, then their contacts and partners at once; only the neighbours that
+// struck the cell are read further.  What they did adds up on the cell in any order (wrapping sums modulo
+// the columns' widths, as numba's stores into int32 and int16 columns wrap), so one sum per column equals
+// the rule's additions one striker at a time.
+__device__ void receive(int i, const unsigned char* __restrict__ touched, unsigned char* state,
+                        const long long* __restrict__ voxel, const signed char* __restrict__ partner, int* pools,
+                        long long pools_stride, short* damage, short* bites, const int* __restrict__ occ,
+                        const long long* __restrict__ params, const signed char* __restrict__ contact,
+                        const int* __restrict__ taken_a, const int* __restrict__ taken_b,
+                        const int* __restrict__ car_given, const unsigned char* __restrict__ strike) {
+    unsigned char flags = state[i] & cells::NOT_HELD;  // every cell drops last step's hold
+    if (touched[i] == 0) {
+        state[i] = flags;
+        return;
+    }
+    Site site = site_of(voxel[i], params);
+    int occupant[lattice::N_DIRECTIONS];
+    neighbours_of(site, occ, occupant);
+    unsigned struck_me = 0;  // bit d: the neighbour in direction d was in contact with this cell this step
+    bool held = false;
+#pragma unroll
+    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
+        int e = occupant[d];
+        if (e >= 0) {
+            int their_contact = contact[e], their_partner = partner[e];  // both asked for before either is used
+            int towards_me = lattice::N_DIRECTIONS - 1 - d;  // kernels/lattice.py opposite
+            if (their_contact == towards_me) struck_me |= 1u << d;
+            if (their_partner == towards_me) held = true;
+        }
+    }
+    long long antigen_a = 0, antigen_b = 0, car = 0;
+    int hits = 0, bitten = 0;
+    for (unsigned rest = struck_me; rest != 0; rest &= rest - 1) {
+        int e = occ[neighbour_of(site, __ffs(rest) - 1)];  // asked for above: from the cache now
+        antigen_a -= taken_a[e];
+        antigen_b -= taken_b[e];
+        car += car_given[e];
+        unsigned char struck = strike[e];
+        hits += (struck & synapse::STRUCK_HIT) != 0;
+        bitten += (struck & synapse::STRUCK_BITE) != 0;
+        if (struck & synapse::STRUCK_ENGULF) flags |= cells::ENGULFED;
+    }
+    if (struck_me != 0) {
+        add_molecules(pools, pools_stride, params, molecules::ANTIGEN_A, i, antigen_a);
+        add_molecules(pools, pools_stride, params, molecules::ANTIGEN_B, i, antigen_b);
+        add_molecules(pools, pools_stride, params, molecules::CAR, i, car);
+    }
+    if (hits != 0) damage[i] = (short)(damage[i] + hits);
+    if (bitten != 0) bites[i] = (short)(bites[i] + bitten);
+    state[i] = held ? (unsigned char)(flags | cells::HELD) : flags;
+}
+
+extern "C" __global__ void synapse_receive(long long n, const long long* live,
+                                           const unsigned char* __restrict__ touched, unsigned char* state,
+                                           const long long* __restrict__ voxel,
+                                           const signed char* __restrict__ partner, int* pools,
+                                           long long pools_stride, short* damage, short* bites,
+                                           const int* __restrict__ occ, const long long* __restrict__ params,
+                                           const signed char* __restrict__ contact,
+                                           const int* __restrict__ taken_a, const int* __restrict__ taken_b,
+                                           const int* __restrict__ car_given,
+                                           const unsigned char* __restrict__ strike) {
+    long long extent = launch_extent(n, live);
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < extent; i += grid_stride())
+        receive((int)i, touched, state, voxel, partner, pools, pools_stride, damage, bites, occ, params, contact,
+                taken_a, taken_b, car_given, strike);
 }

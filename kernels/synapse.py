@@ -189,7 +189,7 @@ def synapse_apply(i, voxel, contact, pools, occ, params, taken_a, taken_b, car_g
         tally_add(tally, BITES, 1)
 
 
-@rule
+@rule(cuda_c="synapse.cu")
 def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b,
                     car_given, strike):
     """Cell ``i``, if an effector was in contact with it this step, gathers what every neighbour that struck it

@@ -62,7 +62,7 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form():
     assert cuda_c.requested("") == frozenset() and cuda_c.requested("0") == frozenset()
     assert cuda_c.requested("1") == cuda_c.requested("all") == frozenset(RULES)
     assert cuda_c.requested(" choose_partner ") == {"choose_partner"}
-    with pytest.raises(ValueError, match="die, which have no CUDA C form; those that have one: census, choose_partner"):
+    with pytest.raises(ValueError, match="die, which have no CUDA C form; those that have one: census, choose_partner, synapse_receive"):
         cuda_c.requested("choose_partner,die")
 
 
@@ -181,27 +181,30 @@ def test_host_build_equals_the_rule_at_every_launch_of_a_run(preset, host_kernel
         assert np.array_equal(host_tally, tally), f"{fn.__name__}: tally differs at step {sim.clock}"
         compared[fn.__name__] += 1
         counted[fn.__name__] += isinstance(n, Count)
-        tallied[fn.__name__] += int(tally[ENGAGEMENTS] if fn.__name__ == "choose_partner" else tally.sum())
+        if tally is not None:
+            tallied[fn.__name__] += int(tally[ENGAGEMENTS] if fn.__name__ == "choose_partner" else tally.sum())
         return tally
 
     sim.launch = compare_then_launch
     sim.run()
-    assert compared["choose_partner"] == sim.end_step
+    assert compared["choose_partner"] == compared["synapse_receive"] == sim.end_step
     assert compared["census"] >= sim.end_step and counted["census"] > 0
     assert tallied["choose_partner"] > 20, "few synapses formed: the scenario does not exercise the rule"
 
 
 def random_cells(sim, rng, heavy=False):
     """The columns of ``sim``'s cells drawn at random, every flag and kind in every neighbourhood: kinds, flags
-    (dead, debris, quiescent, hypoxic, activated), partners, clocks, budgets, stimulation (a third at their
-    exhaustion limits) and pools from none to 10^9 molecules (the binding's 64-bit arithmetic).  ``heavy``:
+    (dead, debris, quiescent, hypoxic, activated, held, engulfed), partners, clocks, budgets, stimulation (a
+    third at their exhaustion limits), pools from none to 10^9 molecules (the binding's 64-bit arithmetic)
+    and the synapse phase's scratch.  ``heavy``:
     every cell of one kind, with pools and stimulation near 2^31, so that a warp's sums pass 32 bits."""
-    from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT
+    from gpusim.kernels.cells import ACTIVATED, DEAD, ENGULFED, HELD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT
 
     s = sim.state
     n = s.n
     flags = np.zeros(n, dtype=np.uint8)
-    for flag, share in ((DEAD, 0.05), (NECROTIC, 0.1), (QUIESCENT, 0.2), (HYPOXIC, 0.2), (ACTIVATED, 0.3)):
+    for flag, share in ((DEAD, 0.05), (NECROTIC, 0.1), (QUIESCENT, 0.2), (HYPOXIC, 0.2), (ACTIVATED, 0.3),
+                        (HELD, 0.3), (ENGULFED, 0.1)):
         flags |= (rng.random(n) < share).astype(np.uint8) * flag
     pools = s["pools"][:, :n].copy()
     scale = 10 ** rng.integers(0, 10, pools.shape)
@@ -227,6 +230,14 @@ def random_cells(sim, rng, heavy=False):
         "divisions_left": rng.integers(-1, 3, n).astype(np.int8),
         "stimulation": stimulation,
         "pools": pools, "occ": s.occ.copy(), "params": sim.params, "detection": acquired[rng.integers(n)],
+        # the synapse phase's scratch, as effectors leave it for synapse_receive: contacts as directions, what
+        # each took and gave (signed, up to 10^9), strikes of every kind, and damage and bites near 2^15
+        "touched": (rng.random(n) < 0.5).astype(np.uint8),
+        "contact": np.where(rng.random(n) < 0.6, rng.integers(0, 26, n), -1).astype(np.int8),
+        "taken_a": (rng.random(n) * scale[0]).astype(np.int32), "taken_b": (rng.random(n) * scale[-1]).astype(np.int32),
+        "car_given": ((rng.random(n) - 0.3) * scale[0]).astype(np.int32),
+        "strike": rng.integers(0, 8, n).astype(np.uint8),
+        "damage": rng.integers(0, 2**15, n).astype(np.int16), "bites": rng.integers(0, 2**15, n).astype(np.int16),
     }
 
 
@@ -377,6 +388,6 @@ def test_gpusim_cuda_c_is_refused_on_a_gpu_older_than_its_kernels(monkeypatch, c
                                                       rf"{capability[0]}.{capability[1]}: unset GPUSIM_CUDA_C"):
             backend.select("cuda")
     else:
-        assert backend.select("cuda").label == "cuda (CUDA C: census, choose_partner)"
+        assert backend.select("cuda").label == "cuda (CUDA C: census, choose_partner, synapse_receive)"
     monkeypatch.delenv("GPUSIM_CUDA_C")
     assert backend.select("cuda").label == "cuda"
