@@ -15,7 +15,7 @@ from gpusim.kernels.params import NX, NY, NZ
 from gpusim.kernels.rng import draw
 
 
-@rule
+@rule(cuda_c="claims.cu")
 def resolve_claim(i, seed, step, purpose, agent_id, claim, occ, params, won):
     """``won[i] = 1`` if cell ``i`` claims a voxel and no rival outranks it, else 0."""
     target = claim[i]

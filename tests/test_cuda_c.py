@@ -22,7 +22,8 @@ from gpusim.engine import Simulation
 from gpusim.kernels import cuda_c
 from gpusim.kernels.launch import Count, cuda_c_source, rule_parameters, tally_size
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B
-from gpusim.kernels.params import EXHAUSTION_LIMIT, POOL_ROW
+from gpusim.kernels.params import EXHAUSTION_LIMIT, NX, NY, NZ, POOL_ROW
+from gpusim.kernels.rng import MOVE_PRIORITY
 from gpusim.kernels.tally import ENGAGEMENTS
 
 RULES = cuda_c.rules_with_cuda_c()
@@ -62,7 +63,8 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form():
     assert cuda_c.requested("") == frozenset() and cuda_c.requested("0") == frozenset()
     assert cuda_c.requested("1") == cuda_c.requested("all") == frozenset(RULES)
     assert cuda_c.requested(" choose_partner ") == {"choose_partner"}
-    with pytest.raises(ValueError, match="die, which have no CUDA C form; those that have one: census, choose_partner, synapse_receive"):
+    forms = "census, choose_partner, resolve_claim, synapse_receive"
+    with pytest.raises(ValueError, match=f"die, which have no CUDA C form; those that have one: {forms}"):
         cuda_c.requested("choose_partner,die")
 
 
@@ -188,6 +190,7 @@ def test_host_build_equals_the_rule_at_every_launch_of_a_run(preset, host_kernel
     sim.launch = compare_then_launch
     sim.run()
     assert compared["choose_partner"] == compared["synapse_receive"] == sim.end_step
+    assert compared["resolve_claim"] == 2 * sim.end_step  # the move phase's, then the divide phase's
     assert compared["census"] >= sim.end_step and counted["census"] > 0
     assert tallied["choose_partner"] > 20, "few synapses formed: the scenario does not exercise the rule"
 
@@ -238,7 +241,25 @@ def random_cells(sim, rng, heavy=False):
         "car_given": ((rng.random(n) - 0.3) * scale[0]).astype(np.int32),
         "strike": rng.integers(0, 8, n).astype(np.uint8),
         "damage": rng.integers(0, 2**15, n).astype(np.int16), "bites": rng.integers(0, 2**15, n).astype(np.int16),
+        # claims as the move and divide phases make them: on a neighbour of the cell's own voxel, so that on
+        # a crowded lattice several cells claim one voxel (resolve_claim)
+        "seed": sim.seed, "step": int(rng.integers(0, 1000)), "purpose": MOVE_PRIORITY,
+        "agent_id": s["agent_id"][:n].copy(), "claim": claims_of(s["voxel"][:n], sim.params, rng),
+        "won": np.zeros(n, dtype=np.uint8),
     }
+
+
+def claims_of(voxels, params, rng, share=0.6):
+    """A claim for ``share`` of the cells, each on a neighbour of its own voxel drawn at random (-1 past a
+    wall), the others -1."""
+    from gpusim.kernels.lattice import neighbour
+
+    nz, ny, nx = (int(params[p]) for p in (NZ, NY, NX))
+    claims = np.full(len(voxels), -1, dtype=np.int64)
+    for i, v in enumerate(voxels):
+        if rng.random() < share:
+            claims[i] = neighbour(int(v), int(rng.integers(0, 26)), nz, ny, nx)
+    return claims
 
 
 def compare_on_random_cells(host, sim, given, layout, trial):
@@ -268,7 +289,10 @@ def test_host_build_equals_the_rule_on_random_cells(host_kernels):
     for trial in range(2 * len(LAYOUTS) + 2):
         heavy = trial >= 2 * len(LAYOUTS)
         layout = WARP if heavy else LAYOUTS[trial % len(LAYOUTS)]
-        engaged += compare_on_random_cells(host_kernels, sim, random_cells(sim, rng, heavy), layout, f"trial {trial}")
+        given = random_cells(sim, rng, heavy)
+        engaged += compare_on_random_cells(host_kernels, sim, given, layout, f"trial {trial}")
+        claimed = given["claim"] >= 0
+        assert given["won"][claimed].any() and not given["won"][claimed].all(), "no rivalry among the claims"
     assert engaged > 100
 
 
@@ -388,6 +412,7 @@ def test_gpusim_cuda_c_is_refused_on_a_gpu_older_than_its_kernels(monkeypatch, c
                                                       rf"{capability[0]}.{capability[1]}: unset GPUSIM_CUDA_C"):
             backend.select("cuda")
     else:
-        assert backend.select("cuda").label == "cuda (CUDA C: census, choose_partner, synapse_receive)"
+        forms = "census, choose_partner, resolve_claim, synapse_receive"
+        assert backend.select("cuda").label == f"cuda (CUDA C: {forms})"
     monkeypatch.delenv("GPUSIM_CUDA_C")
     assert backend.select("cuda").label == "cuda"

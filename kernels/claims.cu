@@ -1,0 +1,45 @@
+// The claim rule of kernels/claims.py (resolve_claim), hand-written in CUDA C for the GPU.
+//
+// Same rule, same result bit for bit: a cell that claims a voxel wins it unless another neighbour of that
+// voxel claims it too with a higher priority (a draw of the step and the phase; ties to the higher id).  The
+// rule's loop waits for each neighbour's occupant, then its claim, before asking for the next (52 memory trips
+// in a chain); here the 26 occupants are asked for at once, then their claims at once, and only rivals, few
+// and mostly none, are read further.  Whether any rival outranks the cell does not depend on the order in
+// which they are looked at.  tests/test_cuda_c.py runs this file built for the host against the numba rule.
+#include "lattice.cuh"
+#include "rng.cuh"
+#include "tally.cuh"
+
+__device__ unsigned char wins_claim(int i, long long seed, long long step, long long purpose,
+                                    const long long* __restrict__ agent_id, const long long* __restrict__ claim,
+                                    const int* __restrict__ occ, const long long* __restrict__ params) {
+    long long target = claim[i];
+    if (target < 0) return 0;
+    Site site = site_of(target, params);
+    int occupant[lattice::N_DIRECTIONS];
+    neighbours_of(site, occ, occupant);
+    unsigned rivals = 0;  // bit d: the cell next to the voxel in direction d claims it too
+#pragma unroll
+    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
+        int rival = occupant[d];
+        if (rival >= 0 && rival != i && claim[rival] == target) rivals |= 1u << d;
+    }
+    if (rivals == 0) return 1;
+    long long my_id = agent_id[i];
+    unsigned long long my_priority = draw(seed, step, my_id, purpose);
+    for (unsigned rest = rivals; rest != 0; rest &= rest - 1) {
+        long long their_id = agent_id[occ[neighbour_of(site, __ffs(rest) - 1)]];  // the slot from the cache
+        unsigned long long their_priority = draw(seed, step, their_id, purpose);
+        if (their_priority > my_priority || (their_priority == my_priority && their_id > my_id)) return 0;
+    }
+    return 1;
+}
+
+extern "C" __global__ void resolve_claim(long long n, const long long* live, long long seed, long long step,
+                                         long long purpose, const long long* __restrict__ agent_id,
+                                         const long long* __restrict__ claim, const int* __restrict__ occ,
+                                         const long long* __restrict__ params, unsigned char* won) {
+    long long extent = launch_extent(n, live);
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < extent; i += grid_stride())
+        won[i] = wins_claim((int)i, seed, step, purpose, agent_id, claim, occ, params);
+}
