@@ -62,7 +62,7 @@ def start_cycle(i, seed, step, agent_id, kind, cycle_timer, cycle_table):
     cycle_timer[i] = draw_index(seed, step, agent_id[i], CYCLE_PHASE, length)
 
 
-@rule
+@rule(cuda_c="cell_cycle.cu")
 def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_timer, divisions_left, occ, params, claim):
     """Advance the cycle clock; a due cell claims a random free neighbour voxel."""
     claim[i] = -1

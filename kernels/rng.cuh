@@ -18,3 +18,11 @@ __device__ __forceinline__ unsigned long long draw(long long seed, long long ste
     h = mix64(h ^ (unsigned long long)step);
     return mix64(h ^ (unsigned long long)agent_id);
 }
+
+// A uniform integer in [0, count) by Lemire's multiply-shift on the draw's high 32 bits (kernels/rng.py
+// draw_index).
+__device__ __forceinline__ long long draw_index(long long seed, long long step, long long agent_id, long long purpose,
+                                                long long count) {
+    unsigned long long high = draw(seed, step, agent_id, purpose) >> 32;
+    return (long long)((high * (unsigned long long)count) >> 32);
+}

@@ -63,7 +63,7 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form():
     assert cuda_c.requested("") == frozenset() and cuda_c.requested("0") == frozenset()
     assert cuda_c.requested("1") == cuda_c.requested("all") == frozenset(RULES)
     assert cuda_c.requested(" choose_partner ") == {"choose_partner"}
-    forms = "census, choose_partner, resolve_claim, synapse_receive"
+    forms = "census, choose_division_site, choose_partner, resolve_claim, synapse_receive"
     with pytest.raises(ValueError, match=f"die, which have no CUDA C form; those that have one: {forms}"):
         cuda_c.requested("choose_partner,die")
 
@@ -189,7 +189,7 @@ def test_host_build_equals_the_rule_at_every_launch_of_a_run(preset, host_kernel
 
     sim.launch = compare_then_launch
     sim.run()
-    assert compared["choose_partner"] == compared["synapse_receive"] == sim.end_step
+    assert compared["choose_partner"] == compared["synapse_receive"] == compared["choose_division_site"] == sim.end_step
     assert compared["resolve_claim"] == 2 * sim.end_step  # the move phase's, then the divide phase's
     assert compared["census"] >= sim.end_step and counted["census"] > 0
     assert tallied["choose_partner"] > 20, "few synapses formed: the scenario does not exercise the rule"
@@ -263,13 +263,16 @@ def claims_of(voxels, params, rng, share=0.6):
 
 
 def compare_on_random_cells(host, sim, given, layout, trial):
-    """Every rule with a CUDA C form run on the cells ``given`` (random_cells) by the host build ``host`` in
-    ``layout`` (threads a block, blocks) and by the rule: every array and the tally identical.  Returns the
-    engagements the neighbour scan made."""
+    """Every rule with a CUDA C form run on the cells ``given`` (random_cells; each rule on copies of them as
+    drawn) by the host build ``host`` in ``layout`` (threads a block, blocks) and by the rule: every array and
+    the tally identical.  Returns the engagements the neighbour scan made, and the rules' arrays after them
+    (by rule name, then parameter name)."""
     threads, blocks = layout
     engaged = 0
+    results = {}
     for fn in RULES.values():
-        args = [given[p] for p in rule_parameters(fn)]
+        args = copy.deepcopy([given[p] for p in rule_parameters(fn)])
+        results[fn.__name__] = dict(zip(rule_parameters(fn), args))
         copies = copy.deepcopy(args)
         host_tally = host.launch(fn, sim.state.n, copies, threads_per_block=threads, blocks=blocks)
         tally = sim.launch(fn, sim.state.n, *args)
@@ -278,7 +281,7 @@ def compare_on_random_cells(host, sim, given, layout, trial):
         assert np.array_equal(host_tally, tally), f"{trial}: {fn.__name__}'s tally differs"
         if fn.__name__ == "choose_partner":
             engaged += int(tally[ENGAGEMENTS])
-    return engaged
+    return engaged, results
 
 
 def test_host_build_equals_the_rule_on_random_cells(host_kernels):
@@ -290,9 +293,10 @@ def test_host_build_equals_the_rule_on_random_cells(host_kernels):
         heavy = trial >= 2 * len(LAYOUTS)
         layout = WARP if heavy else LAYOUTS[trial % len(LAYOUTS)]
         given = random_cells(sim, rng, heavy)
-        engaged += compare_on_random_cells(host_kernels, sim, given, layout, f"trial {trial}")
-        claimed = given["claim"] >= 0
-        assert given["won"][claimed].any() and not given["won"][claimed].all(), "no rivalry among the claims"
+        engagements, results = compare_on_random_cells(host_kernels, sim, given, layout, f"trial {trial}")
+        engaged += engagements
+        won = results["resolve_claim"]["won"][given["claim"] >= 0]
+        assert won.any() and not won.all(), "no rivalry among the claims"
     assert engaged > 100
 
 
@@ -412,7 +416,7 @@ def test_gpusim_cuda_c_is_refused_on_a_gpu_older_than_its_kernels(monkeypatch, c
                                                       rf"{capability[0]}.{capability[1]}: unset GPUSIM_CUDA_C"):
             backend.select("cuda")
     else:
-        forms = "census, choose_partner, resolve_claim, synapse_receive"
+        forms = "census, choose_division_site, choose_partner, resolve_claim, synapse_receive"
         assert backend.select("cuda").label == f"cuda (CUDA C: {forms})"
     monkeypatch.delenv("GPUSIM_CUDA_C")
     assert backend.select("cuda").label == "cuda"

@@ -112,7 +112,7 @@ def test_the_cuda_c_kernels_agree_with_the_rules_on_the_gpu(cpu_trace):
     """With GPUSIM_CUDA_C=all the GPU launches the hand-written CUDA C kernels (kernels/*.cu): every launch of
     the same run leaves every array as the CPU's rules do."""
     gpu = _trace_run("cuda", {"GPUSIM_CUDA_C": "all"})
-    assert gpu["backend"] == "cuda (CUDA C: census, choose_partner, resolve_claim, synapse_receive)"
+    assert gpu["backend"] == "cuda (CUDA C: census, choose_division_site, choose_partner, resolve_claim, synapse_receive)"
     for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
         assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
     assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
