@@ -333,7 +333,8 @@ def test_kernel_parameters_follow_the_rule():
 def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypatch):
     """The CUDA launcher's path to a CUDA C kernel (arguments laid out, the count on the device, the grid no
     larger than the GPU holds, the tally returned), with the host build standing in for the GPU's kernels:
-    the same results as the rules."""
+    the same results as the rules, for every rule with a CUDA C form (numbers, vectors and tables among their
+    arguments)."""
     from types import SimpleNamespace
 
     from gpusim.kernels.launch import CUDALauncher
@@ -367,6 +368,14 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
         assert np.array_equal(gpu(fn, n, *copies), tally)
         assert all(np.array_equal(a, b) for a, b in zip(copies, args))
     assert launched == [("choose_partner", (6,), (1,)), ("census", (6,), (1,))]
+    drawn = random_cells(sim, np.random.default_rng(5))  # every rule's arguments, scalars among them
+    for name, fn in sorted(RULES.items()):
+        args = [copy.deepcopy(drawn[p]) for p in rule_parameters(fn)]
+        copies = copy.deepcopy(args)
+        tally = sim.launch(fn, Count(s.n, live), *args)
+        assert np.array_equal(gpu(fn, Count(s.n, live), *copies), tally), name
+        assert all(np.array_equal(a, b) for a, b in zip(copies, args)), name
+    assert [name for name, _grid, _block in launched[2:]] == sorted(RULES)
 
 
 H200 = {"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048, "regsPerMultiprocessor": 65536,
