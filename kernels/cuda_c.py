@@ -219,18 +219,21 @@ def ptxas_resources(log, kernel=None):
     }
 
 
-_kernels = {}
+_kernels = {}  # rule -> its RawKernel
+_modules = {}  # .cu file -> its RawModule
 
 
 def kernel(fn):
     """Rule ``fn``'s CUDA C kernel for the current GPU, a cupy RawKernel: cupy's RawModule compiles the source
     with NVRTC (the options of :func:`compile_program`, for the device's own architecture) and keeps the
-    machine code in its cache."""
+    machine code in its cache; the rules of one ``.cu`` file share its module."""
     if fn not in _kernels:
         import cupy
 
-        module = cupy.RawModule(code=program_source(fn), options=NVRTC_OPTIONS)
-        _kernels[fn] = module.get_function(fn.__name__)
+        source = cuda_c_source(fn)
+        if source not in _modules:
+            _modules[source] = cupy.RawModule(code=program_source(fn), options=NVRTC_OPTIONS)
+        _kernels[fn] = _modules[source].get_function(fn.__name__)
     return _kernels[fn]
 
 

@@ -378,6 +378,31 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
     assert [name for name, _grid, _block in launched[2:]] == sorted(RULES)
 
 
+def test_the_rules_of_one_cu_file_share_one_module_compiled_once(monkeypatch):
+    """On a GPU cupy compiles a ``.cu`` file once for all the rules it holds (a stand-in cupy counts)."""
+    import sys
+    from types import SimpleNamespace
+
+    compiled = []
+
+    class RawModule:
+        def __init__(self, code, options):
+            compiled.append((code, options))
+
+        def get_function(self, name):
+            return (self, name)
+
+    monkeypatch.setitem(sys.modules, "cupy", SimpleNamespace(RawModule=RawModule))
+    monkeypatch.setattr(cuda_c, "_kernels", {})
+    monkeypatch.setattr(cuda_c, "_modules", {})
+    scan, receive = cuda_c.kernel(RULES["choose_partner"]), cuda_c.kernel(RULES["synapse_receive"])
+    assert cuda_c.kernel(RULES["choose_partner"]) is scan
+    assert scan[0] is receive[0] and (scan[1], receive[1]) == ("choose_partner", "synapse_receive")
+    census = cuda_c.kernel(RULES["census"])
+    assert census[0] is not scan[0] and len(compiled) == 2
+    assert compiled[0] == (cuda_c.program_source(RULES["choose_partner"]), cuda_c.NVRTC_OPTIONS)
+
+
 H200 = {"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048, "regsPerMultiprocessor": 65536,
         "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 233472}  # cupy's getDeviceProperties
 
