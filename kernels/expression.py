@@ -51,7 +51,6 @@ def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tal
     if state[i] & (DEAD | NECROTIC):
         return
     k = int(kind[i])
-    me = agent_id[i]
     for s in range(N_SPECIES):
         row = params[POOL_ROW + s]
         if row < 0:  # a species no cell of the run carries
@@ -63,13 +62,15 @@ def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tal
         else:
             target = params[SET_POINT + k * N_SPECIES + s]
         current = pools[row, i]
-        if current < target:
-            made = share(target - current, params[SYNTHESIS + k * N_SPECIES + s], draw(seed, step, me, EXPRESS + s))
+        if current < target:  # the cell's id is read only where it draws: most pools sit at their set point
+            rolled = draw(seed, step, agent_id[i], EXPRESS + s)
+            made = share(target - current, params[SYNTHESIS + k * N_SPECIES + s], rolled)
             if made > 0:
                 pools[row, i] = current + made
                 tally_add(tally, SYNTHESISED + s, made)
         elif current > target:
-            lost = share(current - target, params[DECAY + k * N_SPECIES + s], draw(seed, step, me, EXPRESS + s))
+            rolled = draw(seed, step, agent_id[i], EXPRESS + s)
+            lost = share(current - target, params[DECAY + k * N_SPECIES + s], rolled)
             if lost > 0:
                 pools[row, i] = current - lost
                 tally_add(tally, DEGRADED + s, lost)
@@ -82,10 +83,9 @@ def recover(i, seed, step, agent_id, kind, state, partner, refractory_steps, sti
     if state[i] & DEAD:
         return
     k = int(kind[i])
-    me = agent_id[i]
-    if damage[i] > 0 and draw_below(seed, step, me, DAMAGE_REPAIR_DRAW, params[DAMAGE_REPAIR + k]):
+    if damage[i] > 0 and draw_below(seed, step, agent_id[i], DAMAGE_REPAIR_DRAW, params[DAMAGE_REPAIR + k]):
         damage[i] -= 1
-    if bites[i] > 0 and draw_below(seed, step, me, BITE_REPAIR_DRAW, params[BITE_REPAIR + k]):
+    if bites[i] > 0 and draw_below(seed, step, agent_id[i], BITE_REPAIR_DRAW, params[BITE_REPAIR + k]):
         bites[i] -= 1
     if k == TUMOUR:
         return
@@ -93,10 +93,11 @@ def recover(i, seed, step, agent_id, kind, state, partner, refractory_steps, sti
         refractory_steps[i] -= 1
     cis = bound_complexes(molecules(pools, params, CAR, i), molecules(pools, params, ANTIGEN_A, i), params[K_CAR + k])
     tonic = (cis * params[TONIC_WEIGHT_Q16 + k]) >> _Q16
-    if tonic > 0 and draw_below(seed, step, me, TONIC, tables[STIMULATION_TABLE, k, signal_bucket(tonic)]):
+    if tonic > 0 and draw_below(seed, step, agent_id[i], TONIC, tables[STIMULATION_TABLE, k, signal_bucket(tonic)]):
         stimulation[i] += 1
         tally_add(tally, TONIC_STEPS, 1)
-    elif partner[i] < 0 and stimulation[i] > 0 and draw_below(seed, step, me, RECOVERY_DRAW, params[EXHAUSTION_RECOVERY + k]):
+    elif (partner[i] < 0 and stimulation[i] > 0
+          and draw_below(seed, step, agent_id[i], RECOVERY_DRAW, params[EXHAUSTION_RECOVERY + k])):
         stimulation[i] -= 1
 
 
