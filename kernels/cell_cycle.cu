@@ -56,7 +56,7 @@ extern "C" __global__ void choose_division_site(long long n, const long long* li
                                                 const int* __restrict__ occ, const long long* __restrict__ params,
                                                 long long* claim) {
     long long extent = launch_extent(n, live);
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < extent; i += grid_stride())
+    for (long long i = thread_start(); i < extent; i += grid_stride())
         division_site((int)i, seed, step, agent_id, kind, state, voxel, cycle_timer, divisions_left, occ, params,
                       claim);
 }

@@ -28,7 +28,7 @@ __device__ unsigned char wins_claim(int i, long long seed, long long step, long 
     long long my_id = agent_id[i];
     unsigned long long my_priority = draw(seed, step, my_id, purpose);
     for (unsigned rest = rivals; rest != 0; rest &= rest - 1) {
-        long long their_id = agent_id[occ[neighbour_of(site, __ffs(rest) - 1)]];  // the slot from the cache
+        long long their_id = agent_id[occupant_of(site, __ffs(rest) - 1, occ)];  // the slot from the cache
         unsigned long long their_priority = draw(seed, step, their_id, purpose);
         if (their_priority > my_priority || (their_priority == my_priority && their_id > my_id)) return 0;
     }
@@ -40,6 +40,6 @@ extern "C" __global__ void resolve_claim(long long n, const long long* live, lon
                                          const long long* __restrict__ claim, const int* __restrict__ occ,
                                          const long long* __restrict__ params, unsigned char* won) {
     long long extent = launch_extent(n, live);
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < extent; i += grid_stride())
+    for (long long i = thread_start(); i < extent; i += grid_stride())
         won[i] = wins_claim((int)i, seed, step, purpose, agent_id, claim, occ, params);
 }

@@ -32,14 +32,18 @@ __device__ __forceinline__ long long neighbour_of(const Site& s, int d) {
     return s.voxel + dz * s.plane + dy * s.nx + dx;
 }
 
-// The slots of a site's 26 neighbours (-1 for an empty voxel or past a wall), asked of memory all at once:
-// unrolled, no load waits for another, where a loop that looks at each occupant before loading the next
-// waits for every one in turn.  Inlined, `occupant` stays in registers.
+// The slot of the cell next to a site in direction d: -1 if that voxel is empty or past a wall
+// (kernels/lattice.py occupant_at).
+__device__ __forceinline__ int occupant_of(const Site& s, int d, const int* __restrict__ occ) {
+    long long v = neighbour_of(s, d);
+    return v < 0 ? -1 : occ[v];
+}
+
+// The slots of a site's 26 neighbours, asked of memory all at once: unrolled, no load waits for another,
+// where a loop that looks at each occupant before loading the next waits for every one in turn.  Inlined,
+// `occupant` stays in registers.
 __device__ __forceinline__ void neighbours_of(const Site& s, const int* __restrict__ occ,
                                               int occupant[lattice::N_DIRECTIONS]) {
 #pragma unroll
-    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
-        long long v = neighbour_of(s, d);
-        occupant[d] = v < 0 ? -1 : occ[v];
-    }
+    for (int d = 0; d < lattice::N_DIRECTIONS; ++d) occupant[d] = occupant_of(s, d, occ);
 }

@@ -87,7 +87,7 @@ __device__ int partner_choice(int i, const unsigned char* __restrict__ kind, con
     bool attacks_effectors = params[params::ATTACKS_EFFECTORS + k] != 0;
     for (unsigned rest = cells_around; rest != 0; rest &= rest - 1) {  // in the rule's order of directions
         int d = __ffs(rest) - 1;
-        int j = occ[neighbour_of(site, d)];  // asked for above: from the cache now
+        int j = occupant_of(site, d, occ);  // asked for above: from the cache now
         bool tumour = (tumour_around >> d & 1u) != 0;
         if (!tumour && (!attacks_effectors || molecules_of(pools, pools_stride, params, molecules::ANTIGEN_A, j) +
                                                   molecules_of(pools, pools_stride, params, molecules::ANTIGEN_B, j) == 0))
@@ -162,7 +162,7 @@ __device__ void receive(int i, const unsigned char* __restrict__ touched, unsign
     long long antigen_a = 0, antigen_b = 0, car = 0;
     int hits = 0, bitten = 0;
     for (unsigned rest = struck_me; rest != 0; rest &= rest - 1) {
-        int e = occ[neighbour_of(site, __ffs(rest) - 1)];  // asked for above: from the cache now
+        int e = occupant_of(site, __ffs(rest) - 1, occ);  // asked for above: from the cache now
         antigen_a -= taken_a[e];
         antigen_b -= taken_b[e];
         car += car_given[e];
@@ -192,7 +192,7 @@ extern "C" __global__ void synapse_receive(long long n, const long long* live,
                                            const int* __restrict__ car_given,
                                            const unsigned char* __restrict__ strike) {
     long long extent = launch_extent(n, live);
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < extent; i += grid_stride())
+    for (long long i = thread_start(); i < extent; i += grid_stride())
         receive((int)i, touched, state, voxel, partner, pools, pools_stride, damage, bites, occ, params, contact,
                 taken_a, taken_b, car_given, strike);
 }

@@ -24,6 +24,9 @@ __device__ __forceinline__ long long launch_extent(long long n, const long long*
 __device__ __forceinline__ long long warp_start() { return (long long)blockIdx.x * blockDim.x + (threadIdx.x & ~31u); }
 __device__ __forceinline__ long long grid_stride() { return (long long)gridDim.x * blockDim.x; }
 
+// This thread's first index, in kernels that stride a thread (not a warp) at a time.
+__device__ __forceinline__ long long thread_start() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+
 // The sum of a 32-bit value over `lanes`, every one of which calls this together: one instruction from compute
 // capability 8.0 on (and in tests/cuda_host.h), a shuffle a lane before.
 __device__ __forceinline__ int lanes_sum(unsigned lanes, int value) {
