@@ -283,11 +283,14 @@ def multiprocessor_of(properties):
     }
 
 
-def grid_blocks(bound, threads_per_block, properties, registers=0, shared_bytes=0):
-    """Blocks to start for ``bound`` indices: one per ``threads_per_block`` of them, but no more than the GPU
-    runs at once (the kernels stride over the rest): its multiprocessors times the blocks of this kernel (its
-    ``registers`` a thread, ``shared_bytes`` a block) one holds.  ``properties``: cupy's
-    ``getDeviceProperties``."""
-    needed = (bound + threads_per_block - 1) // threads_per_block
+def resident_blocks(threads_per_block, properties, registers=0, shared_bytes=0):
+    """Blocks of a kernel (its ``registers`` a thread, ``shared_bytes`` a block) that the whole GPU runs at
+    once: its multiprocessors times the blocks one holds.  ``properties``: cupy's ``getDeviceProperties``."""
     held, _limit = blocks_per_multiprocessor(threads_per_block, registers, shared_bytes, multiprocessor_of(properties))
-    return max(1, min(needed, properties["multiProcessorCount"] * max(1, held)))
+    return properties["multiProcessorCount"] * max(1, held)
+
+
+def blocks_for(bound, threads_per_block, resident):
+    """Blocks to start for ``bound`` indices: one per ``threads_per_block`` of them, but no more than the
+    ``resident`` the GPU runs at once (the kernels stride over the rest)."""
+    return max(1, min((bound + threads_per_block - 1) // threads_per_block, resident))

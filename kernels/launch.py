@@ -489,7 +489,7 @@ class CUDALauncher(_Launcher):
         self.xp = xp
         self.threads_per_block = threads_per_block
         self.cuda_c = frozenset(cuda_c)  # rules launched in their hand-written CUDA C form (kernels.cuda_c)
-        self._properties = None  # the GPU's (cupy's getDeviceProperties), asked for at the first CUDA C launch
+        self._cuda_c_kernels = {}  # rule -> (its CUDA C kernel, the blocks of it the GPU runs at once)
 
     def _wait(self):
         if hasattr(self.xp, "cuda"):  # cupy; under the simulator the arrays are numpy's and kernels are synchronous
@@ -516,9 +516,12 @@ class CUDALauncher(_Launcher):
         blocks than the GPU holds at once."""
         from gpusim.kernels import cuda_c
 
-        if self._properties is None:
-            self._properties = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
-        kernel = cuda_c.kernel(fn)
-        blocks = cuda_c.grid_blocks(bound, self.threads_per_block, self._properties, getattr(kernel, "num_regs", 0),
-                                    getattr(kernel, "shared_size_bytes", 0))
+        if fn not in self._cuda_c_kernels:  # the GPU and the kernel's registers asked for once, not every launch
+            kernel = cuda_c.kernel(fn)
+            properties = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+            resident = cuda_c.resident_blocks(self.threads_per_block, properties, getattr(kernel, "num_regs", 0),
+                                              getattr(kernel, "shared_size_bytes", 0))
+            self._cuda_c_kernels[fn] = kernel, resident
+        kernel, resident = self._cuda_c_kernels[fn]
+        blocks = cuda_c.blocks_for(bound, self.threads_per_block, resident)
         kernel((blocks,), (self.threads_per_block,), (*cuda_c.kernel_arguments(fn, bound, live, args), *totals))

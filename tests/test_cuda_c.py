@@ -413,9 +413,10 @@ def test_a_cuda_c_launch_starts_the_blocks_an_h200_holds_of_the_kernel(registers
     six blocks of 256 threads; 68: three) and threads; never more than the cells need."""
     from gpusim.bench import SM90, occupancy
 
-    assert cuda_c.grid_blocks(10**8, 256, H200, registers, shared_bytes) == 132 * held
+    resident = cuda_c.resident_blocks(256, H200, registers, shared_bytes)
+    assert cuda_c.blocks_for(10**8, 256, resident) == 132 * held
     assert occupancy(registers, shared_bytes, 256, SM90)[0] == held * 8 / 64  # the resource table's own count
-    assert cuda_c.grid_blocks(1000, 256, H200, registers, shared_bytes) == 4
+    assert cuda_c.blocks_for(1000, 256, resident) == 4
 
 
 def test_gpusim_cuda_c_is_checked_and_refused_where_it_cannot_run(monkeypatch):
