@@ -30,7 +30,6 @@ step there, and the ceiling on agent-steps/s that the bandwidth allows for the
 step as its rules are written.
 """
 
-import time
 from collections import defaultdict
 
 import numpy as np
@@ -63,19 +62,16 @@ class _Sectors:
 
 
 class RecordedArray:
-    """A stand-in for an array that notes the 32-byte sector of every element read or written.
-
-    ``array`` is the one the rule works on; ``address`` and ``strides`` are
-    those of the array the launch was given (``array`` may be a copy of it), so
-    the sectors are those the launch would touch on the device.
-    """
+    """A copy of ``array`` that notes into ``sectors`` the 32-byte sector of every element read or written, at
+    the address ``array`` itself has: the sectors the launch would touch on the device, the array given left
+    as it was."""
 
     __slots__ = ("array", "address", "strides", "shape", "sectors")
 
-    def __init__(self, array, sectors, address=None, strides=None):
-        self.array = array
-        self.address = array.__array_interface__["data"][0] if address is None else address
-        self.strides = array.strides if strides is None else strides
+    def __init__(self, array, sectors):
+        self.array = array.copy()
+        self.address = array.__array_interface__["data"][0]
+        self.strides = array.strides
         self.shape = array.shape
         self.sectors = sectors
 
@@ -111,8 +107,7 @@ def launch_sectors(fn, n, args):
     recorded = []
     for value in args:
         if isinstance(value, np.ndarray) and (value.size >= extent or value.nbytes >= CACHED_BYTES):
-            address = value.__array_interface__["data"][0]
-            value = RecordedArray(value.copy(), sectors, address=address, strides=value.strides)
+            value = RecordedArray(value, sectors)
         elif isinstance(value, np.ndarray):
             value = value.copy()
         recorded.append(value)
@@ -120,7 +115,7 @@ def launch_sectors(fn, n, args):
     given = dict(zip(rule_parameters(fn), recorded))
     calls = []
     for r in rules:
-        arguments = [given[p] for p in rule_parameters(r) if p != "tally"]
+        arguments = [given[p] for p in rule_parameters(r)]
         if tally_size(r):
             arguments.append(np.zeros(tally_size(r), dtype=np.int64))  # shared memory on the GPU: not counted
         calls.append((r, arguments))
@@ -137,20 +132,18 @@ def launch_sectors(fn, n, args):
 def step_traffic(sim, steps=1, echo=print):
     """Run ``steps`` steps of ``sim`` (a CPU simulation), recording the sectors of every launch as it is made
     (the run itself goes on exactly as without); returns ``{launch name: [launches, footprint sectors, warp
-    sectors, seconds of Python]}`` summed over the steps."""
+    sectors]}`` summed over the steps."""
     if sim.backend.xp is not np:
         raise ValueError("the traffic of a step is recorded on the CPU backend (its arrays are host memory)")
-    totals = defaultdict(lambda: [0, 0, 0, 0.0])
+    totals = defaultdict(lambda: [0, 0, 0])
     launch = sim.launch
 
     def recording_launch(fn, n, *args):
-        started = time.perf_counter()
         sectors = launch_sectors(fn, n, args)
         row = totals[fn.__name__]
         row[0] += 1
         row[1] += sectors.footprint
         row[2] += sectors.warp_sectors
-        row[3] += time.perf_counter() - started
         return launch(fn, n, *args)
 
     sim.launch = sim.backend.launch = recording_launch  # the engine's launches, and the table's own
@@ -167,7 +160,7 @@ def traffic_table(totals, agents, steps, scale_to=1e8, bandwidth=H200_BANDWIDTH)
     """Rows of the traffic per step, largest footprint first: bytes per agent (footprint, warp sectors), and
     the floor in ms at ``scale_to`` agents moving the footprint at ``bandwidth`` bytes/s; and the step's."""
     rows = []
-    for name, (launches, footprint, warp, _seconds) in totals.items():
+    for name, (launches, footprint, warp) in totals.items():
         footprint_bytes = footprint * SECTOR_BYTES / agents / steps
         warp_bytes = warp * SECTOR_BYTES / agents / steps
         rows.append({
