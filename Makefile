@@ -43,6 +43,7 @@ clean:
 	rm -rf $(VENV) .cache demo.ome.zarr demo.png .whl .whl-*
 
 # gpusim's wheel built from another branch, for gpu_check.sh's GPU_CHECK_VARIANTS (its dependencies come from .whl/)
+# (a branch lives only in the session that made it: what should wait for a later GPU goes on main as a setting)
 gpu-variant: $(STAMP)
 	@test -n "$(BRANCH)" || { echo "usage: make gpu-variant BRANCH=name"; exit 2; }
 	rm -rf .whl-$(BRANCH) && mkdir -p .whl-$(BRANCH)

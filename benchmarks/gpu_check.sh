@@ -11,7 +11,9 @@
 # carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute; in the
 # order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8); a variant
 # may also be a setting of the main install: GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all" runs the hand-written CUDA C
-# kernels (kernels/*.cu) in numba's stead.
+# kernels (kernels/*.cu) in numba's stead, "GPUSIM_CUDA_GRID=all" numba's kernels striding over the cells, and
+# "GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all" both. Branches live only in the session that made them; what should
+# wait for a GPU beyond one session goes on main as such a setting.
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
 # Budget: under 8 minutes on an H200 (GPU_CHECK_BUDGET seconds, default 470, for every stage together); each stage
@@ -93,14 +95,17 @@ echo "launch overhead exit status: $?"
 # Variants: gpusim wheels built from other branches (make gpu-variant BRANCH=name writes .whl-name/; carry it
 # and list it in GPU_CHECK_VARIANTS), each installed over the dependencies above, compared with the CPU and
 # timed at one size; one report per variant, $OUT/variant-NAME.md.
-# A variant may instead be a setting of the main install, NAME=VALUE (GPUSIM_CUDA_C=all: the hand-written CUDA C
-# kernels), with the same optional @AGENTS; its report is $OUT/variant-NAME.md.
+# A variant may instead be settings of the main install, NAME=VALUE joined by + (GPUSIM_CUDA_C=all: the
+# hand-written CUDA C kernels; GPUSIM_CUDA_GRID=all: numba's kernels striding over the cells), with the same
+# optional @AGENTS; its report is $OUT/variant-NAME-VALUE.md (= as -, commas as dots, + as _and_, any other
+# character but letters, digits, _ . - as _).
 for spec in ${GPU_CHECK_VARIANTS:-}; do
     variant=${spec%@*}
     variant_agents=${GPU_CHECK_VARIANT_AGENTS:-1e8}
     [ "$spec" != "$variant" ] && variant_agents=${spec##*@}
     if [[ "$variant" == *=* ]]; then
-        name=${variant%%=*}; setting=("$variant"); site=""
+        name=$(printf %s "$variant" | sed 's/=/-/g; s/,/./g; s/+/_and_/g; s/[^A-Za-z0-9_.-]/_/g'); IFS=+ read -r -a setting <<< "$variant"
+        site=""
     else
         name=$(basename "$variant"); name=${name#.whl-}; setting=(); site="$SITE-$name"
     fi

@@ -1,6 +1,6 @@
 """Registers, shared memory, spills and occupancy of every CUDA kernel a run launches, without a GPU.
 
-    python benchmarks/kernel_resources.py [--capability 9.0] [--threads 256] [--record FILE]
+    python benchmarks/kernel_resources.py [--capability 9.0] [--threads 256] [--strided] [--record FILE]
 
 Runs the small scenario of tests/trace_run.py in numba's CUDA simulator to learn every launch and the
 types of its arguments, compiles each kernel for the GPU by numba-cuda's NVVM and nvJitLink, as a GPU
@@ -9,7 +9,8 @@ and prints a table: what ptxas says each kernel uses,
 and the share of an H100/H200 multiprocessor's warps it can keep busy (occupancy) at the launcher's
 block size, with what limits it.  A kernel far below full occupancy has fewer warps to hide memory
 latency with; spills put registers in (slow) local memory.  Only compute capability 9.0's limits are
-known to the occupancy column.
+known to the occupancy column.  With ``--strided``, also every numba kernel's form that strides over its
+indices (``GPUSIM_CUDA_GRID``): what the loop costs in registers.
 """
 
 import argparse
@@ -40,6 +41,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--capability", default="9.0", help="compute capability to compile for (default 9.0)")
     parser.add_argument("--threads", type=int, default=256, help="threads a block, as the launcher starts them")
+    parser.add_argument("--strided", action="store_true",
+                        help="also the kernels' forms that stride over their indices (GPUSIM_CUDA_GRID)")
     parser.add_argument("--record", help="append the table to this Markdown file")
     args = parser.parse_args()
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
@@ -47,7 +50,11 @@ def main():
     from gpusim import bench
 
     capability = tuple(int(x) for x in args.capability.split("."))
-    kernels, failures = bench.compile_kernels(launches(), capability)
+    signatures = launches()
+    kernels, failures = bench.compile_kernels(signatures, capability)
+    if args.strided:
+        strided, strided_failures = bench.compile_kernels(signatures, capability, strided=True)
+        kernels, failures = kernels + strided, failures + strided_failures
     hand_written, hand_failures = bench.compile_cuda_c_kernels(capability)
     kernels, failures = kernels + hand_written, failures + hand_failures
     for failure in failures:

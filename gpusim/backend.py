@@ -3,7 +3,10 @@
 Precedence: an explicit choice (``--backend``), then the ``GPUSIM_BACKEND``
 environment variable, then the config's ``run.backend``; ``auto`` takes the
 GPU when one is usable and the CPU otherwise.  ``GPUSIM_CUDA_C`` names rules
-the GPU launches in their hand-written CUDA C form (kernels.cuda_c).  With ``NUMBA_ENABLE_CUDASIM=1``
+the GPU launches in their hand-written CUDA C form (kernels.cuda_c), and
+``GPUSIM_CUDA_GRID`` rules whose numba kernels start no more blocks than the
+GPU holds, each thread striding over the cells (kernels.launch.CUDALauncher).
+With ``NUMBA_ENABLE_CUDASIM=1``
 the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
 slow, but it proves the GPU launch path without a GPU.
 """
@@ -16,7 +19,7 @@ import warnings
 import numpy as np
 
 from gpusim.kernels import cuda_c
-from gpusim.kernels.launch import CPULauncher, CUDALauncher
+from gpusim.kernels.launch import CPULauncher, CUDALauncher, launched_rules, strided_requested
 
 
 class BackendError(RuntimeError):
@@ -35,8 +38,12 @@ class Backend:
     @property
     def label(self):
         hand_written = sorted(getattr(self.launch, "cuda_c", ()))
+        strided = sorted(getattr(self.launch, "strided", ()))
+        if strided and set(strided) == set(launched_rules()):
+            strided = ["every rule"]
         return self.name + (" (CUDA simulator)" if self.simulated else "") + (
-            f" (CUDA C: {', '.join(hand_written)})" if hand_written else "")
+            f" (CUDA C: {', '.join(hand_written)})" if hand_written else "") + (
+            f" (grid-stride: {', '.join(strided)})" if strided else "")
 
     def to_host(self, array):
         return array if self.xp is np else self.xp.asnumpy(array)
@@ -145,7 +152,8 @@ def select(requested=None, configured="auto"):
     if choice not in ("auto", "cpu", "cuda"):
         raise BackendError(f"unknown backend {choice!r}; expected auto, cpu or cuda")
     try:
-        hand_written = cuda_c.requested()  # a GPU setting, checked on every backend so that a typo shows
+        hand_written = cuda_c.requested()  # GPU settings, checked on every backend so that a typo shows
+        strided = strided_requested()
     except ValueError as exc:
         raise BackendError(str(exc)) from None
     if choice == "auto":
@@ -162,7 +170,7 @@ def select(requested=None, configured="auto"):
         # The simulator runs rules as Python on NumPy scalars, which warn on the
         # uint64 wrap-around that the hash relies on (on the device it is silent).
         warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
-        return Backend("cuda", np, CUDALauncher(np, threads_per_block=32), simulated=True)
+        return Backend("cuda", np, CUDALauncher(np, threads_per_block=32, strided=strided), simulated=True)
     import cupy
 
     if hand_written:
@@ -170,7 +178,7 @@ def select(requested=None, configured="auto"):
         if problem is not None:
             raise BackendError(problem)
     configure_numba_cuda()
-    return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written))
+    return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written, strided=strided))
 
 
 def device_capability(cupy):

@@ -377,8 +377,9 @@ def occupancy(registers, shared_bytes, threads_per_block=256, sm=SM90):
     return blocks * -(-threads_per_block // 32) / sm["warps"], limit
 
 
-def compile_kernels(signatures, capability=(9, 0)):
-    """Compile every launch in ``signatures`` for a GPU of compute ``capability``, with no GPU or driver.
+def compile_kernels(signatures, capability=(9, 0), strided=False):
+    """Compile every launch in ``signatures`` for a GPU of compute ``capability``, with no GPU or driver; with
+    ``strided``, the kernels' forms that stride over their indices (``GPUSIM_CUDA_GRID``), labelled so.
 
     ``signatures`` are (rule module, rule name, counted launch, numba types of the arguments), as
     ``tests/trace_run.py`` records them in numba's CUDA simulator.  Each launcher goes to PTX by
@@ -402,11 +403,12 @@ def compile_kernels(signatures, capability=(9, 0)):
     kernels, failures = [], []
     try:
         for (module, name, counted, argument_types), label in zip(signatures, _labels(signatures)):
+            label += " (strided)" if strided else ""
             rule = getattr(importlib.import_module(module), name)
             extent = nbtypes.int64[::1] if counted else nbtypes.int64
             totals = (nbtypes.int64[::1],) if tally_size(rule) else ()
             try:
-                ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted).py_func,
+                ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted, strided).py_func,
                                           (extent, *argument_types, *totals), cc=capability)
                 kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability)})
             except Exception as error:  # every failure is reported, with the compiler's own message
@@ -482,7 +484,8 @@ def resources_markdown(kernels, capability, threads_per_block):
         "",
         f"Compiled for compute capability {capability[0]}.{capability[1]} with no GPU (numba-cuda "
         f"{_numba_cuda_version()} NVVM, then nvJitLink); occupancy at {threads_per_block} threads a block"
-        f"{'' if known else ' (limits known for 9.0 only)'}.  Command: `python benchmarks/kernel_resources.py`.",
+        f"{'' if known else ' (limits known for 9.0 only)'}.  Command: `python benchmarks/kernel_resources.py"
+        f"{' --strided' if any(entry['kernel'].endswith('(strided)') for entry in kernels) else ''}`.",
         "",
         "| kernel | registers a thread | shared memory a block (bytes) | spilled (bytes a thread) | occupancy | limited by |",
         "|---|---:|---:|---:|---:|---|",

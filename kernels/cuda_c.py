@@ -31,13 +31,12 @@ source compiled is one text (which cupy's cache keys on).
 """
 
 import importlib
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from gpusim.kernels.launch import cuda_c_source, rule_parameters, tally_size
+from gpusim.kernels.launch import cuda_c_source, rule_parameters, rules_in_setting, tally_size
 
 FOLDER = Path(__file__).parent
 NVRTC_OPTIONS = ("-std=c++17",)  # besides the GPU's architecture
@@ -70,19 +69,7 @@ def capability_problem(capability):
 def requested(setting=None):
     """The rules whose CUDA C form the GPU should launch, from ``GPUSIM_CUDA_C`` (or ``setting``): unset, empty
     or ``0`` none; ``1`` or ``all`` every one that has one; else rule names separated by commas."""
-    setting = os.environ.get("GPUSIM_CUDA_C", "") if setting is None else setting
-    setting = setting.strip()
-    if setting in ("", "0"):
-        return frozenset()
-    available = rules_with_cuda_c()
-    if setting in ("1", "all"):
-        return frozenset(available)
-    names = {name.strip() for name in setting.split(",") if name.strip()}
-    unknown = sorted(names - set(available))
-    if unknown:
-        raise ValueError(f"GPUSIM_CUDA_C names {', '.join(unknown)}, which have no CUDA C form; "
-                         f"those that have one: {', '.join(sorted(available)) or 'none'}")
-    return frozenset(names)
+    return rules_in_setting("GPUSIM_CUDA_C", rules_with_cuda_c(), setting, lacking="have no CUDA C form")
 
 
 def _constant_modules():

@@ -64,7 +64,7 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form():
     assert cuda_c.requested("1") == cuda_c.requested("all") == frozenset(RULES)
     assert cuda_c.requested(" choose_partner ") == {"choose_partner"}
     forms = "census, choose_division_site, choose_partner, resolve_claim, synapse_receive"
-    with pytest.raises(ValueError, match=f"die, which have no CUDA C form; those that have one: {forms}"):
+    with pytest.raises(ValueError, match=f"die, which have no CUDA C form; those that can be named: {forms}"):
         cuda_c.requested("choose_partner,die")
 
 

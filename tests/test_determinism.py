@@ -147,9 +147,15 @@ def test_one_and_two_threads_agree_bit_for_bit():
     assert one["final"] == two["final"]
 
 
-def test_cpu_and_cuda_simulator_agree_for_every_rule(simulator_trace):
+@pytest.fixture(scope="module")
+def cpu_trace():
+    """The simulator traces' scene on the CPU."""
+    return _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=7, density=1 / 14)
+
+
+def test_cpu_and_cuda_simulator_agree_for_every_rule(simulator_trace, cpu_trace):
     """Every rule's launch, compared after each call on a 12^3 lattice: CPU (numba threads) vs CUDA kernels."""
-    cpu = _trace("cpu", {"NUMBA_ENABLE_CUDASIM": "0"}, steps=7, density=1 / 14)
+    cpu = cpu_trace
     gpu, _ = simulator_trace
     assert gpu["backend"] == "cuda (CUDA simulator)"
     launched = {name for name, _ in cpu["trace"]}
@@ -162,17 +168,31 @@ def test_cpu_and_cuda_simulator_agree_for_every_rule(simulator_trace):
     assert cpu["series"] == gpu["series"]
 
 
+def test_cuda_kernels_striding_over_the_cells_agree_with_the_cpu(cpu_trace):
+    """GPUSIM_CUDA_GRID=all: every numba kernel in two blocks (the simulator's stand-in for what a GPU holds at
+    once), each thread taking indices a grid apart, so that most threads run several cells in one launch and a
+    tallying block adds them all to its counters: every launch equal to the CPU's."""
+    gpu = _trace("cuda", {"NUMBA_ENABLE_CUDASIM": "1", "GPUSIM_CUDA_GRID": "all"}, steps=7, density=1 / 14)
+    assert gpu["backend"] == "cuda (CUDA simulator) (grid-stride: every rule)"
+    assert len(cpu_trace["trace"]) == len(gpu["trace"])
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
+        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the strided launch"
+    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+
+
 def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     """The simulator runs kernels as Python and would accept code numba-cuda's compiler refuses: every kernel the
     simulated run launched, with the same argument types, is compiled to PTX for compute capability 9.0 by NVVM
-    and linked into the H200's machine code by nvJitLink (no GPU needed); none spills registers to local
-    memory."""
+    and linked into the H200's machine code by nvJitLink (no GPU needed), in both forms (a thread a cell, and
+    striding over the cells: GPUSIM_CUDA_GRID); none spills registers to local memory."""
     _, signatures = simulator_trace
-    result = run_script("kernel_compile_run.py", signatures, "9.0", env={"NUMBA_ENABLE_CUDASIM": "0"})
+    result = run_script("kernel_compile_run.py", signatures, "9.0", "strided", env={"NUMBA_ENABLE_CUDASIM": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"][0]["error"]
-    assert {entry["kernel"].split(" ")[0] for entry in report["compiled"]} == all_rules()
+    for form in ("", " (strided)"):
+        assert {entry["kernel"].split(" ")[0] for entry in report["compiled"]
+                if entry["kernel"].endswith("(strided)") == bool(form)} == all_rules(), form
     assert all(entry["ptx_bytes"] > 1000 and entry["cubin_bytes"] > 1000 for entry in report["compiled"])
     assert all(0 < entry["registers"] <= 255 for entry in report["compiled"])
     assert [entry["kernel"] for entry in report["compiled"] if entry["spill_bytes"] or entry["local_bytes"]] == []

@@ -119,6 +119,65 @@ def test_the_cuda_c_kernels_agree_with_the_rules_on_the_gpu(cpu_trace):
 
 
 @needs_gpu
+def test_kernels_striding_over_the_cells_agree_with_the_rules_on_the_gpu(cpu_trace):
+    """With GPUSIM_CUDA_GRID=all every numba kernel starts no more blocks than the GPU holds of it, each thread
+    taking cells a grid apart: every launch of the same run leaves every array as the CPU's rules do."""
+    gpu = _trace_run("cuda", {"GPUSIM_CUDA_GRID": "all"})
+    assert gpu["backend"] == "cuda (grid-stride: every rule)"
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
+        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
+    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+
+
+@pytest.mark.without_gpu
+def test_a_strided_kernel_starts_the_blocks_the_gpu_holds_of_it(monkeypatch):
+    """A strided numba kernel's first launch (which compiles it) starts a block per 256 cells; later ones no
+    more than an H200's multiprocessors hold of it by its registers and shared memory, counted again when
+    another argument type adds a compiled form with more registers; a rule not named keeps a block per 256
+    cells."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from gpusim.kernels import launch as launching
+    from gpusim.kernels.death import die
+
+    started = []
+
+    class Kernel:  # numba's CUDA dispatcher as far as the launcher asks: its launches compile its forms
+        def __init__(self, compiles):
+            self.compiles, self.forms = list(compiles), {}  # per launch, the registers of a form it compiles
+
+        def get_regs_per_thread(self):
+            return dict(self.forms)
+
+        def get_shared_mem_per_block(self):
+            return {form: 1576 for form in self.forms}
+
+        def __getitem__(self, grid):
+            def call(*arguments):
+                started.append(grid[0])
+                registers = self.compiles.pop(0)
+                if registers:
+                    self.forms[len(self.forms)] = registers
+            return call
+
+    strided, plain = Kernel([40, None, 70, None, None]), Kernel([40])
+    monkeypatch.setattr(launching, "launcher", lambda fn, target, counted, stride: strided if stride else plain)
+    properties = {"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048, "regsPerMultiprocessor": 65536,
+                  "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 233472}
+    device = SimpleNamespace(Device=lambda: SimpleNamespace(id=0),
+                             runtime=SimpleNamespace(getDeviceProperties=lambda device_id: properties))
+    gpu = launching.CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), strided={"die"})
+    for cells in (10**8, 10**8, 10**8, 10**8, 1000):
+        gpu(die, cells)
+    gpu.strided = frozenset()
+    gpu(die, 10**8)
+    # compiled at 40 registers: 6 blocks of 256 threads a multiprocessor; a second form at 70: 3
+    assert started == [390625, 132 * 6, 132 * 6, 132 * 3, 4, 390625]
+
+
+@needs_gpu
 def test_kernel_launches_do_not_wait_for_the_device():
     """numba would otherwise synchronise the stream of every cupy array it is handed (CUDA Array Interface v3)."""
     from gpusim import backend as backends
