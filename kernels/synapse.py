@@ -102,14 +102,15 @@ def synapse_exchange(
     i, seed, step, agent_id, kind, state, voxel, partner, synapse_steps, refractory_steps, stimulation,
     divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike, touched,
 ):
-    """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch (every
-    cell's scratch is reset here, ``touched`` included)."""
+    """Effector ``i``'s side of its synapse this step, from the state as it was; results into scratch.
+
+    Every cell's ``touched`` and ``contact`` are reset here; what an effector
+    takes, gives and strikes only where it has a contact this step, since
+    :func:`synapse_apply` and :func:`synapse_receive` read those only behind
+    a contact (most cells are tumour cells: 13 bytes a cell not written).
+    """
     touched[i] = 0
     contact[i] = -1
-    taken_a[i] = 0
-    taken_b[i] = 0
-    car_given[i] = 0
-    strike[i] = 0
     d = partner[i]
     if d < 0 or (state[i] & DEAD) != 0:
         return
@@ -122,6 +123,7 @@ def synapse_exchange(
         refractory_steps[i] = params[REFRACTORY_STEPS + k]
         return
     contact[i] = d
+    strike[i] = 0
     me = agent_id[i]
     signal, car_complexes, b_complexes = synapse_signal(i, j, k, int(kind[j]), pools, params)
     bucket = signal_bucket(signal)
