@@ -22,7 +22,11 @@ vector, the tables of chances: their size does not grow with the run) are
 read by every thread and stay in the caches; they are not counted.  The tally a
 tallying rule adds to lives in the block's shared memory on the GPU and is not
 counted either; neither are the few whole-table cupy operations of a step
-(the prefix sums of births and compaction, the step's ledger).
+(the prefix sums of births and compaction, the step's ledger).  What the tally
+costs instead is counted apart: its adds, each an atomic in shared memory
+where the lanes of a warp adding to one counter take turns, and the counters
+each warp adds to (what the adds come to when a warp's lanes sum first, as the
+CUDA C census does).
 
 Per agent, the footprint of a local rule does not depend on the size of the
 run, so the figures of a small run scaled to 1e8 agents give the floor of the
@@ -49,12 +53,17 @@ class _Sectors:
         self.read, self.written = set(), set()
         self.warp_read, self.warp_written = set(), set()
         self.warp_sectors = 0
+        self.tally_adds = 0  # adds to the tally's counters (shared-memory atomics on the GPU)
+        self.warp_counters = set()  # the counters the warp now running adds to
+        self.warp_tally_adds = 0  # the adds, were each warp's lanes to sum per counter first
 
     def end_warp(self):
         self.warp_sectors += len(self.warp_read) + len(self.warp_written)
         self.read |= self.warp_read
         self.written |= self.warp_written
         self.warp_read, self.warp_written = set(), set()
+        self.warp_tally_adds += len(self.warp_counters)
+        self.warp_counters = set()
 
     @property
     def footprint(self):
@@ -99,6 +108,27 @@ class RecordedArray:
         return getattr(self.array, name)
 
 
+class RecordedTally:
+    """A tally (int64 counters) that notes into ``sectors`` every add to it and the counters each warp adds to."""
+
+    __slots__ = ("counters", "sectors")
+
+    def __init__(self, size, sectors):
+        self.counters = np.zeros(size, dtype=np.int64)
+        self.sectors = sectors
+
+    def __getitem__(self, slot):
+        return self.counters[slot]
+
+    def __setitem__(self, slot, value):  # tally_add's `tally[slot] += amount`
+        self.sectors.tally_adds += 1
+        self.sectors.warp_counters.add(int(slot))
+        self.counters[slot] = value
+
+    def __len__(self):
+        return len(self.counters)
+
+
 def launch_sectors(fn, n, args):
     """Run launch ``fn`` (a rule or a fused launch) over ``n`` indices (an int or a Count) as plain Python on
     copies of ``args``; returns its :class:`_Sectors`.  The arrays given are left as they were."""
@@ -117,7 +147,7 @@ def launch_sectors(fn, n, args):
     for r in rules:
         arguments = [given[p] for p in rule_parameters(r)]
         if tally_size(r):
-            arguments.append(np.zeros(tally_size(r), dtype=np.int64))  # shared memory on the GPU: not counted
+            arguments.append(RecordedTally(tally_size(r), sectors))  # shared memory on the GPU: apart
         calls.append((r, arguments))
     with np.errstate(over="ignore"):  # the hash's uint64 arithmetic wraps by design (silent on the devices)
         for i in range(extent):
@@ -132,10 +162,10 @@ def launch_sectors(fn, n, args):
 def step_traffic(sim, steps=1, echo=print):
     """Run ``steps`` steps of ``sim`` (a CPU simulation), recording the sectors of every launch as it is made
     (the run itself goes on exactly as without); returns ``{launch name: [launches, footprint sectors, warp
-    sectors]}`` summed over the steps."""
+    sectors, tally adds, tally adds summed per warp]}`` summed over the steps."""
     if sim.backend.xp is not np:
         raise ValueError("the traffic of a step is recorded on the CPU backend (its arrays are host memory)")
-    totals = defaultdict(lambda: [0, 0, 0])
+    totals = defaultdict(lambda: [0, 0, 0, 0, 0])
     launch = sim.launch
 
     def recording_launch(fn, n, *args):
@@ -144,6 +174,8 @@ def step_traffic(sim, steps=1, echo=print):
         row[0] += 1
         row[1] += sectors.footprint
         row[2] += sectors.warp_sectors
+        row[3] += sectors.tally_adds
+        row[4] += sectors.warp_tally_adds
         return launch(fn, n, *args)
 
     sim.launch = sim.backend.launch = recording_launch  # the engine's launches, and the table's own
@@ -157,18 +189,21 @@ def step_traffic(sim, steps=1, echo=print):
 
 
 def traffic_table(totals, agents, steps, scale_to=1e8, bandwidth=H200_BANDWIDTH):
-    """Rows of the traffic per step, largest footprint first: bytes per agent (footprint, warp sectors), and
-    the floor in ms at ``scale_to`` agents moving the footprint at ``bandwidth`` bytes/s; and the step's."""
+    """Rows of the traffic per step, largest footprint first: bytes per agent (footprint, warp sectors), the
+    floor in ms at ``scale_to`` agents moving the footprint at ``bandwidth`` bytes/s, and tally adds per agent
+    (as written, and with each warp's lanes summing per counter first); and the step's."""
     rows = []
-    for name, (launches, footprint, warp) in totals.items():
+    for name, (launches, footprint, warp, adds, warp_adds) in totals.items():
         footprint_bytes = footprint * SECTOR_BYTES / agents / steps
         warp_bytes = warp * SECTOR_BYTES / agents / steps
         rows.append({
             "launch": name, "launches": launches / steps, "footprint_bytes": footprint_bytes,
             "warp_bytes": warp_bytes, "floor_ms": footprint_bytes * scale_to / bandwidth * 1e3,
+            "tally_adds": adds / agents / steps, "warp_tally_adds": warp_adds / agents / steps,
         })
     rows.sort(key=lambda row: -row["footprint_bytes"])
-    step = {key: sum(row[key] for row in rows) for key in ("launches", "footprint_bytes", "warp_bytes", "floor_ms")}
+    step = {key: sum(row[key] for row in rows)
+            for key in ("launches", "footprint_bytes", "warp_bytes", "floor_ms", "tally_adds", "warp_tally_adds")}
     step["agent_steps_per_s"] = scale_to / (step["floor_ms"] / 1e3)
     return rows, step
 
@@ -176,14 +211,13 @@ def traffic_table(totals, agents, steps, scale_to=1e8, bandwidth=H200_BANDWIDTH)
 def markdown(rows, step, agents, scale_to=1e8, bandwidth=H200_BANDWIDTH):
     lines = [
         f"| launch | launches a step | footprint (bytes/agent) | warp sectors (bytes/agent) | floor at "
-        f"{scale_to:.0e} agents (ms) |",
-        "|---|---:|---:|---:|---:|",
+        f"{scale_to:.0e} agents (ms) | tally adds (per agent) | summed per warp first |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
+    for row in [*rows, {**step, "launch": "**the step**"}]:
         lines.append(f"| {row['launch']} | {row['launches']:g} | {row['footprint_bytes']:.1f} | "
-                     f"{row['warp_bytes']:.1f} | {row['floor_ms']:.2f} |")
-    lines.append(f"| **the step** | {step['launches']:g} | {step['footprint_bytes']:.1f} | "
-                 f"{step['warp_bytes']:.1f} | {step['floor_ms']:.2f} |")
+                     f"{row['warp_bytes']:.1f} | {row['floor_ms']:.2f} | {row['tally_adds']:.3f} | "
+                     f"{row['warp_tally_adds']:.3f} |")
     lines.append("")
     lines.append(f"Recorded on {agents:,} agents; the floor moves the footprint at {bandwidth / 1e12:.1f} TB/s. "
                  f"Ceiling for the step as written: {step['agent_steps_per_s']:.2e} agent-steps/s at "

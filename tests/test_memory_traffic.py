@@ -74,6 +74,20 @@ def test_small_arrays_and_the_tally_are_not_counted_and_a_count_bounds_the_exten
     assert len(sectors.read) == 40 // SECTOR_VALUES and not sectors.written  # the tally is in shared memory
 
 
+def test_tally_adds_are_counted_as_written_and_as_each_warp_would_sum_them():
+    """39 of the first 40 values are positive: 39 adds to one counter; a warp summing its lanes first adds once
+    per warp (2). Over 64 values, those above 50 add to a second counter: in warp 1 only."""
+    source = sector_aligned(4096)
+    source[:] = np.arange(4096)
+    sectors = memory_traffic.launch_sectors(count_positive, Count(4096, np.array([40])), (source, np.ones(1, np.int32)))
+    assert (sectors.tally_adds, sectors.warp_tally_adds) == (39, 2)
+    both = memory_traffic.launch_sectors(fuse(count_positive, count_large), 64, (source, np.ones(1, np.int32)))
+    assert (both.tally_adds, both.warp_tally_adds) == (63 + 13, 2 + 1)
+    source[:64] = 63 - np.arange(64)  # now the large values are in warp 0 and warp 1 adds nothing
+    first_warp = memory_traffic.launch_sectors(count_large, 64, (source,))
+    assert (first_warp.tally_adds, first_warp.warp_tally_adds) == (13, 1)
+
+
 def test_a_fused_launch_counts_its_rules_together():
     source, target = sector_aligned(4096), sector_aligned(4096)
     sectors = memory_traffic.launch_sectors(copy_value_and_add_right_neighbour, 63, (source, target))
@@ -122,6 +136,11 @@ def test_every_launch_of_the_step_is_recorded_with_the_columns_it_must_read(reco
     # expression reads and writes the pools of every live cell (int32 rows): more than one row's 4 bytes
     assert by_launch["express_and_recover"]["footprint_bytes"] > 4
     assert all(row["warp_bytes"] >= row["footprint_bytes"] for row in rows)
+    # the census counts every cell (its kind and flags at least); a warp summing first adds far less
+    assert by_launch["census"]["tally_adds"] >= 2 and by_launch["census"]["warp_tally_adds"] < 1
+    assert all(0 <= row["warp_tally_adds"] <= row["tally_adds"] for row in rows)
+    assert by_launch["choose_step"]["tally_adds"] == 0  # a rule that tallies nothing
     assert step["floor_ms"] == pytest.approx(sum(row["floor_ms"] for row in rows))
     table = memory_traffic.markdown(rows, step, agents)
     assert "| **the step** | 16 |" in table and "agent-steps/s at 1e+08 agents" in table
+    assert f"| {step['tally_adds']:.3f} | {step['warp_tally_adds']:.3f} |" in table
