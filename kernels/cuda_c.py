@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.kernels.launch import cuda_c_source, rule_parameters, rules_in_setting, tally_size
+from gpusim.kernels.launch import cuda_c_source, launched_rules, rule_parameters, rules_in_setting, tally_size
 
 FOLDER = Path(__file__).parent
 NVRTC_OPTIONS = ("-std=c++17",)  # besides the GPU's architecture
@@ -49,12 +49,7 @@ _NOT_CONSTANT_MODULES = {"__init__", "launch", "cuda_c"}
 
 def rules_with_cuda_c():
     """Every rule of the kernels package that has a CUDA C form, by name."""
-    found = {}
-    for module in _constant_modules():
-        for value in vars(module).values():
-            if callable(value) and cuda_c_source(value) is not None:
-                found[value.__name__] = value
-    return found
+    return {name: fn for name, fn in launched_rules().items() if cuda_c_source(fn) is not None}
 
 
 def capability_problem(capability):
