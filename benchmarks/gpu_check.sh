@@ -3,8 +3,9 @@
 # install gpusim from wheels carried with the tree, run the GPU tests, compare GPU and CPU bit for bit on a
 # 64^3 scenario over 100 steps, and measure step throughput at 1e6, 1e7 and 1e8 agents, then at 1e9 or the
 # most agents below it that the memory preflight lets fit.
-# Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md,
-# launch_overhead.json (the host's time per kernel launch, benchmarks/launch_overhead.py).
+# Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md (and
+# bench-AGENTS.json), launch_overhead.json (the host's time per kernel launch, benchmarks/launch_overhead.py),
+# and with variants variant-NAME.md (.json) and variants.md: every rule's time beside the main run's.
 #
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
 # To try other branches in the same run:   make gpu-variant BRANCH=name   (writes .whl-name/, its gpusim wheel),
@@ -83,7 +84,7 @@ for agents in ${AGENTS//,/ }; do
     [ "$limit" -gt 150 ] && limit=150
     [ "$limit" -lt 30 ] && { echo "no time left for $agents agents"; break; }
     timeout "$limit" "$PY" -m gpusim bench --backend cuda --kernels --agents "$agents" \
-        --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$OUT/throughput.md"
+        --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$OUT/throughput.md" --json "$OUT/bench-$agents.json"
     echo "bench $agents exit status: $? (limit $limit s)"
 done
 
@@ -130,9 +131,14 @@ for spec in ${GPU_CHECK_VARIANTS:-}; do
     { echo "### $name: GPU vs CPU"; echo; cat "$report.json" 2>/dev/null; echo; } >> "$report"
     rm -f "$report.json"
     with_variant timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
-        --agents "$variant_agents" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report"
+        --agents "$variant_agents" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report" \
+        --json "$OUT/variant-$name.json"
     echo "variant $name bench exit status: $?"
 done
+if ls "$OUT"/variant-*.json >/dev/null 2>&1; then
+    stage "variants beside the main run, rule by rule (benchmarks/compare_variants.py)"
+    "$PY" benchmarks/compare_variants.py "$OUT" --record "$OUT/variants.md"
+fi
 
 remaining=$(left)
 if [ "$remaining" -gt 60 ]; then

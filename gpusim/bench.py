@@ -14,6 +14,7 @@ Timing lives here and in ``benchmarks/``, never in the pass/fail tests.
 """
 
 import datetime
+import json
 import math
 import os
 import platform
@@ -217,6 +218,51 @@ def markdown(rows, args=None):
                   "their default grid and cadence; total over the steps timed phase by phase): "
                   + ", ".join(f"{100 * r['fields_share']:.1f}% at {r['agents']:,.0f} agents" for r in rows) + "."]
     return "\n".join(lines) + "\n"
+
+
+def write_json(path, rows):
+    """``rows`` of :func:`run` as JSON, with the machine they ran on."""
+    with open(path, "w") as f:
+        json.dump({"machine": machine(rows[0]["backend"] if rows else "cpu"), "rows": rows}, f, indent=1)
+
+
+def compare(reports):
+    """Per-rule times of runs of the same scenario side by side: ``reports`` is ``{name: rows of run()}`` (the
+    first the reference, e.g. the GPU check's main run, the others its variants), compared size by size (by
+    lattice edge). Returns markdown: per size, the median step and every rule's time per step in each, the
+    fastest in bold, and per variant the rules it runs at least 5% faster than the reference."""
+    names = list(reports)
+    reference = names[0]
+    lines = []
+    for row in reports[reference]:
+        edge = row["lattice"]
+        same = {name: next((r for r in reports[name] if r["lattice"] == edge), None) for name in names}
+        present = [name for name in names if same[name] is not None]
+        if len(present) < 2:
+            continue
+        lines += [f"### {row['agents']:,.0f} agents ({edge}³): {', '.join(present)}", "",
+                  "| | " + " | ".join(f"{name}: {same[name]['backend']}" for name in present) + " |",
+                  "|---|" + "---:|" * len(present)]
+
+        def line(label, values):
+            best = min(v for v in values if v is not None)
+            return f"| {label} | " + " | ".join(
+                "-" if v is None else (f"**{v:.2f}**" if v == best else f"{v:.2f}") for v in values) + " |"
+
+        lines.append(line("median step (ms)", [same[name]["median_step_ms"] for name in present]))
+        rules = sorted({rule for name in present for rule in (same[name]["rules_ms"] or {})},
+                       key=lambda rule: -(same[reference]["rules_ms"] or {}).get(rule, 0.0))
+        for rule in rules:
+            lines.append(line(rule, [(same[name]["rules_ms"] or {}).get(rule) for name in present]))
+        lines.append("")
+        base = same[reference]["rules_ms"] or {}
+        for name in present[1:]:
+            theirs = same[name]["rules_ms"] or {}
+            faster = [rule for rule in rules if rule in base and rule in theirs and theirs[rule] <= 0.95 * base[rule]]
+            lines.append(f"{name}: {same[name]['median_step_ms']:.2f} ms a step against {row['median_step_ms']:.2f}; "
+                         f"at least 5% faster in {', '.join(faster) or 'no rule'}.")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def record(path, table):

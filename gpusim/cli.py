@@ -71,6 +71,9 @@ def build_parser():
     bench.add_argument("--steps", type=int, default=20, help="timed steps per size (default 20)")
     bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
+    bench.add_argument("--json", metavar="FILE",
+                       help="also write every size's figures (per-rule times with --kernels) as JSON, for "
+                            "benchmarks/compare_variants.py")
     bench.add_argument("--fields", action="store_true", help="with oxygen and chemokine at their defaults")
     bench.add_argument("--kernels", action="store_true",
                        help="also time every rule's launches (the device waited for around each) and list the slowest")
@@ -379,6 +382,8 @@ def cmd_bench(args):
         rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields, kernels=args.kernels,
                          echo=print)
         table = bench.markdown(rows, args)
+        if args.json:
+            bench.write_json(args.json, rows)
     print(table)
     if args.record:
         bench.record(args.record, table)

@@ -1,0 +1,44 @@
+"""The GPU check's variants beside its main run, rule by rule.
+
+    python benchmarks/compare_variants.py OUT [--record FILE]
+
+Reads what benchmarks/gpu_check.sh left in OUT: ``bench-*.json``, the main
+install's throughput runs, and ``variant-NAME.json``, each variant's
+(``gpusim bench --kernels --json``), and prints for every size that both ran
+the median step and each rule's time per step side by side, the fastest in
+bold, and per variant the rules it runs at least 5% faster than the main
+install: which rules should take a CUDA C form or a strided launch by
+default (GPUSIM_CUDA_C, GPUSIM_CUDA_GRID).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the GPU check's output folder")
+    parser.add_argument("--record", help="also write the comparison to this Markdown file")
+    args = parser.parse_args()
+    from gpusim import bench
+
+    reports = {"main": []}
+    for path in sorted(args.out.glob("bench-*.json")):
+        reports["main"] += json.loads(path.read_text())["rows"]
+    for path in sorted(args.out.glob("variant-*.json")):
+        if not path.stem.endswith(".md"):  # not an equality report on its way into variant-NAME.md
+            reports[path.stem[len("variant-"):]] = json.loads(path.read_text())["rows"]
+    if not reports["main"] or len(reports) < 2:
+        sys.exit(f"{args.out}: no main run (bench-*.json) or no variant (variant-*.json) to compare")
+    table = bench.compare(reports)
+    if not table:
+        sys.exit(f"{args.out}: no variant ran at a size the main run did")
+    print(table)
+    if args.record:
+        Path(args.record).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
