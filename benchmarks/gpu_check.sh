@@ -69,6 +69,30 @@ print("gpusim", gpusim.__version__, "from", gpusim.__path__[0], "| numpy", numpy
 print("CUDA usable:", cuda_problem() or "yes", "| backend auto ->", select().label)
 PY
 
+stage "numba's on-disk cache of CUDA kernels (GPUSIM_CUDA_CACHE)"
+# Every process of this check compiles the same kernels; with the cache on, the first saves them and the others
+# load them. Kept only if a second process loads every kernel the first compiled, with no error; the GPU tests and
+# the equality stage below then run the cached kernels.
+cache_probe() {
+    GPUSIM_CUDA_CACHE=1 timeout 150 "$PY" - <<'PY'
+from gpusim import bench
+from gpusim.backend import select
+from gpusim.kernels import launch
+bench.compile_rules(select("cuda"))  # the set-up, step, compaction and sort of a small benchmark run
+kernels = [kernel for (_fn, target, *_form), kernel in launch._launchers.items() if target == "cuda"]
+hits = sum(sum(kernel.stats.cache_hits.values()) for kernel in kernels)
+misses = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels)
+print(f"{len(kernels)} kernels: {hits} loaded from the cache, {misses} compiled")
+PY
+}
+first=$(cache_probe 2>&1 | tail -1); echo "first process: $first"
+second=$(cache_probe 2>&1 | tail -1); echo "second process: $second"
+if [[ "$second" =~ ^[0-9]+\ kernels:\ [1-9][0-9]*\ loaded\ from\ the\ cache,\ 0\ compiled$ ]]; then
+    export GPUSIM_CUDA_CACHE=1; echo "GPUSIM_CUDA_CACHE=1 for the rest of the check"
+else
+    echo "the cache does not serve here: every process compiles its kernels"
+fi
+
 stage "GPU tests (tests/test_gpu.py)"
 timeout 260 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "not without_gpu" tests/test_gpu.py -rs
 echo "pytest exit status: $?"

@@ -19,10 +19,10 @@ from gpusim.backend import cuda_problem
 
 from conftest import run_gpusim, run_script
 
-def _python(code):
-    """``python -c code`` with numba-cuda itself (not its simulator)."""
+def _python(code, env=None):
+    """``python -c code`` with numba-cuda itself (not its simulator), ``env`` added to the environment."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+                          env={**os.environ, **(env or {}), "NUMBA_ENABLE_CUDASIM": "0"})
 
 
 needs_gpu = pytest.mark.skipif(
@@ -185,6 +185,23 @@ def test_kernel_launches_do_not_wait_for_the_device():
     backends.select("cuda")
     configs = [sys.modules[m] for m in ("numba.cuda.core.config", "numba.core.config") if m in sys.modules]
     assert configs and all(getattr(c, "CUDA_ARRAY_INTERFACE_SYNC", False) is False for c in configs)
+
+
+@pytest.mark.without_gpu
+@pytest.mark.parametrize("setting, cache", [("1", "CUDACache"), ("0", "NullCache"), ("", "NullCache")])
+def test_gpusim_cuda_cache_puts_the_kernels_in_numbas_cache_beside_their_modules(tmp_path, setting, cache):
+    """GPUSIM_CUDA_CACHE=1: every CUDA kernel (plain, counted, strided, tallying or not) is a numba dispatcher
+    with an on-disk cache in the launchers' folder, where the file names carry the kernels' digest (a changed
+    rule is never loaded stale); unset or 0, none (making the dispatchers needs no GPU)."""
+    result = _python(
+        "from gpusim.kernels.launch import launcher; from gpusim.kernels.death import die; "
+        "from gpusim.kernels.migration import choose_step; "
+        "kernels = [launcher(die, 'cuda', True), launcher(die, 'cuda', True, True), launcher(choose_step, 'cuda')]; "
+        "print(*{type(k._cache).__name__ for k in kernels}, *{k._cache.cache_path for k in kernels if k._cache.cache_path})",
+        env={"GPUSIM_CUDA_CACHE": setting, "GPUSIM_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = [cache] + ([str(tmp_path / "launchers" / "__pycache__")] if cache == "CUDACache" else [])
+    assert result.stdout.split() == expected
 
 
 @pytest.mark.without_gpu
