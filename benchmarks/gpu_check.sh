@@ -74,7 +74,7 @@ stage "numba's on-disk cache of CUDA kernels (GPUSIM_CUDA_CACHE)"
 # load them. Kept only if a second process loads every kernel the first compiled, with no error; the GPU tests and
 # the equality stage below then run the cached kernels.
 cache_probe() {
-    GPUSIM_CUDA_CACHE=1 timeout 150 "$PY" - <<'PY'
+    GPUSIM_CUDA_CACHE=1 timeout 100 "$PY" - <<'PY'
 from gpusim import bench
 from gpusim.backend import select
 from gpusim.kernels import launch
