@@ -304,8 +304,9 @@ class Simulation:
             choose_step, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["heading"],
             s["partner"], s.occ, self.field_values(CHEMOKINE), self.chemotaxis_sensitivity, self.params, s["claim"],
         )
-        self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"])
-        return self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ)
+        self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["voxel"], s["claim"], s.occ,
+                    self.params, s["won"])
+        return self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ, self.params)
 
     def field_values(self, name):
         """The values of field ``name`` on the backend (a stand-in of one zero when the run has no such field)."""
@@ -325,7 +326,8 @@ class Simulation:
             s["cycle_timer"], s["divisions_left"], s.occ, self.params, s["claim"],
         )
         self.launch(
-            resolve_claim, s.n, self.seed, t, DIVISION_PRIORITY, s["agent_id"], s["claim"], s.occ, self.params, s["won"]
+            resolve_claim, s.n, self.seed, t, DIVISION_PRIORITY, s["agent_id"], s["voxel"], s["claim"], s.occ, self.params,
+            s["won"],
         )
         n, first_id = s.n, s.next_id
         if n == 0:

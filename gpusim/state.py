@@ -53,7 +53,6 @@ COLUMNS = {
 PER_RUN_ROWS = ("pools", "set_points")
 # per-slot scratch written and read within one phase
 SCRATCH = {
-    "claim": (np.int64, 1),  # the voxel a cell claims this phase, or -1
     "contact": (np.int8, 1),  # direction of the cell an effector struck this step, or -1
     "taken_a": (np.int32, 1),  # antigen A an effector takes from its partner this step
     "taken_b": (np.int32, 1),  # antigen B likewise
@@ -68,6 +67,9 @@ SHARED_SCRATCH = {
     # count of survivors from it before it gathers
     "rank": "taken_a",
     "won": "touched",  # claims won in the move and divide phases, in the row of the synapse phase's touched
+    # the direction of the voxel a cell claims in the move and divide phases, or -1 (kernels.claims), in the row
+    # of the synapse phase's contact
+    "claim": "contact",
 }
 # per-slot work arrays of births, compaction and sorting (never reordered themselves); slots are int32
 # (the occupancy grid's type), so a table has fewer than 2**31 slots (MAX_SLOTS)

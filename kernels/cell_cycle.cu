@@ -1,8 +1,8 @@
 // The division-site rule of kernels/cell_cycle.py (choose_division_site), hand-written in CUDA C for the GPU.
 //
 // Same rule, same result bit for bit: the cycle clock runs down; a due cell (a tumour cell, or an activated
-// effector with divisions left) that is not short of oxygen claims a free neighbour voxel drawn at random,
-// or turns quiescent if none is free.  Due tumour cells deep in a tumour have no free neighbour and look again
+// effector with divisions left) that is not short of oxygen claims a free neighbour voxel drawn at random (by
+// its direction), or turns quiescent if none is free.  Due tumour cells deep in a tumour have no free neighbour and look again
 // every step, so at scale this is a scan of 26 occupants for most of the tumour.  The rule counts the free
 // voxels in one loop and walks them again to the one drawn; here the 26 occupants are asked for in one
 // unrolled round (no load waits for another) into a mask of the free ones, and the drawn one is found in
@@ -16,7 +16,7 @@ __device__ void division_site(int i, long long seed, long long step, const long 
                               const unsigned char* __restrict__ kind, unsigned char* state,
                               const long long* __restrict__ voxel, int* cycle_timer,
                               const signed char* __restrict__ divisions_left, const int* __restrict__ occ,
-                              const long long* __restrict__ params, long long* claim) {
+                              const long long* __restrict__ params, signed char* claim) {
     claim[i] = -1;
     unsigned char flags = state[i];
     if (kind[i] != cells::TUMOUR && ((flags & cells::ACTIVATED) == 0 || divisions_left[i] <= 0)) return;
@@ -45,7 +45,7 @@ __device__ void division_site(int i, long long seed, long long step, const long 
     long long pick = draw_index(seed, step, agent_id[i], rng::DIVISION_SITE, __popc(free_around));
     unsigned rest = free_around;
     for (long long skipped = 0; skipped < pick; ++skipped) rest &= rest - 1;  // the pick-th free voxel, from 0
-    claim[i] = neighbour_of(site, __ffs(rest) - 1);
+    claim[i] = (signed char)(__ffs(rest) - 1);  // its direction
 }
 
 extern "C" __global__ void choose_division_site(long long n, const long long* live, long long seed, long long step,
@@ -54,7 +54,7 @@ extern "C" __global__ void choose_division_site(long long n, const long long* li
                                                 const long long* __restrict__ voxel, int* cycle_timer,
                                                 const signed char* __restrict__ divisions_left,
                                                 const int* __restrict__ occ, const long long* __restrict__ params,
-                                                long long* claim) {
+                                                signed char* claim) {
     long long extent = launch_extent(n, live);
     for (long long i = thread_start(); i < extent; i += grid_stride())
         division_site((int)i, seed, step, agent_id, kind, state, voxel, cycle_timer, divisions_left, occ, params,

@@ -36,7 +36,8 @@ import numpy as np
 from gpusim.kernels.cells import (
     ACTIVATED, DEAD, HYPOXIC, NECROTIC, NOT_ACTIVATED, NOT_QUIESCENT, QUIESCENT, TUMOUR,
 )
-from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords, voxel_index
+from gpusim.kernels.claims import claimed_voxel
+from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, SET_A
 from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ, SET_POINT_ROW
@@ -64,7 +65,7 @@ def start_cycle(i, seed, step, agent_id, kind, cycle_timer, cycle_table):
 
 @rule(cuda_c="cell_cycle.cu")
 def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_timer, divisions_left, occ, params, claim):
-    """Advance the cycle clock; a due cell claims a random free neighbour voxel."""
+    """Advance the cycle clock; a due cell claims a random free neighbour voxel (its direction)."""
     claim[i] = -1
     if kind[i] != TUMOUR and ((state[i] & ACTIVATED) == 0 or divisions_left[i] <= 0):
         return
@@ -82,26 +83,22 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
     nx = params[NX]
     z, y, x = voxel_coords(voxel[i], ny, nx)
     free = 0
-    for dz in range(-1, 2):
-        for dy in range(-1, 2):
-            for dx in range(-1, 2):
-                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
-                if v >= 0 and occ[v] < 0:
-                    free += 1
+    for d in range(N_DIRECTIONS):
+        v = neighbour_at(z, y, x, d, nz, ny, nx)
+        if v >= 0 and occ[v] < 0:
+            free += 1
     if free == 0:
         state[i] = state[i] | QUIESCENT
         return
     state[i] = state[i] & NOT_QUIESCENT
     pick = draw_index(seed, step, agent_id[i], DIVISION_SITE, free)
-    for dz in range(-1, 2):
-        for dy in range(-1, 2):
-            for dx in range(-1, 2):
-                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
-                if v >= 0 and occ[v] < 0:
-                    if pick == 0:
-                        claim[i] = v
-                        return
-                    pick -= 1
+    for d in range(N_DIRECTIONS):
+        v = neighbour_at(z, y, x, d, nz, ny, nx)
+        if v >= 0 and occ[v] < 0:
+            if pick == 0:
+                claim[i] = d
+                return
+            pick -= 1
 
 
 # the dtypes of the agent table's row blocks (gpusim.state.RowBlock), in the order copy_parent takes them
@@ -147,7 +144,7 @@ def place_daughter(
     daughter_id = first_id + j
     tally_add(tally, BIRTHS + int(kind[parent]), 1)
     agent_id[daughter] = daughter_id
-    site = claim[parent]
+    site = claimed_voxel(parent, voxel, claim, params)
     voxel[daughter] = site
     occ[site] = daughter
     partner[daughter] = -1

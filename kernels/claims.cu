@@ -1,7 +1,8 @@
 // The claim rule of kernels/claims.py (resolve_claim), hand-written in CUDA C for the GPU.
 //
-// Same rule, same result bit for bit: a cell that claims a voxel wins it unless another neighbour of that
-// voxel claims it too with a higher priority (a draw of the step and the phase; ties to the higher id).  The
+// Same rule, same result bit for bit: a cell that claims a voxel (by its direction) wins it unless another
+// neighbour of that voxel claims it too (by the direction back) with a higher priority (a draw of the step and
+// the phase; ties to the higher id).  The
 // rule's loop waits for each neighbour's occupant, then its claim, before asking for the next (52 memory trips
 // in a chain); here the 26 occupants are asked for at once, then their claims at once, and only rivals, few
 // and mostly none, are read further.  Whether any rival outranks the cell does not depend on the order in
@@ -11,18 +12,19 @@
 #include "tally.cuh"
 
 __device__ unsigned char wins_claim(int i, long long seed, long long step, long long purpose,
-                                    const long long* __restrict__ agent_id, const long long* __restrict__ claim,
-                                    const int* __restrict__ occ, const long long* __restrict__ params) {
-    long long target = claim[i];
-    if (target < 0) return 0;
-    Site site = site_of(target, params);
+                                    const long long* __restrict__ agent_id, const long long* __restrict__ voxel,
+                                    const signed char* __restrict__ claim, const int* __restrict__ occ,
+                                    const long long* __restrict__ params) {
+    int direction = claim[i];
+    if (direction < 0) return 0;
+    Site site = site_of(neighbour_of(site_of(voxel[i], params), direction), params);  // the claimed voxel
     int occupant[lattice::N_DIRECTIONS];
     neighbours_of(site, occ, occupant);
-    unsigned rivals = 0;  // bit d: the cell next to the voxel in direction d claims it too
+    unsigned rivals = 0;  // bit d: the cell next to the voxel in direction d claims it too (by the direction back)
 #pragma unroll
     for (int d = 0; d < lattice::N_DIRECTIONS; ++d) {
         int rival = occupant[d];
-        if (rival >= 0 && rival != i && claim[rival] == target) rivals |= 1u << d;
+        if (rival >= 0 && rival != i && claim[rival] == lattice::N_DIRECTIONS - 1 - d) rivals |= 1u << d;
     }
     if (rivals == 0) return 1;
     long long my_id = agent_id[i];
@@ -37,9 +39,10 @@ __device__ unsigned char wins_claim(int i, long long seed, long long step, long 
 
 extern "C" __global__ void resolve_claim(long long n, const long long* live, long long seed, long long step,
                                          long long purpose, const long long* __restrict__ agent_id,
-                                         const long long* __restrict__ claim, const int* __restrict__ occ,
-                                         const long long* __restrict__ params, unsigned char* won) {
+                                         const long long* __restrict__ voxel, const signed char* __restrict__ claim,
+                                         const int* __restrict__ occ, const long long* __restrict__ params,
+                                         unsigned char* won) {
     long long extent = launch_extent(n, live);
     for (long long i = thread_start(); i < extent; i += grid_stride())
-        won[i] = wins_claim((int)i, seed, step, purpose, agent_id, claim, occ, params);
+        won[i] = wins_claim((int)i, seed, step, purpose, agent_id, voxel, claim, occ, params);
 }

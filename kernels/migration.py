@@ -22,6 +22,7 @@ Only comparisons of field values decide, so every backend agrees.
 """
 
 from gpusim.kernels.cells import DEAD, HELD, NECROTIC, TUMOUR
+from gpusim.kernels.claims import claimed_voxel
 from gpusim.kernels.diffusion import grid_coords
 from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, voxel_index
 from gpusim.kernels.launch import device, rule
@@ -74,7 +75,7 @@ def uphill_direction(voxel, chemokine, sensitivity, params):
 @rule
 def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, occ, chemokine, sensitivity, params,
                 claim):
-    """Set ``claim[i]`` to the voxel effector ``i`` steps into this step, or -1."""
+    """Set ``claim[i]`` to the direction of the voxel effector ``i`` steps into this step, or -1."""
     claim[i] = -1
     k = int(kind[i])
     if k == TUMOUR or partner[i] >= 0 or (state[i] & (HELD | DEAD)) != 0:
@@ -94,16 +95,16 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
     if target >= 0:
         other = occ[target]
         if other < 0:
-            claim[i] = target
+            claim[i] = direction
             return
         if kind[other] == TUMOUR and (state[other] & (HELD | NECROTIC)) == 0 and draw_below(seed, step, me, MOVE_SQUEEZE, params[SQUEEZE_THRESHOLD + k]):
-            claim[i] = target
+            claim[i] = direction
             return
     heading[i] = draw_index(seed, step, me, MOVE_BOUNCE, N_DIRECTIONS)
 
 
 @rule(tally=STEP_TALLY)
-def commit_step(i, claim, won, voxel, occ, tally):
+def commit_step(i, claim, won, voxel, occ, params, tally):
     """The winner of a claimed voxel moves in; a tumour cell there takes its old voxel.
 
     Safe without atomics: a won voxel has one winner, and the winner's old
@@ -112,7 +113,7 @@ def commit_step(i, claim, won, voxel, occ, tally):
     if won[i] == 0:
         return
     tally_add(tally, MOVES, 1)
-    target = claim[i]
+    target = claimed_voxel(i, voxel, claim, params)
     old = voxel[i]
     displaced = occ[target]
     occ[target] = i

@@ -250,15 +250,16 @@ def random_cells(sim, rng, heavy=False):
 
 
 def claims_of(voxels, params, rng, share=0.6):
-    """A claim for ``share`` of the cells, each on a neighbour of its own voxel drawn at random (-1 past a
-    wall), the others -1."""
+    """A claim for ``share`` of the cells, each the direction of a neighbour of its own voxel drawn at random (-1
+    where that is past a wall: no phase claims there), the others -1."""
     from gpusim.kernels.lattice import neighbour
 
     nz, ny, nx = (int(params[p]) for p in (NZ, NY, NX))
-    claims = np.full(len(voxels), -1, dtype=np.int64)
+    claims = np.full(len(voxels), -1, dtype=np.int8)
     for i, v in enumerate(voxels):
-        if rng.random() < share:
-            claims[i] = neighbour(int(v), int(rng.integers(0, 26)), nz, ny, nx)
+        direction = int(rng.integers(0, 26))
+        if rng.random() < share and neighbour(int(v), direction, nz, ny, nx) >= 0:
+            claims[i] = direction
     return claims
 
 
