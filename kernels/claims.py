@@ -13,17 +13,16 @@ higher cell id.
 """
 
 from gpusim.kernels.launch import device, rule
-from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, occupant_at, opposite, voxel_coords
+from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, occupant_at, opposite, step_towards, voxel_coords
 from gpusim.kernels.params import NX, NY, NZ
 from gpusim.kernels.rng import draw
 
 
 @device
 def claimed_voxel(i, voxel, claim, params):
-    """The voxel cell ``i`` claims (its own voxel's neighbour in the direction ``claim[i]``), or -1 for none."""
-    if claim[i] < 0:
-        return -1
-    return neighbour(voxel[i], claim[i], params[NZ], params[NY], params[NX])
+    """The voxel cell ``i`` claims: its own voxel's neighbour in the direction ``claim[i]`` (>= 0), which is inside
+    the lattice (no phase claims past a wall)."""
+    return voxel[i] + step_towards(claim[i], params[NY], params[NX])
 
 
 @rule(cuda_c="claims.cu")

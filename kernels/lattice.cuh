@@ -23,13 +23,33 @@ __device__ __forceinline__ Site site_of(long long voxel, const long long* __rest
     return s;
 }
 
+// (dz, dy, dx), each in -1..1, of a direction d (0..25; kernels/lattice.py direction_offset).
+__device__ __forceinline__ void offset_of(int d, int& dz, int& dy, int& dx) {
+    int code = d >= 13 ? d + 1 : d;  // 13 would be the site itself
+    dz = code / 9 - 1;
+    dy = (code / 3) % 3 - 1;
+    dx = code % 3 - 1;
+}
+
 // The neighbour of a site in direction d (0..25, kernels/lattice.py direction_offset), or -1 past a wall.
 __device__ __forceinline__ long long neighbour_of(const Site& s, int d) {
-    int code = d >= 13 ? d + 1 : d;  // 13 would be the site itself
-    int dz = code / 9 - 1, dy = (code / 3) % 3 - 1, dx = code % 3 - 1;
+    int dz, dy, dx;
+    offset_of(d, dz, dy, dx);
     if (s.z + dz < 0 || s.z + dz >= s.nz || s.y + dy < 0 || s.y + dy >= s.ny || s.x + dx < 0 || s.x + dx >= s.nx32)
         return -1;
     return s.voxel + dz * s.plane + dy * s.nx + dx;
+}
+
+// The site next to s in direction d, which must be inside the lattice (a claimed voxel is): no division.
+__device__ __forceinline__ Site site_towards(const Site& s, int d) {
+    int dz, dy, dx;
+    offset_of(d, dz, dy, dx);
+    Site t = s;
+    t.z += dz;
+    t.y += dy;
+    t.x += dx;
+    t.voxel += dz * s.plane + dy * s.nx + dx;
+    return t;
 }
 
 // The slot of the cell next to a site in direction d: -1 if that voxel is empty or past a wall

@@ -53,6 +53,14 @@ def neighbour(voxel, direction, nz, ny, nx):
 
 
 @device
+def step_towards(direction, ny, nx):
+    """How far, in flat voxel indices, the neighbour in ``direction`` lies from a voxel that has one there (no
+    wall between: a claimed voxel, say)."""
+    dz, dy, dx = direction_offset(direction)
+    return (dz * ny + dy) * nx + dx
+
+
+@device
 def neighbour_at(z, y, x, direction, nz, ny, nx):
     """Flat index of the neighbour of voxel (z, y, x) in ``direction``, or -1 past a wall."""
     dz, dy, dx = direction_offset(direction)
