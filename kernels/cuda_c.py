@@ -61,10 +61,15 @@ def capability_problem(capability):
             f"{capability[1]}: unset GPUSIM_CUDA_C to run numba's kernels")
 
 
+# The rules the GPU launches in their CUDA C form unless GPUSIM_CUDA_C says otherwise: none until a GPU's per-rule
+# times (benchmarks/gpu_check.sh's variants) show one faster than numba's kernel.
+BY_DEFAULT = frozenset()
+
+
 def requested(setting=None):
-    """The rules whose CUDA C form the GPU should launch, from ``GPUSIM_CUDA_C`` (or ``setting``): unset, empty
-    or ``0`` none; ``1`` or ``all`` every one that has one; else rule names separated by commas."""
-    return rules_in_setting("GPUSIM_CUDA_C", rules_with_cuda_c(), setting, lacking="have no CUDA C form")
+    """The rules whose CUDA C form the GPU should launch, from ``GPUSIM_CUDA_C`` (or ``setting``): unset or empty
+    ``BY_DEFAULT``; ``0`` none; ``1`` or ``all`` every one that has one; else rule names separated by commas."""
+    return rules_in_setting("GPUSIM_CUDA_C", rules_with_cuda_c(), setting, BY_DEFAULT, lacking="have no CUDA C form")
 
 
 def _constant_modules():

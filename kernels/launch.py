@@ -202,13 +202,16 @@ def launched_rules():
     return found
 
 
-def rules_in_setting(variable, available, setting=None, lacking="are not rules of the kernels package"):
-    """The rule names a GPU setting asks for: environment ``variable`` (or ``setting``) unset, empty or ``0``
-    none; ``1`` or ``all`` every name in ``available``; else names separated by commas, each in ``available``
-    (ValueError naming the others, which ``lacking``)."""
+def rules_in_setting(variable, available, setting=None, default=frozenset(),
+                     lacking="are not rules of the kernels package"):
+    """The rule names a GPU setting asks for: environment ``variable`` (or ``setting``) unset or empty
+    ``default``; ``0`` none; ``1`` or ``all`` every name in ``available``; else names separated by commas, each
+    in ``available`` (ValueError naming the others, which ``lacking``)."""
     setting = os.environ.get(variable, "") if setting is None else setting
     setting = setting.strip()
-    if setting in ("", "0"):
+    if setting == "":
+        return frozenset(default)
+    if setting == "0":
         return frozenset()
     if setting in ("1", "all"):
         return frozenset(available)
@@ -220,10 +223,16 @@ def rules_in_setting(variable, available, setting=None, lacking="are not rules o
     return frozenset(names)
 
 
+# The rules whose numba kernels stride over their indices unless GPUSIM_CUDA_GRID says otherwise: none until a
+# GPU's per-rule times (benchmarks/gpu_check.sh's variants) show where it pays.
+STRIDED_BY_DEFAULT = frozenset()
+
+
 def strided_requested(setting=None):
     """The rules whose numba kernels the GPU starts in no more blocks than it holds at once, each thread taking
-    indices a grid apart, from ``GPUSIM_CUDA_GRID`` (or ``setting``) as :func:`rules_in_setting` reads it."""
-    return rules_in_setting("GPUSIM_CUDA_GRID", launched_rules(), setting)
+    indices a grid apart, from ``GPUSIM_CUDA_GRID`` (or ``setting``) as :func:`rules_in_setting` reads it, unset
+    ``STRIDED_BY_DEFAULT``."""
+    return rules_in_setting("GPUSIM_CUDA_GRID", launched_rules(), setting, STRIDED_BY_DEFAULT)
 
 
 def is_device(obj):

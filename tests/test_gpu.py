@@ -130,6 +130,24 @@ def test_kernels_striding_over_the_cells_agree_with_the_rules_on_the_gpu(cpu_tra
 
 
 @pytest.mark.without_gpu
+def test_gpusim_cuda_grid_names_rules_and_falls_back_to_its_default(monkeypatch):
+    """Unset: the rules a GPU has shown faster strided (none yet); 0 none; all every launch; a misspelt name is
+    refused on every backend, naming the rules there are."""
+    from gpusim.backend import BackendError, select
+    from gpusim.kernels import launch
+
+    assert launch.strided_requested("") == launch.STRIDED_BY_DEFAULT == frozenset()
+    monkeypatch.setattr(launch, "STRIDED_BY_DEFAULT", frozenset({"die", "commit_step"}))
+    monkeypatch.delenv("GPUSIM_CUDA_GRID", raising=False)
+    assert launch.strided_requested() == {"die", "commit_step"} and launch.strided_requested("0") == frozenset()
+    assert launch.strided_requested("all") == set(launch.launched_rules()) >= {"die", "census", "express_and_recover"}
+    monkeypatch.setenv("GPUSIM_CUDA_GRID", "census,dye")
+    with pytest.raises(BackendError, match="GPUSIM_CUDA_GRID names dye, which are not rules of the kernels package; "
+                                           "those that can be named: apply_update, census"):
+        select("cpu")
+
+
+@pytest.mark.without_gpu
 def test_a_strided_kernel_starts_the_blocks_the_gpu_holds_of_it(monkeypatch):
     """A strided numba kernel's first launch (which compiles it) starts a block per 256 cells; later ones no
     more than an H200's multiprocessors hold of it by its registers and shared memory, counted again when
