@@ -565,6 +565,11 @@ class CPULauncher(_Launcher):
         return None
 
 
+def _by_form(value):
+    """numba's per-kernel figure by compiled form: a dict, or for a specialised kernel one number."""
+    return value if isinstance(value, dict) else {None: value}
+
+
 class CUDALauncher(_Launcher):
     """Runs rules as CUDA kernels (on a GPU, or in numba's CUDA simulator).
 
@@ -624,14 +629,14 @@ class CUDALauncher(_Launcher):
         compiled forms (the most any of them takes); before its first launch compiles it, no limit."""
         if not hasattr(self.xp, "cuda"):
             return self.SIMULATED_RESIDENT_BLOCKS
-        registers = kernel.get_regs_per_thread()
+        registers = _by_form(kernel.get_regs_per_thread())
         known = self._resident.get(kernel)
         if known is None or known[0] != len(registers):
             if not registers:
                 return sys.maxsize
             from gpusim.kernels import cuda_c
 
-            shared = kernel.get_shared_mem_per_block()
+            shared = _by_form(kernel.get_shared_mem_per_block())
             resident = cuda_c.resident_blocks(self.threads_per_block, self._device_properties(),
                                               max(registers.values()), max(shared.values()))
             known = self._resident[kernel] = (len(registers), resident)
