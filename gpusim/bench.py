@@ -251,7 +251,7 @@ def compare(reports):
 
         lines.append(line("median step (ms)", [same[name]["median_step_ms"] for name in present]))
         rules = sorted({rule for name in present for rule in (same[name]["rules_ms"] or {})},
-                       key=lambda rule: -(same[reference]["rules_ms"] or {}).get(rule, 0.0))
+                       key=lambda rule: (-(same[reference]["rules_ms"] or {}).get(rule, 0.0), rule))
         for rule in rules:
             lines.append(line(rule, [(same[name]["rules_ms"] or {}).get(rule) for name in present]))
         lines.append("")
