@@ -13,7 +13,7 @@ higher cell id.
 """
 
 from gpusim.kernels.launch import device, rule
-from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, occupant_at, opposite, step_towards, voxel_coords
+from gpusim.kernels.lattice import direction_offset, opposite, step_towards, voxel_coords, voxel_index
 from gpusim.kernels.params import NX, NY, NZ
 from gpusim.kernels.rng import draw
 
@@ -38,13 +38,20 @@ def resolve_claim(i, seed, step, purpose, agent_id, voxel, claim, occ, params, w
     my_id = agent_id[i]
     my_priority = draw(seed, step, my_id, purpose)
     z, y, x = voxel_coords(voxel[i], ny, nx)
-    dz, dy, dx = direction_offset(d)
-    for e in range(N_DIRECTIONS):  # the claimed voxel's neighbours: each claims it by the direction back
-        rival = occupant_at(z + dz, y + dy, x + dx, e, occ, nz, ny, nx)
-        if rival < 0 or rival == i or claim[rival] != opposite(e):
-            continue
-        rival_priority = draw(seed, step, agent_id[rival], purpose)
-        if rival_priority > my_priority or (rival_priority == my_priority and agent_id[rival] > my_id):
-            won[i] = 0
-            return
+    cz, cy, cx = direction_offset(d)
+    z, y, x = z + cz, y + cy, x + cx  # the claimed voxel
+    e = 0  # the direction from the claimed voxel to (z + dz, y + dy, x + dx), in the lattice's order of directions
+    for dz in range(-1, 2):
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                if dz == 0 and dy == 0 and dx == 0:
+                    continue
+                v = voxel_index(z + dz, y + dy, x + dx, nz, ny, nx)
+                rival = occ[v] if v >= 0 else -1
+                if rival >= 0 and rival != i and claim[rival] == opposite(e):  # it claims the voxel too
+                    rival_priority = draw(seed, step, agent_id[rival], purpose)
+                    if rival_priority > my_priority or (rival_priority == my_priority and agent_id[rival] > my_id):
+                        won[i] = 0
+                        return
+                e += 1
     won[i] = 1

@@ -3,7 +3,8 @@
 Voxels are numbered ``(z * ny + y) * nx + x`` (C order of ``occ[z, y, x]``).
 A *direction* is an integer 0..25 naming one of the 26 neighbours; it is stored
 instead of a slot (for example the heading of a migrating cell) because it
-survives sorting and compaction of the agent table.  Directions are ordered so
+survives sorting and compaction of the agent table.  Directions are ordered as
+loops over dz, dy, dx from -1 to 1 meet them (the voxel itself skipped), so
 that ``opposite(d) == 25 - d``.  Walls are closed: a neighbour past the edge
 does not exist (-1).
 """

@@ -27,6 +27,9 @@ def test_directions_are_the_26_neighbours_and_opposites_point_back():
     assert len(set(offsets)) == 26 and (0, 0, 0) not in offsets
     for d in range(26):
         assert tuple(-c for c in offsets[d]) == direction_offset(opposite(d))
+    # in the order of loops over dz, dy, dx from -1 to 1, the voxel itself skipped (the claim rules count so)
+    loops = [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)]
+    assert offsets == loops
 
 
 def test_neighbour_stops_at_closed_walls():
