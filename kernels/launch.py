@@ -629,17 +629,18 @@ class CUDALauncher(_Launcher):
         compiled forms (the most any of them takes); before its first launch compiles it, no limit."""
         if not hasattr(self.xp, "cuda"):
             return self.SIMULATED_RESIDENT_BLOCKS
-        registers = _by_form(kernel.get_regs_per_thread())
+        forms = len(kernel.overloads)  # the driver is asked for registers only when a launch compiled a new form
         known = self._resident.get(kernel)
-        if known is None or known[0] != len(registers):
-            if not registers:
+        if known is None or known[0] != forms:
+            if not forms:
                 return sys.maxsize
             from gpusim.kernels import cuda_c
 
+            registers = _by_form(kernel.get_regs_per_thread())
             shared = _by_form(kernel.get_shared_mem_per_block())
             resident = cuda_c.resident_blocks(self.threads_per_block, self._device_properties(),
                                               max(registers.values()), max(shared.values()))
-            known = self._resident[kernel] = (len(registers), resident)
+            known = self._resident[kernel] = (forms, resident)
         return known[1]
 
     def _launch_cuda_c(self, fn, bound, live, args, totals):

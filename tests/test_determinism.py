@@ -1,16 +1,12 @@
 """Bitwise determinism: seeds, thread counts, and the CPU versus the GPU launch path."""
 
-import importlib
-import inspect
 import json
-import pkgutil
 
 import numpy as np
 import pytest
 
-import gpusim.kernels
 from gpusim.engine import Simulation
-from gpusim.kernels.launch import _RULE_MARK, Fused
+from gpusim.kernels.launch import Fused, launched_rules
 
 from conftest import run_script, small_config
 
@@ -18,15 +14,9 @@ from conftest import run_script, small_config
 def all_rules():
     """What the engine launches: every rule of the kernels package, a fused launch (kernels.launch.fuse) in place
     of the rules it runs."""
-    found, fused = set(), set()
-    for info in pkgutil.iter_modules(gpusim.kernels.__path__):
-        module = importlib.import_module(f"gpusim.kernels.{info.name}")
-        for name, obj in inspect.getmembers(module):
-            if getattr(obj, _RULE_MARK, False) and obj.__module__ == module.__name__:
-                found.add(f"{module.__name__}.{name}")
-            if isinstance(obj, Fused):
-                fused |= {f"{r.__module__}.{r.__name__}" for r in obj.rules}
-    return found - fused
+    launched = launched_rules().values()
+    fused = {f"{r.__module__}.{r.__name__}" for fn in launched if isinstance(fn, Fused) for r in fn.rules}
+    return {f"{fn.__module__}.{fn.__name__}" for fn in launched} - fused
 
 
 def final_state(cfg, steps=None):

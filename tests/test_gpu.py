@@ -164,20 +164,20 @@ def test_a_strided_kernel_starts_the_blocks_the_gpu_holds_of_it(monkeypatch):
 
     class Kernel:  # numba's CUDA dispatcher as far as the launcher asks: its launches compile its forms
         def __init__(self, compiles):
-            self.compiles, self.forms = list(compiles), {}  # per launch, the registers of a form it compiles
+            self.compiles, self.overloads = list(compiles), {}  # per launch, the registers of a form it compiles
 
         def get_regs_per_thread(self):
-            return dict(self.forms)
+            return dict(self.overloads)
 
         def get_shared_mem_per_block(self):
-            return {form: 1576 for form in self.forms}
+            return {form: 1576 for form in self.overloads}
 
         def __getitem__(self, grid):
             def call(*arguments):
                 started.append(grid[0])
                 registers = self.compiles.pop(0)
                 if registers:
-                    self.forms[len(self.forms)] = registers
+                    self.overloads[len(self.overloads)] = registers
             return call
 
     strided, plain = Kernel([40, None, 70, None, None]), Kernel([40])
