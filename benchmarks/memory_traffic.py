@@ -10,7 +10,9 @@ launch reads and writes.  Prints a markdown table: per launch, its footprint
 (distinct sectors, bytes per agent), what its warps ask for when no cache
 helps, and the time the footprint takes at ``--bandwidth`` (default an H200's
 4.8 TB/s) with ``--scale-to`` agents; then the step's, and the ceiling on
-agent-steps/s that bandwidth allows for the step as its rules are written.
+agent-steps/s that bandwidth allows for the step as its rules are written; then
+the footprint by the array it lies in (a column, a scratch array, the
+occupancy grid) and the launches that move it.
 Needs no GPU and no timing: the figures are the same on every machine.  Python
 is slow: about 10 s a step at 1e5 agents.
 """
@@ -44,6 +46,8 @@ def main():
           f"{f' to {args.warmup + args.steps}' if args.steps > 1 else ''} "
           f"(recorded in {time.perf_counter() - started:.0f} s):\n")
     print(memory_traffic.markdown(rows, step, agents, args.scale_to, bandwidth))
+    print("\nThe same footprint by the array it lies in (the rules' parameter names):\n")
+    print(memory_traffic.array_markdown(memory_traffic.array_table(totals, agents, args.steps)))
 
 
 if __name__ == "__main__":

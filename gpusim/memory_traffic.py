@@ -34,6 +34,7 @@ step there, and the ceiling on agent-steps/s that the bandwidth allows for the
 step as its rules are written.
 """
 
+import bisect
 from collections import defaultdict
 
 import numpy as np
@@ -56,6 +57,7 @@ class _Sectors:
         self.tally_adds = 0  # adds to the tally's counters (shared-memory atomics on the GPU)
         self.warp_counters = set()  # the counters the warp now running adds to
         self.warp_tally_adds = 0  # the adds, were each warp's lanes to sum per counter first
+        self.arrays = []  # (first sector, sector past the last, parameter name) of every recorded array
 
     def end_warp(self):
         self.warp_sectors += len(self.warp_read) + len(self.warp_written)
@@ -69,6 +71,19 @@ class _Sectors:
     def footprint(self):
         return len(self.read) + len(self.written)
 
+    def footprint_by_array(self):
+        """``{parameter name: footprint sectors}``: the footprint split among the arrays the sectors lie in (a
+        sector two arrays share counts for the first)."""
+        by_array = defaultdict(int)
+        arrays = sorted(self.arrays)
+        starts = [first for first, _, _ in arrays]
+        for sectors in (self.read, self.written):
+            for sector in sectors:
+                at = bisect.bisect_right(starts, sector) - 1
+                if at >= 0 and sector < arrays[at][1]:
+                    by_array[arrays[at][2]] += 1
+        return dict(by_array)
+
 
 class RecordedArray:
     """A copy of ``array`` that notes into ``sectors`` the 32-byte sector of every element read or written, at
@@ -77,12 +92,16 @@ class RecordedArray:
 
     __slots__ = ("array", "address", "strides", "shape", "sectors")
 
-    def __init__(self, array, sectors):
+    def __init__(self, array, sectors, name=None):
         self.array = array.copy()
         self.address = array.__array_interface__["data"][0]
         self.strides = array.strides
         self.shape = array.shape
         self.sectors = sectors
+        if name is not None and array.size:
+            low = self.address + sum(min(0, (extent - 1) * stride) for extent, stride in zip(array.shape, array.strides))
+            high = self.address + sum(max(0, (extent - 1) * stride) for extent, stride in zip(array.shape, array.strides))
+            sectors.arrays.append((low // SECTOR_BYTES, (high + array.itemsize - 1) // SECTOR_BYTES + 1, name))
 
     def _sector(self, key):
         if not isinstance(key, tuple):
@@ -135,9 +154,9 @@ def launch_sectors(fn, n, args):
     extent = min(n.bound, int(n.live[0])) if isinstance(n, Count) else int(n)
     sectors = _Sectors()
     recorded = []
-    for value in args:
+    for name, value in zip(rule_parameters(fn), args):
         if isinstance(value, np.ndarray) and (value.size >= extent or value.nbytes >= CACHED_BYTES):
-            value = RecordedArray(value, sectors)
+            value = RecordedArray(value, sectors, name)
         elif isinstance(value, np.ndarray):
             value = value.copy()
         recorded.append(value)
@@ -162,10 +181,11 @@ def launch_sectors(fn, n, args):
 def step_traffic(sim, steps=1, echo=print):
     """Run ``steps`` steps of ``sim`` (a CPU simulation), recording the sectors of every launch as it is made
     (the run itself goes on exactly as without); returns ``{launch name: [launches, footprint sectors, warp
-    sectors, tally adds, tally adds summed per warp]}`` summed over the steps."""
+    sectors, tally adds, tally adds summed per warp, {parameter name: footprint sectors}]}`` summed over the
+    steps."""
     if sim.backend.xp is not np:
         raise ValueError("the traffic of a step is recorded on the CPU backend (its arrays are host memory)")
-    totals = defaultdict(lambda: [0, 0, 0, 0, 0])
+    totals = defaultdict(lambda: [0, 0, 0, 0, 0, defaultdict(int)])
     launch = sim.launch
 
     def recording_launch(fn, n, *args):
@@ -176,6 +196,8 @@ def step_traffic(sim, steps=1, echo=print):
         row[2] += sectors.warp_sectors
         row[3] += sectors.tally_adds
         row[4] += sectors.warp_tally_adds
+        for name, count in sectors.footprint_by_array().items():
+            row[5][name] += count
         return launch(fn, n, *args)
 
     sim.launch = sim.backend.launch = recording_launch  # the engine's launches, and the table's own
@@ -193,7 +215,7 @@ def traffic_table(totals, agents, steps, scale_to=1e8, bandwidth=H200_BANDWIDTH)
     floor in ms at ``scale_to`` agents moving the footprint at ``bandwidth`` bytes/s, and tally adds per agent
     (as written, and with each warp's lanes summing per counter first); and the step's."""
     rows = []
-    for name, (launches, footprint, warp, adds, warp_adds) in totals.items():
+    for name, (launches, footprint, warp, adds, warp_adds, _by_array) in totals.items():
         footprint_bytes = footprint * SECTOR_BYTES / agents / steps
         warp_bytes = warp * SECTOR_BYTES / agents / steps
         rows.append({
@@ -206,6 +228,28 @@ def traffic_table(totals, agents, steps, scale_to=1e8, bandwidth=H200_BANDWIDTH)
             for key in ("launches", "footprint_bytes", "warp_bytes", "floor_ms", "tally_adds", "warp_tally_adds")}
     step["agent_steps_per_s"] = scale_to / (step["floor_ms"] / 1e3)
     return rows, step
+
+
+def array_table(totals, agents, steps):
+    """Rows of the footprint per step by the array it lies in (the rules' parameter names: a column, a scratch
+    array, the occupancy grid), largest first: bytes per agent, and the launches that move it, largest first."""
+    by_array = defaultdict(dict)
+    for launch, row in totals.items():
+        for name, sectors in row[5].items():
+            by_array[name][launch] = sectors * SECTOR_BYTES / agents / steps
+    rows = [{"array": name, "bytes": sum(launches.values()),
+             "launches": sorted(launches.items(), key=lambda item: (-item[1], item[0]))}
+            for name, launches in by_array.items()]
+    rows.sort(key=lambda row: (-row["bytes"], row["array"]))
+    return rows
+
+
+def array_markdown(rows):
+    lines = ["| array | footprint (bytes/agent) | launches moving it (bytes/agent) |", "|---|---:|---|"]
+    for row in rows:
+        launches = ", ".join(f"{launch} {amount:.1f}" for launch, amount in row["launches"] if amount >= 0.05)
+        lines.append(f"| {row['array']} | {row['bytes']:.1f} | {launches} |")
+    return "\n".join(lines)
 
 
 def markdown(rows, step, agents, scale_to=1e8, bandwidth=H200_BANDWIDTH):

@@ -57,6 +57,16 @@ def test_a_stream_reads_and_writes_each_sector_once():
     assert not target.any(), "the launch ran on copies: the arrays given are as they were"
 
 
+def test_the_footprint_is_split_among_the_arrays_it_lies_in():
+    source, target = sector_aligned(4096), sector_aligned(4096)
+    sectors = memory_traffic.launch_sectors(add_right_neighbour, 63, (source, target))
+    # source[0..63] spans 8 sectors, target[0..62] 8: every sector counted once, for the parameter it lies in
+    assert sectors.footprint_by_array() == {"source": 8, "target": 8}
+    rows = sector_aligned(2 * 4096).reshape(2, 4096)  # a [row, slot] table: its rows lie in it
+    both = memory_traffic.launch_sectors(copy_value, 64, (rows[0], rows[1]))
+    assert both.footprint_by_array() == {"source": 8, "target": 8}
+
+
 def test_a_neighbour_read_shares_a_sector_between_warps_once_in_the_footprint():
     source, target = sector_aligned(4096), sector_aligned(4096)
     sectors = memory_traffic.launch_sectors(add_right_neighbour, 63, (source, target))
@@ -136,6 +146,11 @@ def test_every_launch_of_the_step_is_recorded_with_the_columns_it_must_read(reco
     # expression reads and writes the pools of every live cell (int32 rows): more than one row's 4 bytes
     assert by_launch["express_and_recover"]["footprint_bytes"] > 4
     assert all(row["warp_bytes"] >= row["footprint_bytes"] for row in rows)
+    # the same footprint by array: nothing lost or counted twice, and the pools are what expression moves most
+    by_array = {row["array"]: row for row in memory_traffic.array_table(totals, agents, steps=2)}
+    assert sum(row["bytes"] for row in by_array.values()) == pytest.approx(step["footprint_bytes"], rel=1e-3)
+    assert by_array["pools"]["launches"][0][0] == "express_and_recover"
+    assert {"kind", "state", "occ", "voxel"} <= set(by_array)
     # the census counts every cell (its kind and flags at least); a warp summing first adds far less
     assert by_launch["census"]["tally_adds"] >= 2 and by_launch["census"]["warp_tally_adds"] < 1
     assert all(0 <= row["warp_tally_adds"] <= row["tally_adds"] for row in rows)
