@@ -12,16 +12,17 @@
 # carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute; in the
 # order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8); a variant
 # may also be a setting of the main install: GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all" runs the hand-written CUDA C
-# kernels (kernels/*.cu) in numba's stead, "GPUSIM_CUDA_GRID=all" numba's kernels striding over the cells, and
-# "GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all" both. Branches live only in the session that made them; what should
+# kernels (kernels/*.cu) in numba's stead, "GPUSIM_CUDA_GRID=all" numba's kernels striding over the cells,
+# "GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all" both, and "GPUSIM_CUDA_DIRECT=1@1e6" numba's kernels launched through
+# cuda.core (the host's time per launch, which decides the step below 1e7 agents). Branches live only in the session that made them; what should
 # wait for a GPU beyond one session goes on main as such a setting.
 # Then on the GPU machine, from the repository root:   bash benchmarks/gpu_check.sh
 # (with the device tool: carry [".whl"], command "bash benchmarks/gpu_check.sh", timeout 540 s).
 # Budget: under 8 minutes on an H200 (GPU_CHECK_BUDGET seconds, default 470, for every stage together); each stage
 # has its own time limit so the later ones still run. To leave the variants most of it (the run that decides which
-# forms become the defaults): GPU_CHECK_AGENTS=1e8 GPU_CHECK_OVERHEAD_LAUNCHES=0 GPU_CHECK_LARGEST=0 (the last two
-# skip their stages) GPU_CHECK_BUDGET=540 GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all
-# GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all", with the device tool's timeout at 590 s.
+# forms become the defaults): GPU_CHECK_AGENTS=1e6,1e8 GPU_CHECK_OVERHEAD_LAUNCHES=0 GPU_CHECK_LARGEST=0 (the last
+# two skip their stages) GPU_CHECK_BUDGET=540 GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all
+# GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all GPUSIM_CUDA_DIRECT=1@1e6", with the device tool's timeout at 590 s.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
 #   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 GPU_CHECK_OVERHEAD_AGENTS=300 \
@@ -126,7 +127,8 @@ fi
 # and list it in GPU_CHECK_VARIANTS), each installed over the dependencies above, compared with the CPU and
 # timed at one size; one report per variant, $OUT/variant-NAME.md.
 # A variant may instead be settings of the main install, NAME=VALUE joined by + (GPUSIM_CUDA_C=all: the
-# hand-written CUDA C kernels; GPUSIM_CUDA_GRID=all: numba's kernels striding over the cells), with the same
+# hand-written CUDA C kernels; GPUSIM_CUDA_GRID=all: numba's kernels striding over the cells;
+# GPUSIM_CUDA_DIRECT=1: numba's kernels launched through cuda.core), with the same
 # optional @AGENTS; its report is $OUT/variant-NAME-VALUE.md (= as -, commas as dots, + as _and_, any other
 # character but letters, digits, _ . - as _).
 for spec in ${GPU_CHECK_VARIANTS:-}; do

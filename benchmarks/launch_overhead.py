@@ -9,9 +9,10 @@ back, without waiting, ``--launches`` times each: ``claim_own_voxel`` (2 arrays)
 and ``census`` (10 arrays, the parameter vector among them, and a tally).  For each it reports the host's time per
 launch (the loop alone) and the time per launch until the device is done; then the same with every
 array argument handed over as numba's own device array, made once (``numba.cuda.as_cuda_array``),
-instead of a cupy array that numba converts at every launch.  The rules rewrite what they read, so the
+instead of a cupy array that numba converts at every launch; and with cupy arrays launched directly through
+cuda.core after numba's first launch (``GPUSIM_CUDA_DIRECT=1``, kernels.launch.CUDALauncher).  The rules rewrite what they read, so the
 state is the same after.  Prints a table and, with ``--json``, writes the figures.  In numba's CUDA
-simulator (NUMBA_ENABLE_CUDASIM=1, small ``--agents``) it runs as a rehearsal, without the second form.
+simulator (NUMBA_ENABLE_CUDASIM=1, small ``--agents``) it runs as a rehearsal, with the first form alone.
 """
 
 import argparse
@@ -62,22 +63,27 @@ def main(argv=None):
                                      s["divisions_left"], s["stimulation"], s["pools"], s.occ, sim.params,
                                      sim.detection)),
     }
-    forms = {"cupy arrays": lambda a: a}
+    same = lambda a: a  # noqa: E731
+    forms = {"cupy arrays": (same, False)}
     if not backend.simulated:
         from numba import cuda
 
-        forms["numba device arrays"] = lambda a: cuda.as_cuda_array(a) if hasattr(a, "__cuda_array_interface__") else a
+        forms["numba device arrays"] = (
+            lambda a: cuda.as_cuda_array(a) if hasattr(a, "__cuda_array_interface__") else a, False)
+        forms["cupy arrays, direct (GPUSIM_CUDA_DIRECT=1)"] = (same, True)
 
     rows = []
+    direct = backend.launch.direct
     for name, (fn, extent, arguments) in launches.items():
         backend.launch(fn, extent, *arguments)  # compiled before timing
-        for form, convert in forms.items():
+        for form, (convert, backend.launch.direct) in forms.items():
             converted = tuple(convert(a) for a in arguments)
             bound = Count(extent.bound, convert(extent.live)) if isinstance(extent, Count) else extent
             backend.launch(fn, bound, *converted)
             host, total = _time_launches(backend, fn, bound, converted, args.launches)
             rows.append({"rule": name, "arrays": sum(hasattr(a, "shape") for a in arguments), "form": form,
                          "host_us": host * 1e6, "total_us": total * 1e6})
+    backend.launch.direct = direct
     report = {"agents": int(s.n), "backend": backend.label, "launches": args.launches, "rows": rows,
               "median_host_us": statistics.median(r["host_us"] for r in rows if r["form"] == "cupy arrays")}
     print(f"{report['agents']:,} agents, {backend.label}, {args.launches} launches back to back, best of 3")

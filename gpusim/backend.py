@@ -5,7 +5,9 @@ environment variable, then the config's ``run.backend``; ``auto`` takes the
 GPU when one is usable and the CPU otherwise.  ``GPUSIM_CUDA_C`` names rules
 the GPU launches in their hand-written CUDA C form (kernels.cuda_c), and
 ``GPUSIM_CUDA_GRID`` rules whose numba kernels start no more blocks than the
-GPU holds, each thread striding over the cells (kernels.launch.CUDALauncher).
+GPU holds, each thread striding over the cells, and ``GPUSIM_CUDA_DIRECT=1``
+launches numba's compiled kernels through cuda.core, without numba's
+per-launch typing of the arguments (kernels.launch.CUDALauncher).
 With ``NUMBA_ENABLE_CUDASIM=1``
 the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
 slow, but it proves the GPU launch path without a GPU.
@@ -19,7 +21,7 @@ import warnings
 import numpy as np
 
 from gpusim.kernels import cuda_c
-from gpusim.kernels.launch import CPULauncher, CUDALauncher, launched_rules, strided_requested
+from gpusim.kernels.launch import CPULauncher, CUDALauncher, direct_requested, launched_rules, strided_requested
 
 
 class BackendError(RuntimeError):
@@ -43,7 +45,8 @@ class Backend:
             strided = ["every rule"]
         return self.name + (" (CUDA simulator)" if self.simulated else "") + (
             f" (CUDA C: {', '.join(hand_written)})" if hand_written else "") + (
-            f" (grid-stride: {', '.join(strided)})" if strided else "")
+            f" (grid-stride: {', '.join(strided)})" if strided else "") + (
+            " (direct launches)" if getattr(self.launch, "direct", False) else "")
 
     def to_host(self, array):
         return array if self.xp is np else self.xp.asnumpy(array)
@@ -154,6 +157,7 @@ def select(requested=None, configured="auto"):
     try:
         hand_written = cuda_c.requested()  # GPU settings, checked on every backend so that a typo shows
         strided = strided_requested()
+        direct = direct_requested()
     except ValueError as exc:
         raise BackendError(str(exc)) from None
     if choice == "auto":
@@ -166,6 +170,9 @@ def select(requested=None, configured="auto"):
     if hand_written and cuda_simulated():
         raise BackendError("GPUSIM_CUDA_C: CUDA C kernels run on a GPU only; the CUDA simulator runs numba's kernels "
                            "(tests/test_cuda_c.py runs them on the host instead)")
+    if direct and cuda_simulated() and os.environ.get("GPUSIM_CUDA_DIRECT", "").strip() == "1":
+        raise BackendError("GPUSIM_CUDA_DIRECT: direct launches need a GPU; the CUDA simulator runs kernels as Python "
+                           "(set GPUSIM_CUDA_DIRECT=0)")
     if cuda_simulated():
         # The simulator runs rules as Python on NumPy scalars, which warn on the
         # uint64 wrap-around that the hash relies on (on the device it is silent).
@@ -178,7 +185,7 @@ def select(requested=None, configured="auto"):
         if problem is not None:
             raise BackendError(problem)
     configure_numba_cuda()
-    return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written, strided=strided))
+    return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written, strided=strided, direct=direct))
 
 
 def device_capability(cupy):

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import time
 
@@ -441,7 +442,7 @@ def compile_kernels(signatures, capability=(9, 0), strided=False):
     from numba import cuda
     from numba import types as nbtypes
 
-    from gpusim.kernels.launch import launcher, tally_size
+    from gpusim.kernels.launch import launcher, parameter_bytes, tally_size
 
     # a kernel's device functions are compiled for the current device's capability; with no device, name one
     current_device = dispatcher.get_current_device
@@ -456,7 +457,9 @@ def compile_kernels(signatures, capability=(9, 0), strided=False):
             try:
                 ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted, strided).py_func,
                                           (extent, *argument_types, *totals), cc=capability)
-                kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability)})
+                kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability),
+                                "parameter_bytes": ptx_parameter_bytes(ptx),
+                                "laid_out_bytes": parameter_bytes((extent, *argument_types, *totals))})
             except Exception as error:  # every failure is reported, with the compiler's own message
                 failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
     finally:
@@ -478,6 +481,16 @@ def compile_cuda_c_kernels(capability=(9, 0)):
         except Exception as error:  # reported with the compiler's own message
             failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
     return kernels, failures
+
+
+_PTX_PARAMETER = re.compile(r"\.param\s+(?:\.align\s+\d+\s+)?\.[a-z]+?(\d+)\s+[\w$]+(?:\[(\d+)\])?")
+
+
+def ptx_parameter_bytes(ptx):
+    """The size in bytes of each parameter of the first kernel (``.entry``) in ``ptx``, in order."""
+    start = ptx.index(".entry")
+    declared = ptx[ptx.index("(", start) : ptx.index(")", start)]
+    return [int(bits) // 8 * int(count or 1) for bits, count in _PTX_PARAMETER.findall(declared)]
 
 
 def _labels(signatures):

@@ -174,7 +174,8 @@ def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     """The simulator runs kernels as Python and would accept code numba-cuda's compiler refuses: every kernel the
     simulated run launched, with the same argument types, is compiled to PTX for compute capability 9.0 by NVVM
     and linked into the H200's machine code by nvJitLink (no GPU needed), in both forms (a thread a cell, and
-    striding over the cells: GPUSIM_CUDA_GRID); none spills registers to local memory."""
+    striding over the cells: GPUSIM_CUDA_GRID); none spills registers to local memory, and the parameters
+    direct launches lay out (GPUSIM_CUDA_DIRECT) are those the PTX declares."""
     _, signatures = simulator_trace
     result = run_script("kernel_compile_run.py", signatures, "9.0", "strided", env={"NUMBA_ENABLE_CUDASIM": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -186,6 +187,9 @@ def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     assert all(entry["ptx_bytes"] > 1000 and entry["cubin_bytes"] > 1000 for entry in report["compiled"])
     assert all(0 < entry["registers"] <= 255 for entry in report["compiled"])
     assert [entry["kernel"] for entry in report["compiled"] if entry["spill_bytes"] or entry["local_bytes"]] == []
+    # GPUSIM_CUDA_DIRECT lays out each kernel's parameters itself: as many, of the sizes its PTX declares
+    assert [entry["kernel"] for entry in report["compiled"]
+            if entry["laid_out_bytes"] != entry["parameter_bytes"]] == []
 
 
 def test_a_fused_launch_equals_its_rules_launched_one_after_another():

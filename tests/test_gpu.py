@@ -129,6 +129,122 @@ def test_kernels_striding_over_the_cells_agree_with_the_rules_on_the_gpu(cpu_tra
     assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
 
 
+@needs_gpu
+def test_direct_launches_agree_with_the_rules_on_the_gpu(cpu_trace):
+    """With GPUSIM_CUDA_DIRECT=1 numba launches each form of a kernel once (compiling it) and cuda.core every later
+    launch, with the parameters gpusim lays out: every launch of the same run leaves every array as the CPU's
+    rules do, and no kernel is left to numba."""
+    gpu = _trace_run("cuda", {"GPUSIM_CUDA_DIRECT": "1"})
+    assert gpu["backend"] == "cuda (direct launches)"
+    assert gpu["direct_forms"] >= 20 and gpu["left_to_numba"] == []
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
+        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
+    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+
+
+class _DeviceArray:
+    """A cupy array as far as a direct launch asks: dtype, dimensions, contiguity, extents, strides, pointer."""
+
+    def __init__(self, array):
+        from types import SimpleNamespace
+
+        self.array = array
+        self.dtype, self.ndim, self.flags = array.dtype, array.ndim, array.flags
+        self.size, self.itemsize, self.shape, self.strides = array.size, array.itemsize, array.shape, array.strides
+        self.data = SimpleNamespace(ptr=array.__array_interface__["data"][0])
+
+
+@pytest.mark.without_gpu
+def test_a_direct_launch_lays_out_the_parameters_as_numba_does(monkeypatch):
+    """GPUSIM_CUDA_DIRECT=1: a kernel form's first launch is numba's; later ones go to cuda.core with each array
+    as numba-cuda passes it (two null pointers, element count, element size, data pointer, extents, byte strides)
+    and each number as a numpy scalar of its numba type; a host array or a type not laid out stays with numba."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import numba
+    from numba import types as nbtypes
+
+    from gpusim.kernels import launch as launching
+    from gpusim.kernels.occupancy import mark_survivor
+
+    numba_launches, core_launches = [], []
+
+    class Kernel:  # numba's CUDA dispatcher as far as a direct launch asks
+        targetoptions = {}
+        py_func = SimpleNamespace(__module__="stand_in")
+
+        def __init__(self):
+            self.overloads = {}
+
+        @staticmethod
+        def typeof_pyval(value):
+            if isinstance(value, (_DeviceArray, np.ndarray)):
+                return nbtypes.Array(numba.from_dtype(value.dtype), value.ndim, "C")
+            return nbtypes.boolean if isinstance(value, bool) else nbtypes.int64
+
+        def __getitem__(self, grid):
+            def call(*arguments):
+                numba_launches.append(grid)
+                types = tuple(self.typeof_pyval(value) for value in arguments)
+                function = SimpleNamespace(kernel=f"machine code of {len(self.overloads)}")
+                self.overloads.setdefault(types, SimpleNamespace(
+                    debug=False, cooperative=False,
+                    _codelibrary=SimpleNamespace(get_cufunc=lambda: function)))
+            return call
+
+    kernel = Kernel()
+    monkeypatch.setattr(launching, "launcher", lambda fn, target, counted, strided: kernel)
+    xp = SimpleNamespace(ndarray=_DeviceArray, zeros=np.zeros, cuda=object())
+    gpu = launching.CUDALauncher(xp, direct=True)
+    gpu._core = SimpleNamespace(LaunchConfig=lambda **config: config,
+                                launch=lambda stream, config, function, *parameters:
+                                core_launches.append((stream, config, function, parameters)))
+    gpu._stream = "default stream"
+    live = _DeviceArray(np.array([7], dtype=np.int64))
+    state = _DeviceArray(np.zeros(1000, dtype=np.uint8))
+    keep = _DeviceArray(np.zeros((2, 1000), dtype=np.int32)[1])
+    for _ in range(3):
+        gpu(mark_survivor, 1000, live, state, keep)
+    assert numba_launches == [(4, 256)] and len(core_launches) == 2
+    stream, config, function, parameters = core_launches[-1]
+    assert (stream, config, function) == ("default stream", {"grid": 4, "block": 256, "shmem_size": 0},
+                                          "machine code of 0")
+    assert parameters == (np.int64(1000),
+                          0, 0, 1, 8, live.data.ptr, 1, 8,
+                          0, 0, 1000, 1, state.data.ptr, 1000, 1,
+                          0, 0, 1000, 4, keep.data.ptr, 1000, 4)
+    assert [type(p) for p in parameters[:1]] == [np.int64]
+    # the layout is the one the kernel's PTX declares (tests/test_determinism.py compiles every kernel's)
+    assert launching.parameter_bytes([nbtypes.int64, *(kernel.typeof_pyval(a) for a in (live, state, keep))]) == (
+        [8] * (1 + 3 * 7))
+    # a host array: numba copies it over and back, every time; a boolean is left to numba too
+    host = np.zeros(1000, dtype=np.int32)
+    for _ in range(2):
+        gpu(mark_survivor, 1000, live, state, host)
+        gpu(mark_survivor, 1000, True, state, keep)
+    assert len(numba_launches) == 5 and len(core_launches) == 2
+
+
+@pytest.mark.without_gpu
+def test_gpusim_cuda_direct_is_checked_on_every_backend(monkeypatch):
+    """GPUSIM_CUDA_DIRECT: 1 or 0, unset the default (off until a GPU has shown it faster); anything else is
+    refused on every backend; asked for in the CUDA simulator, which runs kernels as Python, a clear error."""
+    from gpusim.backend import BackendError, select
+    from gpusim.kernels import launch
+
+    assert launch.direct_requested("") is launch.DIRECT_BY_DEFAULT is False
+    assert launch.direct_requested("1") is True and launch.direct_requested(" 0 ") is False
+    monkeypatch.setenv("GPUSIM_CUDA_DIRECT", "yes")
+    with pytest.raises(BackendError, match=r"GPUSIM_CUDA_DIRECT='yes': expected 1"):
+        select("cpu")
+    monkeypatch.setenv("GPUSIM_CUDA_DIRECT", "1")
+    assert select("cpu").label == "cpu"
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    with pytest.raises(BackendError, match="direct launches need a GPU"):
+        select("cuda")
+
+
 @pytest.mark.without_gpu
 def test_gpusim_cuda_grid_names_rules_and_falls_back_to_its_default(monkeypatch):
     """Unset: the rules a GPU has shown faster strided (none yet); 0 none; all every launch; a misspelt name is

@@ -109,7 +109,12 @@ def main():
 
         with open(sys.argv[5], "wb") as f:
             pickle.dump(sorted(tracer.signatures, key=repr), f)
-    print(json.dumps({"backend": label, "trace": tracer.records, "final": digest.hexdigest(),
+    # with GPUSIM_CUDA_DIRECT=1: the kernel forms cuda.core launched, and those left to numba
+    forms = getattr(tracer.inner, "_direct", {})
+    direct = {"direct_forms": sum(1 for launched in forms.values() if launched),
+              "left_to_numba": sorted({kernel.py_func.__module__ for (kernel, _), launched in forms.items()
+                                       if not launched})}
+    print(json.dumps({"backend": label, "trace": tracer.records, "final": digest.hexdigest(), **direct,
                       "cells": int(sim.state.n), "series": {k: v for k, v in sim.timeseries.rows.items()}}))
 
 
