@@ -5,7 +5,9 @@
 # most agents below it that the memory preflight lets fit.
 # Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md (and
 # bench-AGENTS.json), launch_overhead.json (the host's time per kernel launch, benchmarks/launch_overhead.py),
-# and with variants variant-NAME.md (.json) and variants.md: every rule's time beside the main run's.
+# with variants variant-NAME.md (.json) and variants.md: every rule's time beside the main run's, and where ncu
+# reads the GPU's counters ncu_step.csv and ncu_step.md: per rule of one step at 1e7 agents, the DRAM bandwidth
+# and issue capacity it used and the warps it kept resident (GPU_CHECK_PROFILE=AGENTS, or 0 to skip).
 #
 # Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
 # To try other branches in the same run:   make gpu-variant BRANCH=name   (writes .whl-name/, its gpusim wheel),
@@ -21,8 +23,9 @@
 # Budget: under 8 minutes on an H200 (GPU_CHECK_BUDGET seconds, default 470, for every stage together); each stage
 # has its own time limit so the later ones still run. To leave the variants most of it (the run that decides which
 # forms become the defaults): GPU_CHECK_AGENTS=1e6,1e8 GPU_CHECK_OVERHEAD_LAUNCHES=0 GPU_CHECK_LARGEST=0 (the last
-# two skip their stages) GPU_CHECK_BUDGET=540 GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all
-# GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all GPUSIM_CUDA_DIRECT=1@1e6", with the device tool's timeout at 590 s.
+# two skip their stages) GPU_CHECK_TEST_TIMEOUT=180 (the GPU tests' limit, default 300 s) GPU_CHECK_BUDGET=540
+# GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all
+# GPUSIM_CUDA_DIRECT=1@1e6", with the device tool's timeout at 590 s.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
 #   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 GPU_CHECK_OVERHEAD_AGENTS=300 \
@@ -98,7 +101,8 @@ else
 fi
 
 stage "GPU tests (tests/test_gpu.py)"
-timeout 300 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "not without_gpu" tests/test_gpu.py -rs
+timeout "${GPU_CHECK_TEST_TIMEOUT:-300}" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "not without_gpu" \
+    tests/test_gpu.py -rs
 echo "pytest exit status: $?"
 
 stage "GPU vs CPU, ${EDGE}^3, $STEPS steps"
@@ -169,6 +173,19 @@ done
 if ls "$OUT"/variant-*.json >/dev/null 2>&1; then
     stage "variants beside the main run, rule by rule (benchmarks/compare_variants.py)"
     "$PY" benchmarks/compare_variants.py "$OUT" --record "$OUT/variants.md"
+fi
+
+if [ "${GPU_CHECK_PROFILE:-1e7}" != 0 ] && [ "$(left)" -gt 100 ]; then
+    stage "one step at ${GPU_CHECK_PROFILE:-1e7} agents under Nsight Compute (benchmarks/profile_step.py)"
+    if command -v ncu >/dev/null; then
+        timeout 100 ncu --profile-from-start off --clock-control none --print-units base --csv --page details \
+            --metrics "$("$PY" benchmarks/profile_step.py --metrics)" \
+            "$PY" benchmarks/profile_step.py --agents "${GPU_CHECK_PROFILE:-1e7}" > "$OUT/ncu_step.csv"
+        echo "ncu exit status: $?"
+        "$PY" benchmarks/profile_step.py --summarize "$OUT/ncu_step.csv" --record "$OUT/ncu_step.md"
+    else
+        echo "no ncu on the PATH"
+    fi
 fi
 
 remaining=$(left)

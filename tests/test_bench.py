@@ -59,3 +59,37 @@ def test_the_gpu_checks_variants_are_set_beside_its_main_run_rule_by_rule(rows, 
     bench.write_json(alone / "bench-3000.json", rows)
     refused = run_script("../benchmarks/compare_variants.py", alone)
     assert refused.returncode != 0 and "no variant" in refused.stderr
+
+
+NCU_HEADER = ('"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size",'
+              '"Device","CC","Section Name","Metric Name","Metric Unit","Metric Value"')
+
+
+def _ncu_rows(launch, kernel, metrics):
+    return [f'"{launch}","7","python3","h","{kernel}","1","7","(256, 1, 1)","(400, 1, 1)","0","9.0",'
+            f'"Command line profiler metrics","{name}","{unit}","{value}"' for name, unit, value in metrics]
+
+
+def test_nsight_computes_report_is_summed_per_rule():
+    """benchmarks/profile_step.py --summarize: ncu's CSV (after whatever the program printed) becomes one row per
+    rule: numba launchers by the rule in their module's name (strided ones apart), CUDA C kernels by their own,
+    cupy's as named; times summed in any unit, percentages weighted by time, 'n/a' left out."""
+    numba_kernel = ("_gpusim_launch_cuda_claims_resolve_claim_0123456789abcdef::launch[abi:v1](long long, "
+                    "Array<long long, 1, C, mutable, aligned>)")
+    strided = "_ZN70_gpusim_launch_cuda_death_die_counted_strided_fedcba98765432106launchB2v1E5Array"
+    lines = ["==PROF== Connected to process 7", "profiled one step", NCU_HEADER]
+    for launch, kernel, time, dram in ((0, numba_kernel, "1,500", "80"), (1, numba_kernel, "500", "40"),
+                                       (2, strided, "2,000", "n/a"), (3, "census", "1", "10"),
+                                       (4, "cupy_cumsum__int64_int64", "250", "5")):
+        unit = "msecond" if kernel == "census" else "nsecond"
+        lines += _ncu_rows(launch, kernel, [("gpu__time_duration.sum", unit, time), ("dram__bytes.sum", "byte", "1,000,000"),
+                                            ("dram__throughput.avg.pct_of_peak_sustained_elapsed", "%", dram),
+                                            ("launch__registers_per_thread", "register/thread", "40")])
+    table = bench.ncu_table("\n".join(lines), rules={"resolve_claim", "die", "census", "claim_own_voxel"})
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()[2:6]}
+    assert list(rows) == ["census (CUDA C)", "die (strided)", "resolve_claim", "cupy_cumsum__int64_int64"]
+    assert rows["census (CUDA C)"][2] == "1000.0" and rows["resolve_claim"][1:3] == ["2", "2.0"]
+    assert rows["resolve_claim"][5] == "70"  # (80 * 1500 + 40 * 500) / 2000
+    assert rows["die (strided)"][5] == "" and rows["resolve_claim"][4] == "2.0"  # MB of DRAM, both launches
+    assert "5 launches, 1.00 ms" in table
+    assert bench.ncu_table("==ERROR== Failed to initialize the profiler") == ""

@@ -442,6 +442,20 @@ def test_a_gpu_older_than_numba_cudas_toolkit_is_named_with_the_fix(capability):
 
 
 @pytest.mark.without_gpu
+def test_the_profiling_script_runs_one_step_between_the_profilers_marks():
+    """benchmarks/profile_step.py (run under ncu by the GPU check), rehearsed in the CUDA simulator; and the
+    metrics it asks ncu for are the ones gpusim.bench.ncu_table reads."""
+    result = run_script("../benchmarks/profile_step.py", "--agents", "200", "--warmup", "1",
+                        env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "profiled one step of" in result.stderr and "cuda (CUDA simulator)" in result.stderr
+    listed = run_script("../benchmarks/profile_step.py", "--metrics")
+    from gpusim.bench import NCU_METRICS
+
+    assert listed.stdout.strip().split(",") == list(NCU_METRICS)
+
+
+@pytest.mark.without_gpu
 def test_the_launch_overhead_script_times_three_rules(tmp_path):
     """benchmarks/launch_overhead.py (run by the GPU check), rehearsed in the CUDA simulator."""
     out = tmp_path / "launch_overhead.json"
