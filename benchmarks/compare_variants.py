@@ -8,7 +8,11 @@ install's throughput runs, and ``variant-NAME.json``, each variant's
 the median step and each rule's time per step side by side, the fastest in
 bold, and per variant the rules it runs at least 5% faster than the main
 install: which rules should take a CUDA C form or a strided launch by
-default (GPUSIM_CUDA_C, GPUSIM_CUDA_GRID).
+default (GPUSIM_CUDA_C, GPUSIM_CUDA_GRID).  With ``--best`` it prints instead
+the settings that run each rule in its fastest form among the variants whose
+equality run (``equality-NAME.json``) matched the CPU
+(``gpusim.bench.best_settings``), which gpu_check.sh then times as the
+variant ``best``.
 """
 
 import argparse
@@ -17,10 +21,21 @@ import sys
 from pathlib import Path
 
 
+def _equal(path):
+    """Whether benchmarks/gpu_equality.py's JSON at ``path`` says the GPU matched the CPU (not if cut short)."""
+    try:
+        return json.loads(path.read_text()).get("equal") is True
+    except ValueError:
+        return False
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the GPU check's output folder")
     parser.add_argument("--record", help="also write the comparison to this Markdown file")
+    parser.add_argument("--best", action="store_true",
+                        help="print instead the settings that run each rule in its fastest form, joined by + (nothing "
+                             "when that is how the main run ran)")
     args = parser.parse_args()
     from gpusim import bench
 
@@ -32,6 +47,13 @@ def main():
             reports[path.stem[len("variant-"):]] = json.loads(path.read_text())["rows"]
     if not reports["main"] or len(reports) < 2:
         sys.exit(f"{args.out}: no main run (bench-*.json) or no variant (variant-*.json) to compare")
+    if args.best:
+        equal = {path.stem[len("equality-"):] for path in args.out.glob("equality-*.json") if _equal(path)}
+        best = bench.best_settings(reports, equal)
+        main_run = bench.best_settings({"main": reports["main"]}, set())
+        if best != main_run:
+            print("+".join(f"{variable}={value}" for variable, value in best.items()))
+        return
     table = bench.compare(reports)
     if not table:
         sys.exit(f"{args.out}: no variant ran at a size the main run did")

@@ -5,7 +5,9 @@
 # most agents below it that the memory preflight lets fit.
 # Everything lands in $OUT (default ./gpu_check_out): gpu_check.log, equality.json, throughput.md (and
 # bench-AGENTS.json), launch_overhead.json (the host's time per kernel launch, benchmarks/launch_overhead.py),
-# with variants variant-NAME.md (.json) and variants.md: every rule's time beside the main run's, and where ncu
+# with variants variant-NAME.md (.json), equality-NAME.json and variants.md: every rule's time beside the main
+# run's; then the variant "best", which runs every rule in the form that ran it fastest among the variants equal to
+# the CPU (benchmarks/compare_variants.py --best; GPU_CHECK_BEST=0 skips it), timed like the others; and where ncu
 # reads the GPU's counters ncu_step.csv and ncu_step.md: per rule of one step at 1e7 agents, the DRAM bandwidth
 # and issue capacity it used and the warps it kept resident (GPU_CHECK_PROFILE=AGENTS, or 0 to skip).
 #
@@ -24,8 +26,9 @@
 # has its own time limit so the later ones still run. To leave the variants most of it (the run that decides which
 # forms become the defaults): GPU_CHECK_AGENTS=1e6,1e8 GPU_CHECK_OVERHEAD_LAUNCHES=0 GPU_CHECK_LARGEST=0 (the last
 # two skip their stages) GPU_CHECK_TEST_TIMEOUT=180 (the GPU tests' limit, default 300 s) GPU_CHECK_BUDGET=540
-# GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all GPUSIM_CUDA_C=all+GPUSIM_CUDA_GRID=all
-# GPUSIM_CUDA_DIRECT=1@1e6", with the device tool's timeout at 590 s.
+# GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all GPUSIM_CUDA_DIRECT=1@1e6", with the device tool's
+# timeout at 590 s; the variant "best" then times the fastest forms together at 1e8, the figure the new defaults
+# would give.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
 #   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 GPU_CHECK_OVERHEAD_AGENTS=300 \
@@ -135,21 +138,22 @@ fi
 # GPUSIM_CUDA_DIRECT=1: numba's kernels launched through cuda.core), with the same
 # optional @AGENTS; its report is $OUT/variant-NAME-VALUE.md (= as -, commas as dots, + as _and_, any other
 # character but letters, digits, _ . - as _).
-for spec in ${GPU_CHECK_VARIANTS:-}; do
-    variant=${spec%@*}
-    variant_agents=${GPU_CHECK_VARIANT_AGENTS:-1e8}
+run_variant() {  # run_variant SPEC [NAME]: the variant's equality run and its throughput; status 1 when out of time
+    local spec=$1 variant=${1%@*} variant_agents=${GPU_CHECK_VARIANT_AGENTS:-1e8} name site report against
+    local -a setting=()
     [ "$spec" != "$variant" ] && variant_agents=${spec##*@}
     if [[ "$variant" == *=* ]]; then
         name=$(printf %s "$variant" | sed 's/=/-/g; s/,/./g; s/+/_and_/g; s/[^A-Za-z0-9_.-]/_/g'); IFS=+ read -r -a setting <<< "$variant"
         site=""
     else
-        name=$(basename "$variant"); name=${name#.whl-}; setting=(); site="$SITE-$name"
+        name=$(basename "$variant"); name=${name#.whl-}; site="$SITE-$name"
     fi
+    name=${2:-$name}
     report="$OUT/variant-$name.md"
-    [ "$(left)" -lt 120 ] && { echo "no time left for variant $name"; break; }
-    stage "variant $name: GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at $variant_agents agents"
+    [ "$(left)" -lt 120 ] && { echo "no time left for variant $name"; return 1; }
+    stage "variant $name ($variant): GPU vs CPU on ${EDGE}^3 over $STEPS steps, throughput at $variant_agents agents"
     if [ -n "$site" ]; then
-        install "$SITE-$name" "$variant"/gpusim-*.whl || { echo "installing $variant failed"; continue; }
+        install "$SITE-$name" "$variant"/gpusim-*.whl || { echo "installing $variant failed"; return 0; }
     fi
     with_variant() {  # run "$@" with the variant's wheel first on the path, or its setting
         local path="${PYTHONPATH:-}"
@@ -161,15 +165,23 @@ for spec in ${GPU_CHECK_VARIANTS:-}; do
     # CPU rules are not compiled again for the variant's sources
     against=(); [ -s "$OUT/equality.json" ] && against=(--against "$OUT/equality.json")
     with_variant timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" \
-        "${against[@]}" --json "$report.json"
+        "${against[@]}" --json "$OUT/equality-$name.json"
     echo "variant $name equality exit status: $?"
-    { echo "### $name: GPU vs CPU"; echo; cat "$report.json" 2>/dev/null; echo; } >> "$report"
-    rm -f "$report.json"
+    { echo "### $name: GPU vs CPU"; echo; cat "$OUT/equality-$name.json" 2>/dev/null; echo; } >> "$report"
     with_variant timeout 120 "$PY" -m gpusim bench --backend cuda --kernels \
         --agents "$variant_agents" --steps "${GPU_CHECK_BENCH_STEPS:-20}" --record "$report" \
         --json "$OUT/variant-$name.json"
     echo "variant $name bench exit status: $?"
+}
+for spec in ${GPU_CHECK_VARIANTS:-}; do
+    run_variant "$spec" || break
 done
+# the forms that ran each rule fastest, among the variants equal to the CPU, timed together (GPU_CHECK_BEST=0 skips)
+if [ "${GPU_CHECK_BEST:-1}" != 0 ] && ls "$OUT"/variant-*.json >/dev/null 2>&1; then
+    best=$("$PY" benchmarks/compare_variants.py "$OUT" --best)
+    echo "fastest forms rule by rule: ${best:-none}"
+    [ -n "$best" ] && run_variant "$best" best
+fi
 if ls "$OUT"/variant-*.json >/dev/null 2>&1; then
     stage "variants beside the main run, rule by rule (benchmarks/compare_variants.py)"
     "$PY" benchmarks/compare_variants.py "$OUT" --record "$OUT/variants.md"

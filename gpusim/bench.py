@@ -92,6 +92,9 @@ def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=p
             "rules_ms": {name: seconds * 1e3 / profiled for name, (_launches, seconds) in timings.items()} if kernels
             else None,
             "backend": backend.label,
+            "cuda_c": sorted(getattr(backend.launch, "cuda_c", ())),  # the forms the rules ran in (GPU settings)
+            "strided": sorted(getattr(backend.launch, "strided", ())),
+            "direct": bool(getattr(backend.launch, "direct", False)),
             "fields": fields,
         }
         rows.append(row)
@@ -264,6 +267,41 @@ def compare(reports):
                          f"at least 5% faster in {', '.join(faster) or 'no rule'}.")
         lines.append("")
     return "\n".join(lines)
+
+
+def best_settings(reports, equal, margin=0.95):
+    """The GPU settings that run every rule in the fastest form the GPU check timed: ``reports`` as for
+    :func:`compare` (the main run first, rows with the forms each rule ran in), ``equal`` the variants whose
+    equality run matched the CPU (no other is chosen).  A rule takes a variant's form (CUDA C, or strided) where
+    that variant ran it at least ``1 - margin`` faster than the main run at the same size, the fastest such;
+    direct launches where a variant with them took a median step that much shorter.  Returns
+    ``{variable: value}`` for GPUSIM_CUDA_C, GPUSIM_CUDA_GRID and GPUSIM_CUDA_DIRECT, each explicit ("0" for
+    none), so that the defaults do not add to it."""
+    names = list(reports)
+    cuda_c, strided, direct = set(), set(), False
+    for row in reports[names[0]]:
+        cuda_c |= set(row.get("cuda_c", ()))  # the main run's own forms stand unless a variant beats them
+        strided |= set(row.get("strided", ()))
+        direct |= bool(row.get("direct"))
+        same = {name: next((r for r in reports[name] if r["lattice"] == row["lattice"]), None)
+                for name in names[1:] if name in equal}
+        same = {name: other for name, other in same.items() if other is not None}
+        for rule, main_ms in (row["rules_ms"] or {}).items():
+            timed = [(other["rules_ms"][rule], name) for name, other in same.items()
+                     if rule in (other["rules_ms"] or {}) and other["rules_ms"][rule] <= margin * main_ms]
+            if not timed:
+                continue
+            fastest = same[min(timed)[1]]
+            cuda_c.discard(rule)
+            strided.discard(rule)
+            if rule in fastest.get("cuda_c", ()):
+                cuda_c.add(rule)
+            elif rule in fastest.get("strided", ()):
+                strided.add(rule)
+        direct |= any(other.get("direct") and other["median_step_ms"] <= margin * row["median_step_ms"]
+                      for other in same.values())
+    return {"GPUSIM_CUDA_C": ",".join(sorted(cuda_c)) or "0", "GPUSIM_CUDA_GRID": ",".join(sorted(strided)) or "0",
+            "GPUSIM_CUDA_DIRECT": "1" if direct else "0"}
 
 
 def record(path, table):
@@ -625,22 +663,22 @@ def ncu_table(csv_text, rules=None):
         entry = per_rule.setdefault(launch["rule"], {"launches": 0, "time": 0.0, "dram_bytes": 0.0, "weighted": {},
                                                      "registers": set()})
         entry["launches"] += 1
-        time = launch.get("time", 0.0)
-        entry["time"] += time
+        seconds = launch.get("time", 0.0)
+        entry["time"] += seconds
         entry["dram_bytes"] += launch.get("dram_bytes", 0.0)
         for field in ("dram_pct", "sm_pct", "occupancy_pct", "theoretical_pct"):
             if field in launch:
                 weighted = entry["weighted"].setdefault(field, [0.0, 0.0])
-                weighted[0] += launch[field] * time
-                weighted[1] += time
+                weighted[0] += launch[field] * seconds
+                weighted[1] += seconds
         if "registers" in launch:
             entry["registers"].add(int(launch["registers"]))
     if not per_rule:
         return ""
 
     def percent(entry, field):
-        total, time = entry["weighted"].get(field, (0.0, 0.0))
-        return f"{total / time:.0f}" if time > 0 else ""
+        total, seconds = entry["weighted"].get(field, (0.0, 0.0))
+        return f"{total / seconds:.0f}" if seconds > 0 else ""
 
     total = sum(entry["time"] for entry in per_rule.values())
     lines = [

@@ -61,6 +61,48 @@ def test_the_gpu_checks_variants_are_set_beside_its_main_run_rule_by_rule(rows, 
     assert refused.returncode != 0 and "no variant" in refused.stderr
 
 
+def _timed(lattice, median, rules, cuda_c=(), strided=(), direct=False):
+    return {"lattice": lattice, "agents": lattice**3 / 2, "median_step_ms": median, "rules_ms": rules,
+            "backend": "cuda", "cuda_c": list(cuda_c), "strided": list(strided), "direct": direct}
+
+
+def test_the_fastest_form_of_every_rule_is_chosen_among_the_variants_equal_to_the_cpu(tmp_path):
+    """compare_variants.py --best (gpu_check.sh times what it prints as the variant 'best'): a rule takes the form
+    that ran it fastest in a variant whose equality run matched the CPU, where at least 5% faster than the main
+    run; direct launches where their variant's step was; a variant that differed from the CPU is never chosen."""
+    rules = {"census": 20.0, "choose_partner": 6.0, "die": 1.6, "commit_step": 1.5}
+    reports = {
+        "main": [_timed(136, 8.0, dict(rules)), _timed(630, 52.0, dict(rules))],
+        "c": [_timed(630, 40.0, {**rules, "census": 2.0, "choose_partner": 7.0},
+                     cuda_c=("census", "choose_partner"))],
+        "grid": [_timed(630, 48.0, {**rules, "census": 15.0, "die": 0.5, "commit_step": 1.45}, strided=list(rules))],
+        "direct": [_timed(136, 2.0, dict(rules), direct=True)],
+        "wrong": [_timed(630, 1.0, {name: 0.1 for name in rules}, cuda_c=list(rules))],
+    }
+    equal = {"c", "grid", "direct"}
+    assert bench.best_settings(reports, equal) == {
+        "GPUSIM_CUDA_C": "census", "GPUSIM_CUDA_GRID": "die", "GPUSIM_CUDA_DIRECT": "1"}
+    # the main run's own forms stand where no variant beats them
+    reports["main"][1].update(cuda_c=["choose_partner"], strided=["commit_step"])
+    assert bench.best_settings(reports, {"grid"}) == {
+        "GPUSIM_CUDA_C": "choose_partner", "GPUSIM_CUDA_GRID": "census,commit_step,die", "GPUSIM_CUDA_DIRECT": "0"}
+    # the script, on what gpu_check.sh leaves: the equality of each variant beside its timing
+    reports["main"][1].update(cuda_c=[], strided=[])
+    bench.write_json(tmp_path / "bench-1e6.json", reports["main"][:1])
+    bench.write_json(tmp_path / "bench-1e8.json", reports["main"][1:])
+    for name in ("c", "grid", "direct", "wrong"):
+        bench.write_json(tmp_path / f"variant-{name}.json", reports[name])
+        (tmp_path / f"equality-{name}.json").write_text(json.dumps({"equal": name in equal}))
+    (tmp_path / "equality-grid.json").write_text('{"equal": tr')  # cut short: not equal
+    result = run_script("../benchmarks/compare_variants.py", tmp_path, "--best")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "GPUSIM_CUDA_C=census+GPUSIM_CUDA_GRID=0+GPUSIM_CUDA_DIRECT=1"
+    for name in ("c", "direct"):
+        (tmp_path / f"equality-{name}.json").write_text(json.dumps({"equal": False}))
+    nothing = run_script("../benchmarks/compare_variants.py", tmp_path, "--best")
+    assert nothing.returncode == 0 and nothing.stdout == ""  # nothing beats the main run: no variant 'best'
+
+
 NCU_HEADER = ('"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size",'
               '"Device","CC","Section Name","Metric Name","Metric Unit","Metric Value"')
 
