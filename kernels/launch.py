@@ -700,6 +700,8 @@ class CUDALauncher(_Launcher):
             function, forms = known
             config = self._launch_configs.get(blocks)
             if config is None:
+                if len(self._launch_configs) >= 256:  # the count of cells moves every step: keep the recent ones
+                    self._launch_configs.clear()
                 config = self._launch_configs[blocks] = self._core.LaunchConfig(
                     grid=blocks, block=self.threads_per_block, shmem_size=0)
             self._core.launch(self._stream, config, function, *kernel_parameters(forms, arguments))
