@@ -378,14 +378,17 @@ import numba
 from numba import cuda
 from gpusim.kernels.launch import compile_device, cuda_cache_wanted
 {compiled}
+import gpusim.kernels.tally as _tally
+_whole_counter = compile_device(_tally.whole_counter, "cuda")
 
 
 @cuda.jit(cache=cuda_cache_wanted())
 def launch({extent}, {args}, totals):
-    block = cuda.shared.array({size}, numba.int64)
+    block = cuda.shared.array((2, {size}), numba.uint32)  # each counter's low and high 32 bits (kernels.tally)
     k = cuda.threadIdx.x
     while k < {size}:
-        block[k] = 0
+        block[0, k] = 0
+        block[1, k] = 0
         k += cuda.blockDim.x
     cuda.syncthreads()
     i = cuda.grid(1)
@@ -394,8 +397,8 @@ def launch({extent}, {args}, totals):
     cuda.syncthreads()
     k = cuda.threadIdx.x
     while k < {size}:
-        if block[k] != 0:
-            cuda.atomic.add(totals, k, block[k])
+        if block[0, k] != 0 or block[1, k] != 0:
+            cuda.atomic.add(totals, k, _whole_counter(block[0, k], block[1, k]))
         k += cuda.blockDim.x
 ''',
 }

@@ -3,26 +3,53 @@
 A tallying rule (``@rule(tally=K)``) receives ``tally``, a vector of K int64
 counters, and adds to it with :func:`tally_add`.  On the CPU each thread adds
 into a private row; on the GPU the add is atomic in the block's shared
-memory.  Integer addition is exact in any order, so the sums are identical on
+memory, on the counters' 32-bit halves.  Integer addition is exact in any order, so the sums are identical on
 every backend and thread count.
 
 Every tallying rule of the step uses the one layout below (``STEP_TALLY``
 counters), so the engine adds their results into one ledger per step.
 """
 
+import numpy as np
+
 from gpusim.kernels.cells import N_CAUSES, N_KINDS
-from gpusim.kernels.launch import Layout, device_for_targets
+from gpusim.kernels.launch import Layout, device, device_for_targets
 from gpusim.kernels.molecules import N_SPECIES
+
+_LOW_WORD = np.uint64(0xFFFFFFFF)
+_WORD_BITS = np.uint64(32)
+_SIGN_BIT = np.uint64(1) << np.uint64(63)
 
 
 def _tally_add_cuda(tally, slot, amount):
-    cuda.atomic.add(tally, slot, amount)  # noqa: F821 - `cuda` is bound when compiled for the GPU
+    """On the GPU the block's counters are two rows of 32-bit words, ``tally[0]`` the low and ``tally[1]`` the
+    high half of each int64 (two's complement): a 64-bit atomic add in shared memory is a compare-and-swap
+    loop (``ATOMS.CAST.SPIN.64`` on sm_90) in which the lanes of a warp adding to one counter succeed one a
+    round, where a 32-bit add is one instruction.  The low words add with the carry out of them going to the
+    high word, which counts and pool sums below 2**32 never touch; the sums are exact modulo 2**64, so equal
+    to the int64 ones."""
+    value = np.uint64(np.int64(amount))
+    low = np.uint32(value & _LOW_WORD)
+    before = cuda.atomic.add(tally, (0, slot), low)  # noqa: F821 - `cuda` is bound when compiled for the GPU
+    carry = (np.uint64(before) + np.uint64(low)) >> _WORD_BITS
+    high = np.uint32(((value >> _WORD_BITS) + carry) & _LOW_WORD)
+    if high != 0:
+        cuda.atomic.add(tally, (1, slot), high)  # noqa: F821
 
 
 @device_for_targets(cuda=_tally_add_cuda)
 def tally_add(tally, slot, amount):
     """``tally[slot] += amount``, safely on every target."""
     tally[slot] += amount
+
+
+@device
+def whole_counter(low, high):
+    """The int64 a GPU block's counter holds as its low and high 32-bit words (see ``_tally_add_cuda``)."""
+    value = (np.uint64(high) << _WORD_BITS) | np.uint64(low)
+    if value >= _SIGN_BIT:
+        return -np.int64(~value) - 1
+    return np.int64(value)
 
 
 _layout = Layout()

@@ -170,6 +170,24 @@ def test_cuda_kernels_striding_over_the_cells_agree_with_the_cpu(cpu_trace):
     assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
 
 
+def test_the_gpus_32_bit_counter_halves_sum_as_int64_does():
+    """On the GPU a block's counters are 32-bit halves (native shared-memory atomics; a 64-bit one is a
+    compare-and-swap loop): amounts that carry out of the low half, borrow through negative values and pass
+    2**32 in one add sum to what the CPU's int64 counters and numpy give (tests/tally_run.py, in the CUDA
+    simulator; tests/test_gpu.py runs it on a GPU)."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from tally_run import amounts
+
+    values = amounts(1000)
+    expected = [int(values.sum()), -int(values.sum()), 1000, int((values[values > 0] * 3).sum())]
+    for backend, env in (("cuda", {"NUMBA_ENABLE_CUDASIM": "1"}), ("cpu", {})):
+        result = run_script("tally_run.py", backend, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1])["sums"] == expected, backend
+
+
 def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     """The simulator runs kernels as Python and would accept code numba-cuda's compiler refuses: every kernel the
     simulated run launched, with the same argument types, is compiled to PTX for compute capability 9.0 by NVVM
@@ -187,6 +205,8 @@ def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
     assert all(entry["ptx_bytes"] > 1000 and entry["cubin_bytes"] > 1000 for entry in report["compiled"])
     assert all(0 < entry["registers"] <= 255 for entry in report["compiled"])
     assert [entry["kernel"] for entry in report["compiled"] if entry["spill_bytes"] or entry["local_bytes"]] == []
+    # a tallying kernel adds with native 32-bit shared atomics, never a 64-bit compare-and-swap loop
+    assert [entry["kernel"] for entry in report["compiled"] if entry["shared_atomics_64"]] == []
     # GPUSIM_CUDA_DIRECT lays out each kernel's parameters itself: as many, of the sizes its PTX declares
     assert [entry["kernel"] for entry in report["compiled"]
             if entry["laid_out_bytes"] != entry["parameter_bytes"]] == []

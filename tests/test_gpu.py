@@ -142,6 +142,19 @@ def test_direct_launches_agree_with_the_rules_on_the_gpu(cpu_trace):
     assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
 
 
+@needs_gpu
+def test_the_block_counters_32_bit_halves_sum_as_int64_on_the_gpu():
+    """tests/tally_run.py on the GPU: amounts that carry, borrow and pass 2**32 sum as numpy's int64 does."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from tally_run import amounts
+
+    values = amounts(1000)
+    result = run_script("tally_run.py", "cuda", env={"NUMBA_ENABLE_CUDASIM": "0"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["sums"] == [
+        int(values.sum()), -int(values.sum()), 1000, int((values[values > 0] * 3).sum())]
+
+
 class _DeviceArray:
     """A cupy array as far as a direct launch asks: dtype, dimensions, contiguity, extents, strides, pointer."""
 
