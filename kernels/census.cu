@@ -6,10 +6,11 @@
 // per kind.  tests/test_cuda_c.py runs this file built for the host against the numba rule.
 //
 // Why by hand: on the H200 the census took 19.8 ms of the 52.2 ms step at 1e8 agents.  numba's kernel has
-// every lane add to the block's shared counters on its own, and the lanes of a warp, mostly cells of one kind,
-// all add to the same few counters, one after the other.  Here the lanes of a warp that add to one counter
-// sum first (a match, then one hardware reduction, kernels/tally.cuh), and a block strides over many cells
-// before it adds its counters to the totals once.
+// every lane add to the block's shared counters on its own (then in 64-bit compare-and-swap loops, now in
+// native 32-bit halves, kernels/tally.py), and the lanes of a warp, mostly cells of one kind, all add to the
+// same few counters, one after the other.  Here the lanes of a warp that add to one counter sum first (a
+// match, then one hardware reduction, kernels/tally.cuh), and a block strides over many cells before it adds
+// its counters to the totals once.
 #include "molecules.cuh"
 #include "lattice.cuh"
 #include "tally.cuh"
@@ -42,8 +43,9 @@ extern "C" __global__ void census(long long n, const long long* live, const unsi
                                   const int* __restrict__ pools, long long pools_stride, const int* __restrict__ occ,
                                   const long long* __restrict__ params, long long detection,
                                   unsigned long long* totals) {
-    __shared__ long long counters[census::CENSUS_SIZE];
-    clear_counters(counters, census::CENSUS_SIZE);
+    __shared__ unsigned words[2 * census::CENSUS_SIZE];
+    const BlockCounters counters{words, census::CENSUS_SIZE};
+    clear_counters(counters);
     long long extent = launch_extent(n, live);
     for (long long first = warp_start(); first < extent; first += grid_stride()) {
         long long slot = first + lane_id();
@@ -78,5 +80,5 @@ extern "C" __global__ void census(long long n, const long long* live, const unsi
         warp_count(counters, row + census::ACTIVATED_COUNT, effector && (flags & cells::ACTIVATED) != 0);
         warp_add(counters, row + census::STIMULATION_SUM, stimulated);
     }
-    add_counters_to_totals(counters, census::CENSUS_SIZE, totals);
+    add_counters_to_totals(counters, totals);
 }

@@ -136,6 +136,10 @@ static inline unsigned long long atomicAdd(unsigned long long* address, unsigned
     return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
 }
 
+static inline unsigned atomicAdd(unsigned* address, unsigned value) {
+    return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
+}
+
 // Run `kernel` over `blocks` blocks of `threads` threads (1, or 32: one warp).
 template <typename Kernel, typename... Arguments>
 static void gpusim_host_launch(Kernel kernel, unsigned blocks, unsigned threads, Arguments... arguments) {

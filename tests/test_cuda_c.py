@@ -72,6 +72,42 @@ def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form(monkeypatch):
         cuda_c.requested("choose_partner,die")
 
 
+def test_a_blocks_counters_in_32_bit_halves_sum_as_int64(tmp_path):
+    """kernels/tally.cuh's block counters (two 32-bit words a counter, native atomics on the GPU), built for the
+    host: amounts that carry out of the low word, pass through negative values and exceed 2**32 in one add sum
+    to numpy's int64 sum; so does a count of lanes."""
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.fail("the CUDA C tests need a C++ compiler (.ci/run installs g++)")
+    source = tmp_path / "counters.cpp"
+    source.write_text("\n".join([
+        '#include "cuda_host.h"',
+        '#include "tally.cuh"',
+        'extern "C" long long sum_in_halves(const long long* amounts, int n) {',
+        "    unsigned words[4] = {0, 0, 0, 0};",
+        "    const BlockCounters counters{words, 2};",
+        "    for (int i = 0; i < n; ++i) add_to(counters, 1, amounts[i]);",
+        "    return words[0] == 0 && words[2] == 0 ? whole_counter(counters, 1) : -1;  // counter 0 untouched",
+        "}",
+    ]) + "\n")
+    library = tmp_path / "counters.so"
+    built = subprocess.run([compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Werror",
+                            "-Wno-unused-function", f"-I{TESTS}", f"-I{cuda_c.FOLDER}", "-o", str(library),
+                            str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    sum_in_halves = ctypes.CDLL(str(library)).sum_in_halves
+    sum_in_halves.restype = ctypes.c_longlong
+    import sys
+
+    sys.path.insert(0, str(TESTS))
+    from tally_run import amounts
+
+    for values in (amounts(1000), np.full(300, 2**32 - 1, dtype=np.int64), -amounts(77), np.ones(5, np.int64)):
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        total = sum_in_halves(values.ctypes.data_as(ctypes.POINTER(ctypes.c_longlong)), len(values))
+        assert total == int(values.sum())
+
+
 class HostKernels:
     """The .cu files built for the host (g++ and tests/cuda_host.h), one library per rule; ``defines``: the
     preprocessor's, such as the ``__CUDA_ARCH__`` of a GPU whose code path to take."""
