@@ -239,6 +239,53 @@ def test_a_direct_launch_lays_out_the_parameters_as_numba_does(monkeypatch):
     assert len(numba_launches) == 5 and len(core_launches) == 2
 
 
+_NUMBAS_OWN_LAYOUT = """
+import ctypes, json, types
+import numpy as np
+import numba.cuda.dispatcher as dispatcher
+from numba import types as nb
+from gpusim.kernels.launch import kernel_parameters, parameter_forms
+
+class DeviceArray:  # a cupy array as far as both layouts ask (numba's through its device-array wrapper)
+    def __init__(self, array):
+        self.size, self.itemsize, self.dtype, self.shape, self.strides = (
+            array.size, array.itemsize, array.dtype, array.shape, array.strides)
+        self.ptr = array.__array_interface__["data"][0]
+        self.data = types.SimpleNamespace(ptr=self.ptr)
+        self._layout = types.SimpleNamespace(strides_in_bytes=array.strides)
+
+dispatcher.wrap_arg = lambda value: types.SimpleNamespace(to_device=lambda retr, stream: value)
+table = np.zeros((3, 40), np.int32)
+arguments = [(nb.int64[::1], DeviceArray(np.zeros(1, np.int64))), (nb.int64, 1000), (nb.uint64, 2**64 - 3),
+             (nb.uint8[::1], DeviceArray(np.zeros(40, np.uint8))), (nb.int32[:, ::1], DeviceArray(table[1:])),
+             (nb.int32[::1], DeviceArray(table[2])), (nb.int8[::1], DeviceArray(np.zeros(9, np.int8))),
+             (nb.int32, -5), (nb.float64, 0.25)]
+theirs = []
+for kind, value in arguments:
+    dispatcher._Kernel._prepare_args(types.SimpleNamespace(extensions=[]), kind, value, 0, [], theirs)
+ours = kernel_parameters(parameter_forms([kind for kind, _ in arguments]), [value for _, value in arguments])
+def plain(value):  # a parameter as the bytes cuda.core passes: an int as 8, a ctypes or numpy number in its width
+    if isinstance(value, int):
+        return [8, value]
+    if isinstance(value, ctypes._SimpleCData):
+        return [ctypes.sizeof(value), value.value]
+    return [value.itemsize, value.item()]
+print(json.dumps({"numba": [plain(p) for p in theirs], "ours": [plain(p) for p in ours]}))
+"""
+
+
+@pytest.mark.without_gpu
+def test_direct_launches_lay_out_parameters_as_numba_cudas_own_code_does():
+    """kernel_parameters against numba-cuda's own _prepare_args (the installed version's), for arrays of one and
+    two dimensions and numbers of several types: the same values in the same order and widths; a numba-cuda that
+    lays them out otherwise fails here before it reaches a GPU."""
+    result = _python(_NUMBAS_OWN_LAYOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    laid_out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert laid_out["ours"] == laid_out["numba"]
+    assert len(laid_out["ours"]) == 7 + 1 + 1 + 7 + 9 + 7 + 7 + 1 + 1
+
+
 @pytest.mark.without_gpu
 def test_gpusim_cuda_direct_is_checked_on_every_backend(monkeypatch):
     """GPUSIM_CUDA_DIRECT: 1 or 0, unset the default (off until a GPU has shown it faster); anything else is
