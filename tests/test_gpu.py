@@ -25,9 +25,11 @@ def _python(code, env=None):
                           env={**os.environ, **(env or {}), "NUMBA_ENABLE_CUDASIM": "0"})
 
 
+_SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 needs_gpu = pytest.mark.skipif(
-    os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0") or cuda_problem() is not None,
-    reason=f"no usable CUDA GPU here ({cuda_problem()})",
+    _SIMULATED or cuda_problem() is not None,
+    reason="numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM): these need a real GPU" if _SIMULATED
+    else f"no usable CUDA GPU here ({cuda_problem()})",
 )
 
 
