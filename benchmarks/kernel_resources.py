@@ -1,6 +1,6 @@
 """Registers, shared memory, spills and occupancy of every CUDA kernel a run launches, without a GPU.
 
-    python benchmarks/kernel_resources.py [--capability 9.0] [--threads 256] [--strided] [--record FILE]
+    python benchmarks/kernel_resources.py [--capability 9.0] [--threads 256] [--strided] [--sass] [--record FILE]
 
 Runs the small scenario of tests/trace_run.py in numba's CUDA simulator to learn every launch and the
 types of its arguments, compiles each kernel for the GPU by numba-cuda's NVVM and nvJitLink, as a GPU
@@ -10,7 +10,12 @@ and the share of an H100/H200 multiprocessor's warps it can keep busy (occupancy
 block size, with what limits it.  A kernel far below full occupancy has fewer warps to hide memory
 latency with; spills put registers in (slow) local memory.  Only compute capability 9.0's limits are
 known to the occupancy column.  With ``--strided``, also every numba kernel's form that strides over its
-indices (``GPUSIM_CUDA_GRID``): what the loop costs in registers.
+indices (``GPUSIM_CUDA_GRID``): what the loop costs in registers.  With ``--sass``, each kernel's machine
+code is also disassembled (``cuobjdump -sass``, which needs ``nvdisasm`` beside it: the CUDA toolkit's, or
+the two in ``triton/backends/nvidia/bin`` of Triton's wheel, on the PATH) and the table says what it does
+that costs more than its loads and stores: its instructions, compare-and-swap loops (a 64-bit atomic in
+shared memory), the library routines it calls (64-bit integer division, double division, square root) and
+its local-memory accesses (``gpusim.bench.sass_summary``).  That is how the tallies' loops were found.
 """
 
 import argparse
@@ -43,6 +48,8 @@ def main():
     parser.add_argument("--threads", type=int, default=256, help="threads a block, as the launcher starts them")
     parser.add_argument("--strided", action="store_true",
                         help="also the kernels' forms that stride over their indices (GPUSIM_CUDA_GRID)")
+    parser.add_argument("--sass", action="store_true",
+                        help="also disassemble each kernel (cuobjdump -sass) and count what its machine code does")
     parser.add_argument("--record", help="append the table to this Markdown file")
     args = parser.parse_args()
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
@@ -51,12 +58,19 @@ def main():
 
     capability = tuple(int(x) for x in args.capability.split("."))
     signatures = launches()
-    kernels, failures = bench.compile_kernels(signatures, capability)
+    kernels, failures = bench.compile_kernels(signatures, capability, machine_code=args.sass)
     if args.strided:
-        strided, strided_failures = bench.compile_kernels(signatures, capability, strided=True)
+        strided, strided_failures = bench.compile_kernels(signatures, capability, strided=True,
+                                                          machine_code=args.sass)
         kernels, failures = kernels + strided, failures + strided_failures
-    hand_written, hand_failures = bench.compile_cuda_c_kernels(capability)
+    hand_written, hand_failures = bench.compile_cuda_c_kernels(capability, machine_code=args.sass)
     kernels, failures = kernels + hand_written, failures + hand_failures
+    if args.sass:
+        try:
+            for entry in kernels:
+                entry["sass"] = bench.sass_summary(bench.disassemble(entry.pop("cubin")))
+        except RuntimeError as error:
+            sys.exit(f"--sass: {error}")
     for failure in failures:
         print(f"{failure['kernel']}: {failure['error']}", file=sys.stderr)
     text = bench.resources_markdown(kernels, capability, args.threads)

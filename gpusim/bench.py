@@ -462,7 +462,7 @@ def occupancy(registers, shared_bytes, threads_per_block=256, sm=SM90):
     return blocks * -(-threads_per_block // 32) / sm["warps"], limit
 
 
-def compile_kernels(signatures, capability=(9, 0), strided=False):
+def compile_kernels(signatures, capability=(9, 0), strided=False, machine_code=False):
     """Compile every launch in ``signatures`` for a GPU of compute ``capability``, with no GPU or driver; with
     ``strided``, the kernels' forms that stride over their indices (``GPUSIM_CUDA_GRID``), labelled so.
 
@@ -495,7 +495,8 @@ def compile_kernels(signatures, capability=(9, 0), strided=False):
             try:
                 ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted, strided).py_func,
                                           (extent, *argument_types, *totals), cc=capability)
-                kernels.append({"kernel": label, "ptx_bytes": len(ptx), **machine_code_resources(ptx, capability),
+                kernels.append({"kernel": label, "ptx_bytes": len(ptx),
+                                **machine_code_resources(ptx, capability, machine_code),
                                 "parameter_bytes": ptx_parameter_bytes(ptx),
                                 # 64-bit atomics in shared memory: a compare-and-swap loop on the GPU (sm_90)
                                 "shared_atomics_64": len(_SHARED_ATOMIC_64.findall(ptx)),
@@ -507,7 +508,7 @@ def compile_kernels(signatures, capability=(9, 0), strided=False):
     return kernels, failures
 
 
-def compile_cuda_c_kernels(capability=(9, 0)):
+def compile_cuda_c_kernels(capability=(9, 0), machine_code=False):
     """The hand-written CUDA C kernels (kernels/*.cu) compiled by NVRTC for ``capability``, no GPU needed; the
     same entries and failures as :func:`compile_kernels`."""
     from gpusim.kernels import cuda_c
@@ -517,7 +518,8 @@ def compile_cuda_c_kernels(capability=(9, 0)):
         label = f"{fn.__module__}.{name} (CUDA C)"
         try:
             cubin, log = cuda_c.compile_program(fn, capability)
-            kernels.append({"kernel": label, "cubin_bytes": len(cubin), **cuda_c.ptxas_resources(log, name)})
+            kernels.append({"kernel": label, "cubin_bytes": len(cubin), **cuda_c.ptxas_resources(log, name),
+                            **({"cubin": bytes(cubin)} if machine_code else {})})
         except Exception as error:  # reported with the compiler's own message
             failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
     return kernels, failures
@@ -548,8 +550,9 @@ def _labels(signatures):
     return labels
 
 
-def machine_code_resources(ptx, capability):
-    """Link ``ptx`` into machine code for ``capability`` with nvJitLink; what ptxas reports a kernel uses."""
+def machine_code_resources(ptx, capability, machine_code=False):
+    """Link ``ptx`` into machine code for ``capability`` with nvJitLink; what ptxas reports a kernel uses (and with
+    ``machine_code``, the machine code itself, ``cubin``)."""
     from cuda.bindings import nvjitlink
 
     from gpusim.kernels.cuda_c import ptxas_resources
@@ -567,9 +570,52 @@ def machine_code_resources(ptx, capability):
         log = bytearray(nvjitlink.get_info_log_size(handle))
         nvjitlink.get_info_log(handle, log)
         cubin_bytes = nvjitlink.get_linked_cubin_size(handle)
+        cubin = bytearray(cubin_bytes)
+        if machine_code:
+            nvjitlink.get_linked_cubin(handle, cubin)
     finally:
         nvjitlink.destroy(handle)
-    return {"cubin_bytes": cubin_bytes, **ptxas_resources(log.decode(errors="replace"))}
+    return {"cubin_bytes": cubin_bytes, **ptxas_resources(log.decode(errors="replace")),
+            **({"cubin": bytes(cubin)} if machine_code else {})}
+
+
+def disassemble(cubin):
+    """The machine code (SASS) of ``cubin`` as text, by ``cuobjdump -sass`` (CUDA's, or Triton's wheel's; it needs
+    ``nvdisasm`` beside it): RuntimeError naming what is missing."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    tool = shutil.which("cuobjdump")
+    if tool is None:
+        raise RuntimeError("no cuobjdump on the PATH (the CUDA toolkit's, or triton/backends/nvidia/bin from "
+                           "Triton's wheel, with nvdisasm beside it)")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        done = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"cuobjdump -sass failed: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+_SASS_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]{4,}\*/\s+(\S+)", re.MULTILINE)
+
+
+def sass_summary(sass):
+    """What a kernel's machine code (``cuobjdump -sass``) does that costs more than it reads: its instructions,
+    compare-and-swap loops (a 64-bit atomic in shared memory: ``ATOMS.CAST``, ``ATOMS.CAS``), the library
+    routines it calls (64-bit integer division, double division and square root), and its local-memory
+    loads and stores (spilled or stacked values)."""
+    operations = [name for name in _SASS_INSTRUCTION.findall(sass) if not name.startswith("@")]
+    predicated = re.findall(r"^\s*/\*[0-9a-f]{4,}\*/\s+@!?U?P\w*\s+(\S+)", sass, re.MULTILINE)
+    operations += predicated
+    return {
+        "instructions": len(operations),
+        "cas_loops": sum(1 for name in operations if name.startswith("ATOMS.CAS")),
+        "routines": sorted(set(re.findall(r"Function : (__cuda_\w+)", sass))),
+        "local_accesses": sum(1 for name in operations if name.split(".")[0] in ("LDL", "STL")),
+    }
 
 
 def resources_markdown(kernels, capability, threads_per_block):
@@ -579,21 +625,31 @@ def resources_markdown(kernels, capability, threads_per_block):
     for entry in kernels:
         share, limit = occupancy(entry["registers"], entry["shared_bytes"], threads_per_block) if known else (None, "")
         rows.append((share if share is not None else 1.0, entry["kernel"], entry, limit))
+    machine = any("sass" in entry for entry in kernels)
     lines = [
         f"### Kernel resources, {datetime.date.today().isoformat()}",
         "",
         f"Compiled for compute capability {capability[0]}.{capability[1]} with no GPU (numba-cuda "
         f"{_numba_cuda_version()} NVVM, then nvJitLink); occupancy at {threads_per_block} threads a block"
         f"{'' if known else ' (limits known for 9.0 only)'}.  Command: `python benchmarks/kernel_resources.py"
-        f"{' --strided' if any(entry['kernel'].endswith('(strided)') for entry in kernels) else ''}`.",
+        f"{' --strided' if any(entry['kernel'].endswith('(strided)') for entry in kernels) else ''}"
+        f"{' --sass' if machine else ''}`.",
         "",
-        "| kernel | registers a thread | shared memory a block (bytes) | spilled (bytes a thread) | occupancy | limited by |",
-        "|---|---:|---:|---:|---:|---|",
+        "| kernel | registers a thread | shared memory a block (bytes) | spilled (bytes a thread) | stack frame (bytes "
+        "a thread) | occupancy | limited by |"
+        + (" machine instructions | compare-and-swap loops | routines called | local loads and stores |" if machine
+           else ""),
+        "|---|---:|---:|---:|---:|---:|---|" + ("---:|---:|---|---:|" if machine else ""),
     ]
     for share, label, entry, limit in sorted(rows, key=lambda row: (row[0], row[1])):
         shown = f"{share:.0%}" if known else "-"
-        lines.append(f"| {label} | {entry['registers']} | {entry['shared_bytes']} | {entry['spill_bytes']} | {shown} "
-                     f"| {limit} |")
+        line = (f"| {label} | {entry['registers']} | {entry['shared_bytes']} | {entry['spill_bytes']} | "
+                f"{entry.get('stack_bytes', 0)} | {shown} | {limit} |")
+        if machine:
+            code = entry.get("sass") or {}
+            line += (f" {code.get('instructions', '-')} | {code.get('cas_loops', '-')} | "
+                     f"{', '.join(code.get('routines', ())) or '-'} | {code.get('local_accesses', '-')} |")
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

@@ -183,7 +183,8 @@ def _check(nvrtc, error, call):
 
 def ptxas_resources(log, kernel=None):
     """What ptxas's verbose log (NVRTC's, or nvJitLink's) says a kernel uses: registers a thread, shared memory
-    a block, local memory and spilled bytes a thread; of ``kernel`` where the log compiles several."""
+    a block, local memory, spilled bytes and stack frame a thread; of ``kernel`` where the log compiles
+    several."""
     section = log
     if kernel is not None:
         for entry in log.split("Compiling entry function '")[1:]:
@@ -203,6 +204,8 @@ def ptxas_resources(log, kernel=None):
         "shared_bytes": number(r"(\d+) bytes smem", 0),
         "local_bytes": number(r"(\d+) bytes lmem", 0),
         "spill_bytes": number(r"(\d+) bytes spill stores"),
+        # a local array indexed where the compiler cannot resolve the index lives in the thread's stack frame
+        "stack_bytes": number(r"(\d+) bytes stack frame", 0),
     }
 
 

@@ -135,3 +135,37 @@ def test_nsight_computes_report_is_summed_per_rule():
     assert rows["die (strided)"][5] == "" and rows["resolve_claim"][4] == "2.0"  # MB of DRAM, both launches
     assert "5 launches, 1.00 ms" in table
     assert bench.ncu_table("==ERROR== Failed to initialize the profiler") == ""
+
+
+SASS = """
+        Function : __cuda_sm20_div_s64
+        /*0000*/                   IABS R4, R2 ;
+        Function : _ZN6launch
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   ATOMS.CAST.SPIN.64 P0, [R2], R4, R6 ;
+        /*0020*/              @!P0 BRA 0x10 ;
+        /*0030*/                   STL [R1], R5 ;
+        /*0040*/                   LDL R7, [R1+0x4] ;
+        /*0050*/               @P1 ATOMS.ADD R3, [R2], R4 ;
+        /*0060*/                   CALL.ABS.NOINC 0x0 ;
+        /*0070*/                   EXIT ;
+"""
+
+
+def test_a_kernels_machine_code_is_summarised_for_what_costs_more_than_its_loads():
+    """kernel_resources.py --sass: instructions (predicated ones too), compare-and-swap loops, the library
+    routines called, local-memory accesses; and the resources table gains those columns, with the stack frame."""
+    assert bench.sass_summary(SASS) == {"instructions": 9, "cas_loops": 1, "routines": ["__cuda_sm20_div_s64"],
+                                        "local_accesses": 2}
+    entry = {"kernel": "gpusim.kernels.census.census", "registers": 44, "shared_bytes": 4032, "spill_bytes": 0,
+             "stack_bytes": 0}
+    plain = bench.resources_markdown([entry], (9, 0), 256).splitlines()
+    assert plain[-1] == "| gpusim.kernels.census.census | 44 | 4032 | 0 | 0 | 62% | registers |"
+    assert plain[-3].count("|") == plain[-1].count("|")
+    with_code = bench.resources_markdown([{**entry, "sass": bench.sass_summary(SASS)}], (9, 0), 256).splitlines()
+    assert with_code[-1].endswith("| registers | 9 | 1 | __cuda_sm20_div_s64 | 2 |")
+    assert with_code[-3].count("|") == with_code[-1].count("|") == with_code[-2].count("|")
+    from gpusim.kernels import cuda_c
+
+    log = "ptxas info    : Used 45 registers\nptxas         .     104 bytes stack frame, 0 bytes spill stores, 0 bytes"
+    assert cuda_c.ptxas_resources(log)["stack_bytes"] == 104

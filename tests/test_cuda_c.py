@@ -49,6 +49,9 @@ def test_compiles_for_the_gpu_without_spilling(name, capability):
     assert len(cubin) > 1000
     assert 0 < used["registers"] <= 255
     assert used["spill_bytes"] == 0 and used["local_bytes"] == 0, log
+    # no local array on the stack, but resolve_claim's 26 occupants: its claims are read in two rounds of 13
+    # (a loop the compiler keeps, so the array is indexed at run time) to stay at 45 registers, not 82
+    assert used["stack_bytes"] == (104 if name == "resolve_claim" else 0), log
     assert "warning" not in log.lower(), log
 
 
