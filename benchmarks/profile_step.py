@@ -37,13 +37,13 @@ def profile(agents, warmup):
     for _ in range(warmup):
         sim.step()
     backend.synchronize()
-    profiler = None if backend.simulated else backend.xp.cuda.profiler
-    if profiler is not None:
-        profiler.start()
+    runtime = None if backend.simulated else backend.xp.cuda.runtime  # cudaProfilerStart and Stop
+    if runtime is not None:
+        runtime.profilerStart()
     sim.step()
     backend.synchronize()
-    if profiler is not None:
-        profiler.stop()
+    if runtime is not None:
+        runtime.profilerStop()
     print(f"profiled one step of {sim.state.n:,} agents on {backend.label}", file=sys.stderr)
 
 
