@@ -170,7 +170,7 @@ def select(requested=None, configured="auto"):
     if hand_written and cuda_simulated():
         raise BackendError("GPUSIM_CUDA_C: CUDA C kernels run on a GPU only; the CUDA simulator runs numba's kernels "
                            "(tests/test_cuda_c.py runs them on the host instead)")
-    if direct and cuda_simulated() and os.environ.get("GPUSIM_CUDA_DIRECT", "").strip() == "1":
+    if cuda_simulated() and direct_requested(default=False):  # asked for, not merely the default
         raise BackendError("GPUSIM_CUDA_DIRECT: direct launches need a GPU; the CUDA simulator runs kernels as Python "
                            "(set GPUSIM_CUDA_DIRECT=0)")
     if cuda_simulated():

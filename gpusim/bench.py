@@ -230,6 +230,15 @@ def write_json(path, rows):
         json.dump({"machine": machine(rows[0]["backend"] if rows else "cpu"), "rows": rows}, f, indent=1)
 
 
+FASTER = 0.95  # a variant runs a rule faster where it takes at most this share of the reference's time
+
+
+def _at_size(reports, names, lattice):
+    """``{name: its row of the size with lattice edge ``lattice``}`` for those of ``names`` that ran it."""
+    found = {name: next((row for row in reports[name] if row["lattice"] == lattice), None) for name in names}
+    return {name: row for name, row in found.items() if row is not None}
+
+
 def compare(reports):
     """Per-rule times of runs of the same scenario side by side: ``reports`` is ``{name: rows of run()}`` (the
     first the reference, e.g. the GPU check's main run, the others its variants), compared size by size (by
@@ -240,8 +249,8 @@ def compare(reports):
     lines = []
     for row in reports[reference]:
         edge = row["lattice"]
-        same = {name: next((r for r in reports[name] if r["lattice"] == edge), None) for name in names}
-        present = [name for name in names if same[name] is not None]
+        same = _at_size(reports, names, edge)
+        present = list(same)
         if len(present) < 2:
             continue
         lines += [f"### {row['agents']:,.0f} agents ({edge}³): {', '.join(present)}", "",
@@ -262,14 +271,14 @@ def compare(reports):
         base = same[reference]["rules_ms"] or {}
         for name in present[1:]:
             theirs = same[name]["rules_ms"] or {}
-            faster = [rule for rule in rules if rule in base and rule in theirs and theirs[rule] <= 0.95 * base[rule]]
+            faster = [rule for rule in rules if rule in base and rule in theirs and theirs[rule] <= FASTER * base[rule]]
             lines.append(f"{name}: {same[name]['median_step_ms']:.2f} ms a step against {row['median_step_ms']:.2f}; "
                          f"at least 5% faster in {', '.join(faster) or 'no rule'}.")
         lines.append("")
     return "\n".join(lines)
 
 
-def best_settings(reports, equal, margin=0.95):
+def best_settings(reports, equal, margin=FASTER):
     """The GPU settings that run every rule in the fastest form the GPU check timed: ``reports`` as for
     :func:`compare` (the main run first, rows with the forms each rule ran in), ``equal`` the variants whose
     equality run matched the CPU (no other is chosen).  A rule takes a variant's form (CUDA C, or strided) where
@@ -283,9 +292,7 @@ def best_settings(reports, equal, margin=0.95):
         cuda_c |= set(row.get("cuda_c", ()))  # the main run's own forms stand unless a variant beats them
         strided |= set(row.get("strided", ()))
         direct |= bool(row.get("direct"))
-        same = {name: next((r for r in reports[name] if r["lattice"] == row["lattice"]), None)
-                for name in names[1:] if name in equal}
-        same = {name: other for name, other in same.items() if other is not None}
+        same = _at_size(reports, [name for name in names[1:] if name in equal], row["lattice"])
         for rule, main_ms in (row["rules_ms"] or {}).items():
             timed = [(other["rules_ms"][rule], name) for name, other in same.items()
                      if rule in (other["rules_ms"] or {}) and other["rules_ms"][rule] <= margin * main_ms]
@@ -570,13 +577,14 @@ def machine_code_resources(ptx, capability, machine_code=False):
         log = bytearray(nvjitlink.get_info_log_size(handle))
         nvjitlink.get_info_log(handle, log)
         cubin_bytes = nvjitlink.get_linked_cubin_size(handle)
-        cubin = bytearray(cubin_bytes)
+        kept = {}
         if machine_code:
+            cubin = bytearray(cubin_bytes)
             nvjitlink.get_linked_cubin(handle, cubin)
+            kept["cubin"] = bytes(cubin)
     finally:
         nvjitlink.destroy(handle)
-    return {"cubin_bytes": cubin_bytes, **ptxas_resources(log.decode(errors="replace")),
-            **({"cubin": bytes(cubin)} if machine_code else {})}
+    return {"cubin_bytes": cubin_bytes, **ptxas_resources(log.decode(errors="replace")), **kept}
 
 
 def disassemble(cubin):
@@ -599,7 +607,8 @@ def disassemble(cubin):
     return done.stdout
 
 
-_SASS_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]{4,}\*/\s+(\S+)", re.MULTILINE)
+# an instruction of cuobjdump's listing: its address, then its predicate if it has one (@P0, @!UP1), then its name
+_SASS_INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w*\s+)?(\S+)", re.MULTILINE)
 
 
 def sass_summary(sass):
@@ -607,9 +616,7 @@ def sass_summary(sass):
     compare-and-swap loops (a 64-bit atomic in shared memory: ``ATOMS.CAST``, ``ATOMS.CAS``), the library
     routines it calls (64-bit integer division, double division and square root), and its local-memory
     loads and stores (spilled or stacked values)."""
-    operations = [name for name in _SASS_INSTRUCTION.findall(sass) if not name.startswith("@")]
-    predicated = re.findall(r"^\s*/\*[0-9a-f]{4,}\*/\s+@!?U?P\w*\s+(\S+)", sass, re.MULTILINE)
-    operations += predicated
+    operations = _SASS_INSTRUCTION.findall(sass)
     return {
         "instructions": len(operations),
         "cas_loops": sum(1 for name in operations if name.startswith("ATOMS.CAS")),

@@ -238,13 +238,13 @@ def strided_requested(setting=None):
 DIRECT_BY_DEFAULT = False
 
 
-def direct_requested(setting=None):
+def direct_requested(setting=None, default=None):
     """Whether numba's compiled kernels are launched directly through cuda.core (``GPUSIM_CUDA_DIRECT``, or
-    ``setting``: ``1`` yes, ``0`` no, unset or empty ``DIRECT_BY_DEFAULT``; ValueError for anything else).
-    See :class:`CUDALauncher`."""
+    ``setting``: ``1`` yes, ``0`` no, unset or empty ``default``, itself by default ``DIRECT_BY_DEFAULT``;
+    ValueError for anything else).  See :class:`CUDALauncher`."""
     setting = (os.environ.get("GPUSIM_CUDA_DIRECT", "") if setting is None else setting).strip()
     if setting == "":
-        return DIRECT_BY_DEFAULT
+        return DIRECT_BY_DEFAULT if default is None else default
     if setting not in ("0", "1"):
         raise ValueError(f"GPUSIM_CUDA_DIRECT={setting!r}: expected 1 (launch numba's kernels directly) or 0")
     return setting == "1"

@@ -3,8 +3,8 @@
 A tallying rule (``@rule(tally=K)``) receives ``tally``, a vector of K int64
 counters, and adds to it with :func:`tally_add`.  On the CPU each thread adds
 into a private row; on the GPU the add is atomic in the block's shared
-memory, on the counters' 32-bit halves.  Integer addition is exact in any order, so the sums are identical on
-every backend and thread count.
+memory, on the counters' 32-bit halves.  Integer addition is exact in any
+order, so the sums are identical on every backend and thread count.
 
 Every tallying rule of the step uses the one layout below (``STEP_TALLY``
 counters), so the engine adds their results into one ledger per step.
