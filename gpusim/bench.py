@@ -507,6 +507,7 @@ def compile_kernels(signatures, capability=(9, 0), strided=False, machine_code=F
                                 "parameter_bytes": ptx_parameter_bytes(ptx),
                                 # 64-bit atomics in shared memory: a compare-and-swap loop on the GPU (sm_90)
                                 "shared_atomics_64": len(_SHARED_ATOMIC_64.findall(ptx)),
+                                "divisions_64": len(_DIVISION_64.findall(ptx)),
                                 "laid_out_bytes": parameter_bytes((extent, *argument_types, *totals))})
             except Exception as error:  # every failure is reported, with the compiler's own message
                 failures.append({"kernel": label, "error": f"{type(error).__name__}: {error}"[:3000]})
@@ -533,6 +534,7 @@ def compile_cuda_c_kernels(capability=(9, 0), machine_code=False):
 
 
 _SHARED_ATOMIC_64 = re.compile(r"\batom\.shared\S*\.[a-z]+\.[usbf]64\b")
+_DIVISION_64 = re.compile(r"\b(?:div|rem)\.[su]64\b")  # a library routine of dozens of instructions on the GPU
 _PTX_PARAMETER = re.compile(r"\.param\s+(?:\.align\s+\d+\s+)?\.[a-z]+?(\d+)\s+[\w$]+(?:\[(\d+)\])?")
 
 

@@ -372,6 +372,12 @@ def _check_whole(cfg):
                 "(set icar_ligand on an effector kind or on the tumour)"
             )
     problems += _check_fields(cfg)
+    from gpusim.kernels.lattice import MAX_VOXELS
+
+    if cfg.voxels > MAX_VOXELS:
+        z, y, x = cfg.lattice.shape
+        problems.append(f"lattice.shape: {z} x {y} x {x} is {cfg.voxels:,} voxels; a lattice holds at most "
+                        f"{MAX_VOXELS:,} (2**32, a cube of 1625)")
     dosed = sum(d.count for d in cfg.dose)
     if cfg.tumour.initial_cells + dosed > cfg.voxels:
         problems.append(

@@ -17,6 +17,7 @@ import numpy as np
 from gpusim.kernels import params as P
 from gpusim.kernels.cell_cycle import cycle_table_steps, inheritance_factors_q16, lognormal_quantiles
 from gpusim.kernels.cells import CAR_M, EFFECTOR_KINDS, KIND_NAMES, N_KINDS, TUMOUR
+from gpusim.kernels.lattice import MAX_VOXELS, division_magic
 from gpusim.kernels.molecules import (
     ANTIGEN_A,
     ANTIGEN_B,
@@ -120,6 +121,20 @@ def hold_rows(params, kinds):
     return {"pools": pool_rows, "set_points": set_point_rows}
 
 
+def set_extents(params, shape, coarsening=1):
+    """Write the lattice's extent ``shape`` (z, y, x voxels), its field grid's (``coarsening`` times coarser) and
+    the divisors that find a voxel's coordinates (:func:`gpusim.kernels.lattice.division_magic`) into ``params``."""
+    nz, ny, nx = (int(edge) for edge in shape)
+    if nz * ny * nx > MAX_VOXELS:
+        raise ValueError(f"a lattice of {nz} x {ny} x {nx} voxels has more than {MAX_VOXELS:,} (2**32)")
+    params[P.NZ], params[P.NY], params[P.NX] = nz, ny, nx
+    params[P.PLANE_DIVISOR : P.PLANE_DIVISOR + 2] = division_magic(ny * nx)
+    params[P.ROW_DIVISOR : P.ROW_DIVISOR + 2] = division_magic(nx)
+    params[P.COARSENING] = coarsening
+    params[P.COARSENING_DIVISOR : P.COARSENING_DIVISOR + 2] = division_magic(coarsening)
+    params[P.GRID_NZ], params[P.GRID_NY], params[P.GRID_NX] = nz // coarsening, ny // coarsening, nx // coarsening
+
+
 def build(cfg):
     """All the integer inputs of the rules, as host numpy arrays (a dict)."""
     dt = cfg.run.dt
@@ -128,12 +143,9 @@ def build(cfg):
     half_life = lambda minutes: q32(relaxation_per_step(minutes / math.log(2), dt))  # noqa: E731
     tumour, synapse, damage = cfg.tumour, cfg.synapse, cfg.damage
     params = np.zeros(P.N_PARAMS, dtype=np.int64)
-    params[P.NZ], params[P.NY], params[P.NX] = cfg.lattice.shape
+    set_extents(params, cfg.lattice.shape, cfg.fields.coarsening)
     params[P.CONTACT_Q16] = int(round(synapse.contact_fraction * 65536))
     params[P.ANTIGEN_LOSS] = q32(tumour.antigen_loss)
-    coarsening = cfg.fields.coarsening
-    params[P.COARSENING] = coarsening
-    params[P.GRID_NZ], params[P.GRID_NY], params[P.GRID_NX] = (edge // coarsening for edge in cfg.lattice.shape)
     params[P.NECROSIS_STEPS] = steps(tumour.necrosis_time)
     params[P.DEBRIS_STEPS] = steps(tumour.debris_clearance)
 

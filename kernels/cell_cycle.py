@@ -81,7 +81,7 @@ def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_time
     nz = params[NZ]
     ny = params[NY]
     nx = params[NX]
-    z, y, x = voxel_coords(voxel[i], ny, nx)
+    z, y, x = voxel_coords(voxel[i], params)
     free = 0
     for d in range(N_DIRECTIONS):
         v = neighbour_at(z, y, x, d, nz, ny, nx)
@@ -206,7 +206,7 @@ def could_divide_next_step(i, kind, state, voxel, cycle_timer, divisions_left, o
         return params[DIVISION_STEPS + k] <= 0
     if cycle_timer[i] > 0:
         return False
-    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    z, y, x = voxel_coords(voxel[i], params)
     for d in range(N_DIRECTIONS):
         v = neighbour_at(z, y, x, d, params[NZ], params[NY], params[NX])
         if v >= 0 and (occ[v] < 0 or kind[occ[v]] != TUMOUR):

@@ -37,7 +37,7 @@ def resolve_claim(i, seed, step, purpose, agent_id, voxel, claim, occ, params, w
     nx = params[NX]
     my_id = agent_id[i]
     my_priority = draw(seed, step, my_id, purpose)
-    z, y, x = voxel_coords(voxel[i], ny, nx)
+    z, y, x = voxel_coords(voxel[i], params)
     cz, cy, cx = direction_offset(d)
     z, y, x = z + cz, y + cy, x + cx  # the claimed voxel
     e = 0  # the direction from the claimed voxel to (z + dz, y + dy, x + dx), in the lattice's order of directions

@@ -47,8 +47,9 @@ sequence of IEEE operations gives the same bits everywhere.
 import numba
 import numpy as np
 
-from gpusim.kernels.lattice import voxel_coords
+from gpusim.kernels.lattice import index_coords, quotient, voxel_coords
 from gpusim.kernels.launch import device, device_for_targets, rule
+from gpusim.kernels.params import COARSENING_DIVISOR, GRID_NX, GRID_NY
 
 def _mul_cuda(a, b):
     return libdevice.dmul_rn(a, b)  # noqa: F821 - the launch layer provides numba.cuda.libdevice on this target
@@ -81,7 +82,7 @@ def reaction_terms(v, nzf, nyf, nxf, coarsening, ny, nx, occ, kind, state, damag
     ``live_flags`` set (necrotic debris) neither takes up nor secretes; a
     tumour cell with lytic damage secretes at the under-attack rate.
     """
-    zf, yf, xf = voxel_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
+    zf, yf, xf = index_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
     n_fields = rate.shape[0]
     for f in range(n_fields):
         rate[f, v] = decay[f]
@@ -135,7 +136,7 @@ def diffusion_residual(v, nzf, nyf, nxf, field, rate, source, fixed, faces, coef
     supply = coefficients[SUPPLY_VALUE]
     tau = coefficients[TAU]
     plane = nyf * nxf
-    z, y, x = voxel_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
+    z, y, x = index_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
     u = field[v]
     total = _ghost(u, field, v - plane if z > 0 else -1, faces, 0, 0, supply)
     total += _ghost(u, field, v + plane if z < nzf - 1 else -1, faces, 0, 1, supply)
@@ -218,14 +219,16 @@ def apply_update(v, field, delta, fixed, coefficients):
 
 
 @device
-def grid_coords(voxel, coarsening, ny, nx):
+def grid_coords(voxel, params):
     """(z, y, x) on the field grid of the grid voxel holding lattice voxel ``voxel``."""
-    z, y, x = voxel_coords(voxel, ny, nx)
-    return z // coarsening, y // coarsening, x // coarsening
+    z, y, x = voxel_coords(voxel, params)
+    high = params[COARSENING_DIVISOR]
+    low = params[COARSENING_DIVISOR + 1]
+    return quotient(z, high, low), quotient(y, high, low), quotient(x, high, low)
 
 
 @device
-def grid_voxel(voxel, coarsening, ny, nx, nyf, nxf):
+def grid_voxel(voxel, params):
     """Index of the field grid voxel holding lattice voxel ``voxel``."""
-    zf, yf, xf = grid_coords(voxel, coarsening, ny, nx)
-    return (zf * nyf + yf) * nxf + xf
+    zf, yf, xf = grid_coords(voxel, params)
+    return (zf * params[GRID_NY] + yf) * params[GRID_NX] + xf

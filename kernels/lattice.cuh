@@ -8,14 +8,22 @@ struct Site {
     int z, y, x, nz, ny, nx32;
 };
 
+// n / divisor for 0 <= n < 2**32 by multiplying, (magic_high, magic_low) the divisor's halves of
+// ceil(2**64 / divisor) (kernels/lattice.py quotient and division_magic).
+__device__ __forceinline__ long long quotient(long long n, long long magic_high, long long magic_low) {
+    unsigned long long u = (unsigned long long)n;
+    return (long long)(((unsigned long long)magic_high * u + (((unsigned long long)magic_low * u) >> 32)) >> 32);
+}
+
 __device__ __forceinline__ Site site_of(long long voxel, const long long* __restrict__ params) {
     Site s;
     s.nx = params[params::NX];
     s.plane = params[params::NY] * s.nx;
     s.voxel = voxel;
-    s.z = (int)(voxel / s.plane);  // every coordinate fits 32 bits (a lattice edge is far below 2**31 voxels)
+    // every coordinate fits 32 bits (a lattice has at most 2**32 voxels)
+    s.z = (int)quotient(voxel, params[params::PLANE_DIVISOR], params[params::PLANE_DIVISOR + 1]);
     long long rest = voxel - s.z * s.plane;
-    s.y = (int)(rest / s.nx);
+    s.y = (int)quotient(rest, params[params::ROW_DIVISOR], params[params::ROW_DIVISOR + 1]);
     s.x = (int)(rest - s.y * s.nx);
     s.nz = (int)params[params::NZ];
     s.ny = (int)params[params::NY];

@@ -28,14 +28,10 @@ from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, vo
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.params import (
     CHEMOTAXIS_THRESHOLD,
-    COARSENING,
     GRID_NX,
     GRID_NY,
     GRID_NZ,
     MOVE_THRESHOLD,
-    NX,
-    NY,
-    NZ,
     SQUEEZE_THRESHOLD,
     TURN_THRESHOLD,
 )
@@ -55,7 +51,7 @@ from gpusim.kernels.rng import (
 @device
 def uphill_direction(voxel, chemokine, sensitivity, params):
     """Direction of the neighbouring grid voxel with the most chemokine, if it beats this one by ``sensitivity``; else -1."""
-    zf, yf, xf = grid_coords(voxel, params[COARSENING], params[NY], params[NX])
+    zf, yf, xf = grid_coords(voxel, params)
     nzf = params[GRID_NZ]
     nyf = params[GRID_NY]
     nxf = params[GRID_NX]
@@ -91,7 +87,7 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
             if uphill >= 0:
                 direction = uphill
         heading[i] = direction
-    target = neighbour(voxel[i], direction, params[NZ], params[NY], params[NX])
+    target = neighbour(voxel[i], direction, params)
     if target >= 0:
         other = occ[target]
         if other < 0:

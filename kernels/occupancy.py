@@ -13,7 +13,7 @@ from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
 from gpusim.kernels.launch import device, rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
-from gpusim.kernels.params import DIVISION_BUDGET, NX, NY, SET_POINT, SET_POINT_ROW
+from gpusim.kernels.params import DIVISION_BUDGET, SET_POINT, SET_POINT_ROW
 from gpusim.kernels.pools import molecules, put_molecules, set_point
 from gpusim.kernels.tally import STEP_TALLY, TABLE_FULL, tally_add
 from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POINT_DRAW, draw, draw_index
@@ -64,7 +64,7 @@ def paint_kind(j, first_voxel, occ, kind, state, volume):
 
 
 @device
-def placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, ny, nx):
+def placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params):
     """The integer key that ranks free voxel ``v`` for a new cell: the smallest keys are taken first.
 
     With ``by_distance`` the key ranks first by how far the voxel's squared
@@ -75,7 +75,7 @@ def placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_dis
     noise = draw(seed, step, v, PLACEMENT) >> _S32
     if by_distance == 0:
         return noise
-    z, y, x = voxel_coords(v, ny, nx)
+    z, y, x = voxel_coords(v, params)
     d_sq = (z - centre_z) * (z - centre_z) + (y - centre_y) * (y - centre_y) + (x - centre_x) * (x - centre_x)
     off = d_sq - radius_sq
     if off < 0:
@@ -97,7 +97,7 @@ def placement_digit(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_
     digits[j] = 1 << width
     if occ[v] >= 0:
         return
-    key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params[NY], params[NX])
+    key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params)
     if prefix_shift < 64 and (key >> np.uint64(prefix_shift)) != prefix:
         return
     digits[j] = np.int64((key >> np.uint64(shift)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
@@ -112,7 +112,7 @@ def placement_pick(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x
     picked[j] = 0
     if occ[v] >= 0:
         return
-    key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params[NY], params[NX])
+    key = placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params)
     if key < threshold:
         picked[j] = 1
     elif key == threshold:
@@ -163,7 +163,7 @@ def tumour_moments(i, kind, state, voxel, params, tally):
     rim infusions are placed) without a copy of the tumour's voxels."""
     if kind[i] != TUMOUR or (state[i] & DEAD) != 0:
         return
-    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    z, y, x = voxel_coords(voxel[i], params)
     tally_add(tally, MOMENT_Z, z)
     tally_add(tally, MOMENT_Y, y)
     tally_add(tally, MOMENT_X, x)

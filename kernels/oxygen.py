@@ -17,7 +17,6 @@ because the field itself is bitwise identical there (kernels/diffusion.py).
 from gpusim.kernels.cells import DEAD, HYPOXIC, NECROTIC, NOT_HYPOXIC, TUMOUR
 from gpusim.kernels.diffusion import grid_voxel
 from gpusim.kernels.launch import rule
-from gpusim.kernels.params import COARSENING, GRID_NX, GRID_NY, NX, NY
 
 HYPOXIA_LEVEL = 0  # rows of the oxygen_levels vector (mmHg)
 ANOXIA_LEVEL = 1
@@ -28,7 +27,7 @@ def sense_oxygen(i, kind, state, voxel, anoxic_steps, oxygen, oxygen_levels, par
     """Mark tumour cell ``i`` hypoxic or not, and count its consecutive anoxic steps."""
     if kind[i] != TUMOUR or (state[i] & (NECROTIC | DEAD)) != 0:
         return
-    level = oxygen[grid_voxel(voxel[i], params[COARSENING], params[NY], params[NX], params[GRID_NY], params[GRID_NX])]
+    level = oxygen[grid_voxel(voxel[i], params)]
     if level < oxygen_levels[HYPOXIA_LEVEL]:
         state[i] = state[i] | HYPOXIC
     else:

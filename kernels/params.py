@@ -22,6 +22,9 @@ _block = _layout.block
 NZ = _block(1)
 NY = _block(1)
 NX = _block(1)
+# the divisors that find a voxel's coordinates, as multipliers (kernels.lattice.division_magic): high, low half
+PLANE_DIVISOR = _block(2)  # NY * NX
+ROW_DIVISOR = _block(2)  # NX
 
 # --- migration (per kind) -------------------------------------------------------------
 MOVE_THRESHOLD = _block(N_KINDS)  # chance per step to attempt a step to a neighbour voxel
@@ -69,6 +72,7 @@ ANTIGEN_LOSS = _block(1)  # chance per division that the daughter loses antigen 
 
 # --- fields: oxygen and chemokine (grid coarser than the lattice by COARSENING) --------------
 COARSENING = _block(1)  # lattice voxels per grid voxel edge
+COARSENING_DIVISOR = _block(2)  # COARSENING as a multiplier (kernels.lattice.division_magic)
 GRID_NZ = _block(1)
 GRID_NY = _block(1)
 GRID_NX = _block(1)

@@ -77,7 +77,7 @@ def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_ste
     nz = params[NZ]
     ny = params[NY]
     nx = params[NX]
-    z, y, x = voxel_coords(voxel[i], ny, nx)
+    z, y, x = voxel_coords(voxel[i], params)
     best = -1
     best_signal = params[RECOGNITION + k] - 1
     attacks_effectors = params[ATTACKS_EFFECTORS + k] != 0
@@ -115,7 +115,7 @@ def synapse_exchange(
     if d < 0 or (state[i] & DEAD) != 0:
         return
     k = int(kind[i])
-    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    z, y, x = voxel_coords(voxel[i], params)
     j = occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])
     if j < 0:  # the partner is gone
         partner[i] = -1
@@ -173,7 +173,7 @@ def synapse_apply(i, voxel, contact, pools, occ, params, taken_a, taken_b, car_g
     d = contact[i]
     if d < 0:
         return
-    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    z, y, x = voxel_coords(voxel[i], params)
     touched[occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])] = 1
     add_molecules(pools, params, ANTIGEN_A, i, taken_a[i])
     add_molecules(pools, params, ANTIGEN_B, i, taken_b[i])
@@ -207,7 +207,7 @@ def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ
     nz = params[NZ]
     ny = params[NY]
     nx = params[NX]
-    z, y, x = voxel_coords(voxel[i], ny, nx)
+    z, y, x = voxel_coords(voxel[i], params)
     held = False
     for d in range(N_DIRECTIONS):
         e = occupant_at(z, y, x, d, occ, nz, ny, nx)
@@ -238,7 +238,7 @@ def release_partner(i, kind, state, voxel, partner, synapse_steps, refractory_st
     d = partner[i]
     if d < 0 or (state[i] & DEAD) != 0:
         return
-    z, y, x = voxel_coords(voxel[i], params[NY], params[NX])
+    z, y, x = voxel_coords(voxel[i], params)
     j = occupant_at(z, y, x, d, occ, params[NZ], params[NY], params[NX])
     if j < 0 or (state[j] & NECROTIC) != 0:
         partner[i] = -1

@@ -37,7 +37,8 @@ BAD = [
     (["--set", "tumour.cycle_time=24 kg"], "tumour.cycle_time: unit 'kg' is not a time"),
     (["--set", "tumour.cycle_time=24"], "tumour.cycle_time: missing unit"),
     (["--set", "effectors.car_t.speed=5 h"], "effectors.car_t.speed: unit 'h' is not a speed"),
-    (["--set", "lattice.shape=[100000, 100000, 100000]"], "lattice.shape: a 100000x100000x100000 lattice"),
+    (["--set", "lattice.shape=[1024, 2048, 2049]"], "lattice.shape: 1024 x 2048 x 2049 is 4,297,064,448 voxels; a "
+     "lattice holds at most 4,294,967,296"),
     (["--set", "tumour.initial_cells=-5"], "tumour.initial_cells: input should be greater than or equal to 0"),
     (["--set", "effectors.car_t.speed=50 um/min"], "effectors.car_t.speed:"),
     (["--set", "run.snapshot_every=7 min"], "run.snapshot_every:"),
@@ -153,8 +154,8 @@ def test_a_preset_can_extend_another_and_override_only_what_differs(tmp_path):
 def test_a_run_too_large_for_this_machine_is_refused_before_anything_is_written(tmp_path):
     """The memory preflight counts the lattice, the agent table and what placing cells holds for a moment."""
     out = tmp_path / "big.ome.zarr"
-    result = run_gpusim("run", "tiny", "-o", out, "--backend", "cpu", "--set", "lattice.shape=[6000, 6000, 6000]",
-                        "--set", "tumour.initial_cells=1000")
+    result = run_gpusim("run", "tiny", "-o", out, "--backend", "cpu", "--set", "lattice.shape=[1600, 1600, 1600]",
+                        "--set", "tumour.initial_cells=4000000000")  # a table of 4e9 cells: hundreds of GiB
     assert result.returncode == 2
     assert "lattice.shape" in result.stderr and "GiB" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()

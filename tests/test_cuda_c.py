@@ -22,7 +22,7 @@ from gpusim.engine import Simulation
 from gpusim.kernels import cuda_c
 from gpusim.kernels.launch import Count, cuda_c_source, rule_parameters, tally_size
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B
-from gpusim.kernels.params import EXHAUSTION_LIMIT, NX, NY, NZ, POOL_ROW
+from gpusim.kernels.params import EXHAUSTION_LIMIT, POOL_ROW
 from gpusim.kernels.rng import MOVE_PRIORITY
 from gpusim.kernels.tally import ENGAGEMENTS
 
@@ -297,11 +297,10 @@ def claims_of(voxels, params, rng, share=0.6):
     where that is past a wall: no phase claims there), the others -1."""
     from gpusim.kernels.lattice import neighbour
 
-    nz, ny, nx = (int(params[p]) for p in (NZ, NY, NX))
     claims = np.full(len(voxels), -1, dtype=np.int8)
     for i, v in enumerate(voxels):
         direction = int(rng.integers(0, 26))
-        if rng.random() < share and neighbour(int(v), direction, nz, ny, nx) >= 0:
+        if rng.random() < share and neighbour(int(v), direction, params) >= 0:
             claims[i] = direction
     return claims
 

@@ -208,6 +208,13 @@ def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
             if entry["spill_bytes"] or entry["local_bytes"] or entry["stack_bytes"]] == []
     # a tallying kernel adds with native 32-bit shared atomics, never a 64-bit compare-and-swap loop
     assert [entry["kernel"] for entry in report["compiled"] if entry["shared_atomics_64"]] == []
+    # a voxel's coordinates come by multiplying (kernels.lattice.quotient): 64-bit integer division, a routine of
+    # dozens of instructions on the GPU, is left only to the field grid's kernels (every few steps, a coarse grid)
+    # and to the synapse's signal, whose costimulation saturates by a division (kernels.signal); a strided form
+    # also divides once a thread, the trip count of its loop over the cells
+    dividing = {entry["kernel"].split(" ")[0].rsplit(".", 1)[1] for entry in report["compiled"]
+                if entry["divisions_64"] and not entry["kernel"].endswith("(strided)")}
+    assert dividing == {"reaction_terms", "diffusion_residual", "line_solve", "choose_partner", "synapse_exchange"}
     # GPUSIM_CUDA_DIRECT lays out each kernel's parameters itself: as many, of the sizes its PTX declares
     assert [entry["kernel"] for entry in report["compiled"]
             if entry["laid_out_bytes"] != entry["parameter_bytes"]] == []

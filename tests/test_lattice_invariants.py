@@ -32,11 +32,62 @@ def test_directions_are_the_26_neighbours_and_opposites_point_back():
     assert offsets == loops
 
 
+def lattice_params(shape, coarsening=1):
+    from gpusim.kernels.params import N_PARAMS
+    from gpusim.parameters import set_extents
+
+    params = np.zeros(N_PARAMS, dtype=np.int64)
+    set_extents(params, shape, coarsening)
+    return params
+
+
 def test_neighbour_stops_at_closed_walls():
     fn = compile_device(neighbour, "cpu")
     corner = 0
-    outside = [d for d in range(26) if fn(corner, d, 4, 4, 4) < 0]
+    outside = [d for d in range(26) if fn(corner, d, lattice_params((4, 4, 4))) < 0]
     assert len(outside) == 26 - 7  # a corner voxel has 7 neighbours
+
+
+DIVISORS = [1, 2, 3, 7, 9, 26, 630, 630 * 630, 1358 * 1358, 1625 * 1625, 2**16 + 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32]
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "numba"])
+def test_quotient_divides_every_index_below_two_to_the_32_exactly(compiled):
+    """A voxel's coordinates come from two divisions done as multiplications (kernels.lattice.quotient): exact
+    for every index a lattice has, at the edges of each quotient and at random, compiled or run as Python (as
+    numba's CUDA simulator does)."""
+    from gpusim.kernels.lattice import division_magic, quotient
+
+    fn = compile_device(quotient, "cpu") if compiled else quotient
+    rng = np.random.default_rng(7)
+    for divisor in DIVISORS:
+        high, low = division_magic(divisor)
+        multiples = divisor * rng.integers(0, 2**32 // divisor + 1, 50)
+        numbers = np.concatenate([[0, 1, divisor - 1, divisor, divisor + 1, 2**32 - 1, 2**31],
+                                  multiples - 1, multiples, multiples + 1, rng.integers(0, 2**32, 200)])
+        for n in numbers[(numbers >= 0) & (numbers < 2**32)]:
+            assert fn(np.int64(n), np.int64(high), np.int64(low)) == int(n) // divisor, (int(n), divisor)
+    with pytest.raises(ValueError, match="divisor"):
+        division_magic(0)
+    with pytest.raises(ValueError, match="divisor"):
+        division_magic(2**32 + 1)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 3), (5, 7, 11), (64, 64, 64), (1358, 1358, 1358), (1625, 1625, 1625),
+                                   (1024, 2048, 2048)])
+def test_voxel_coords_are_the_lattices_own_up_to_the_largest_lattice(shape):
+    """(z, y, x) from a voxel's index by the divisors in params equal numpy's, on lattices up to 2**32 voxels
+    (1024 x 2048 x 2048); a larger one is refused."""
+    from gpusim.kernels.lattice import voxel_coords
+
+    fn = compile_device(voxel_coords, "cpu")
+    params = lattice_params(shape)
+    voxels = np.prod(shape)
+    rng = np.random.default_rng(3)
+    for v in np.concatenate([[0, 1, shape[2] - 1, shape[2], voxels - 1], rng.integers(0, voxels, 300)]):
+        assert tuple(fn(np.int64(v), params)) == np.unravel_index(v, shape)
+    with pytest.raises(ValueError, match="more than 4,294,967,296"):
+        lattice_params((1024, 2048, 2049))
 
 
 def test_invariants_hold_every_step_through_divisions_deaths_moves_sorts_and_doses(small):
@@ -259,10 +310,9 @@ def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypat
     key = compile_device(placement_key, "cpu")
     occ = sim.state.occ
     free = np.flatnonzero(occ < 0)
-    nz, ny, nx = sim.state.shape
     for placement in (dosing.Placement.BALL, dosing.Placement.RIM, dosing.Placement.UNIFORM):
         ranking, _ = dosing._key_arguments(sim, placement)
-        keys = np.array([key(v, sim.seed, sim.clock, *ranking, ny, nx) for v in free], dtype=np.uint64)
+        keys = np.array([key(v, sim.seed, sim.clock, *ranking, sim.params) for v in free], dtype=np.uint64)
         by_key = free[np.argsort(keys, kind="stable")]
         for count in (0, 1, 37, 1000, free.size, free.size + 5):
             out = np.full(count, -1, dtype=np.int64)
