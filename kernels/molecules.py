@@ -41,6 +41,7 @@ SET_POINT_SPECIES = (ANTIGEN_A, ANTIGEN_B)  # the antigen of each set-point row
 SHARES = 27
 
 _S32 = np.uint64(32)
+_HALVES = (32, 16, 8, 4, 2, 1)  # the widths bit_length halves its search by
 _LOW32 = np.uint64(0xFFFFFFFF)
 
 # flow-cytometer bins: 0, 1, 2, 3 exactly, then four bins per doubling from 4 up
@@ -89,12 +90,20 @@ def share(amount, fraction_q32, bits):
 
 @device
 def bit_length(x):
-    """Number of bits of a positive integer (0 for 0): the doubling it falls in."""
-    bits = 0
+    """Number of bits of a positive integer below 2**63 (0 for 0 or less): the doubling it falls in.
+
+    Found by halving the width searched, six steps whatever the value, not by
+    shifting one bit at a time (15 rounds for a typical antigen count, on
+    every cell the census bins).
+    """
+    if x <= 0:
+        return 0
+    bits = 1
     rest = x
-    while rest > 0:
-        rest >>= 1
-        bits += 1
+    for width in _HALVES:
+        if (rest >> width) != 0:
+            rest >>= width
+            bits += width
     return bits
 
 
