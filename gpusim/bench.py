@@ -46,13 +46,15 @@ def scenario(agents, steps, fields=False):
 def run(sizes, steps=20, backend_name="cpu", fields=False, kernels=False, echo=print):
     from gpusim import backend as backends
     from gpusim.config import validate
-    from gpusim.engine import Simulation, memory_needed
+    from gpusim.engine import Simulation, memory_needed, preflight
 
     backend = backends.select(backend_name)
+    configs = [validate(scenario(agents, steps, fields)) for agents in sizes]
+    for cfg in configs:  # a size too large for the lattice or the memory is refused before anything runs
+        preflight(cfg, backend)
     compile_rules(backend, fields)  # so no size's timed steps compile (compaction is not in every step)
     rows = []
-    for agents in sizes:
-        cfg = validate(scenario(agents, steps, fields))
+    for cfg in configs:
         t0 = time.perf_counter()
         sim = Simulation(cfg, backend=backend)
         setup_s = time.perf_counter() - t0

@@ -369,7 +369,8 @@ def cmd_report(args):
 
 
 def cmd_bench(args):
-    from gpusim import bench
+    from gpusim import backend as backends
+    from gpusim import bench, config
 
     try:
         sizes = [int(float(a)) for a in args.agents.split(",") if a.strip()]
@@ -379,8 +380,13 @@ def cmd_bench(args):
         table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots,
                                                       repeats=args.repeats), args.snapshot_every)
     else:
-        rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields, kernels=args.kernels,
-                         echo=print)
+        try:
+            rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields,
+                             kernels=args.kernels, echo=print)
+        except config.ConfigError as exc:
+            return _fail_input(exc.problems)
+        except backends.BackendError as exc:
+            return _fail_input([str(exc)])
         table = bench.markdown(rows, args)
         if args.json:
             bench.write_json(args.json, rows)

@@ -7,7 +7,7 @@ import pytest
 
 from gpusim import bench
 
-from conftest import run_script
+from conftest import run_gpusim, run_script
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,26 @@ def test_bench_reports_throughput_memory_and_the_slowest_rules(rows):
     assert "| preflight (bytes/agent) |" in table
     slowest = max(rules, key=rules.get)  # which rule that is depends on the machine's load; the table lists it
     assert "slowest rules" in table and f"| {slowest} |" in table
+
+
+def test_a_size_the_lattice_cannot_hold_is_refused_before_any_size_runs():
+    result = run_gpusim("bench", "--agents", "1e5,2e9", "--steps", "1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "lattice.shape: 1710 x 1710 x 1710 is 5,000,211,000 voxels; a lattice holds at most" in lines[0]
+    assert "agent-steps" not in result.stdout  # not even the small size ran
+
+
+def test_a_size_the_memory_cannot_hold_is_refused_before_any_size_runs(monkeypatch):
+    """The memory preflight of every size comes before the first is set up (or a kernel compiled)."""
+    from gpusim import backend as backends
+    from gpusim.config import ConfigError
+
+    monkeypatch.setattr(backends.Backend, "memory_available", lambda self: 2**30)  # a machine of 1 GiB
+    monkeypatch.setattr(bench, "compile_rules", lambda *a, **k: pytest.fail("compiled before refusing"))
+    with pytest.raises(ConfigError, match="GiB, but cpu .*has 1.0 GiB available"):
+        bench.run([1000, 10**7], steps=1, echo=lambda *_: None)
 
 
 def test_the_gpu_checks_variants_are_set_beside_its_main_run_rule_by_rule(rows, tmp_path):
