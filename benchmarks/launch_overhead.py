@@ -73,17 +73,20 @@ def main(argv=None):
         forms["cupy arrays, direct (GPUSIM_CUDA_DIRECT=1)"] = (same, True)
 
     rows = []
-    direct = backend.launch.direct
-    for name, (fn, extent, arguments) in launches.items():
-        backend.launch(fn, extent, *arguments)  # compiled before timing
-        for form, (convert, backend.launch.direct) in forms.items():
-            converted = tuple(convert(a) for a in arguments)
-            bound = Count(extent.bound, convert(extent.live)) if isinstance(extent, Count) else extent
-            backend.launch(fn, bound, *converted)
-            host, total = _time_launches(backend, fn, bound, converted, args.launches)
-            rows.append({"rule": name, "arrays": sum(hasattr(a, "shape") for a in arguments), "form": form,
-                         "host_us": host * 1e6, "total_us": total * 1e6})
-    backend.launch.direct = direct
+    configured = backend.launch.direct
+    try:
+        for name, (fn, extent, arguments) in launches.items():
+            backend.launch(fn, extent, *arguments)  # compiled before timing
+            for form, (convert, direct) in forms.items():
+                backend.launch.direct = direct
+                converted = tuple(convert(a) for a in arguments)
+                bound = Count(extent.bound, convert(extent.live)) if isinstance(extent, Count) else extent
+                backend.launch(fn, bound, *converted)
+                host, total = _time_launches(backend, fn, bound, converted, args.launches)
+                rows.append({"rule": name, "arrays": sum(hasattr(a, "shape") for a in arguments), "form": form,
+                             "host_us": host * 1e6, "total_us": total * 1e6})
+    finally:
+        backend.launch.direct = configured
     report = {"agents": int(s.n), "backend": backend.label, "launches": args.launches, "rows": rows,
               "median_host_us": statistics.median(r["host_us"] for r in rows if r["form"] == "cupy arrays")}
     print(f"{report['agents']:,} agents, {backend.label}, {args.launches} launches back to back, best of 3")

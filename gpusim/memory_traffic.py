@@ -99,8 +99,9 @@ class RecordedArray:
         self.shape = array.shape
         self.sectors = sectors
         if name is not None and array.size:
-            low = self.address + sum(min(0, (extent - 1) * stride) for extent, stride in zip(array.shape, array.strides))
-            high = self.address + sum(max(0, (extent - 1) * stride) for extent, stride in zip(array.shape, array.strides))
+            reach = [(extent - 1) * stride for extent, stride in zip(array.shape, array.strides)]  # negative strides
+            low = self.address + sum(min(0, offset) for offset in reach)
+            high = self.address + sum(max(0, offset) for offset in reach)
             sectors.arrays.append((low // SECTOR_BYTES, (high + array.itemsize - 1) // SECTOR_BYTES + 1, name))
 
     def _sector(self, key):

@@ -18,7 +18,6 @@ from gpusim.kernels.molecules import N_SPECIES
 
 _LOW_WORD = np.uint64(0xFFFFFFFF)
 _WORD_BITS = np.uint64(32)
-_SIGN_BIT = np.uint64(1) << np.uint64(63)
 
 
 def _tally_add_cuda(tally, slot, amount):
@@ -45,11 +44,9 @@ def tally_add(tally, slot, amount):
 
 @device
 def whole_counter(low, high):
-    """The int64 a GPU block's counter holds as its low and high 32-bit words (see ``_tally_add_cuda``)."""
-    value = (np.uint64(high) << _WORD_BITS) | np.uint64(low)
-    if value >= _SIGN_BIT:
-        return -np.int64(~value) - 1
-    return np.int64(value)
+    """The int64 a GPU block's counter holds as its low and high 32-bit words (see ``_tally_add_cuda``): their
+    64 bits read as two's complement (numba and numpy alike convert uint64 to int64 by wrapping)."""
+    return np.int64((np.uint64(high) << _WORD_BITS) | np.uint64(low))
 
 
 _layout = Layout()

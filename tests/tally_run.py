@@ -34,6 +34,11 @@ def amounts(n):
     return values
 
 
+def expected_sums(values):
+    """What add_amounts sums ``values`` to, by numpy's int64 arithmetic."""
+    return [int(values.sum()), -int(values.sum()), len(values), int((values[values > 0] * 3).sum())]
+
+
 def main():
     from gpusim.backend import select
 

@@ -97,6 +97,13 @@ def cpu_trace():
     return _trace_run("cpu", {})
 
 
+def assert_same_run(cpu_trace, gpu):
+    """Every launch of the GPU's run left every array as the CPU's did, and the runs end alike."""
+    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
+        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
+    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+
+
 @needs_gpu
 def test_every_rule_agrees_on_the_gpu(cpu_trace):
     from test_determinism import all_rules
@@ -104,9 +111,7 @@ def test_every_rule_agrees_on_the_gpu(cpu_trace):
     gpu = _trace_run("cuda", {})
     assert gpu["backend"] == "cuda"
     assert {name for name, _ in cpu_trace["trace"]} == all_rules()
-    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
-        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
-    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+    assert_same_run(cpu_trace, gpu)
 
 
 @needs_gpu
@@ -115,9 +120,7 @@ def test_the_cuda_c_kernels_agree_with_the_rules_on_the_gpu(cpu_trace):
     the same run leaves every array as the CPU's rules do."""
     gpu = _trace_run("cuda", {"GPUSIM_CUDA_C": "all"})
     assert gpu["backend"] == "cuda (CUDA C: census, choose_division_site, choose_partner, resolve_claim, synapse_receive)"
-    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
-        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
-    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+    assert_same_run(cpu_trace, gpu)
 
 
 @needs_gpu
@@ -126,9 +129,7 @@ def test_kernels_striding_over_the_cells_agree_with_the_rules_on_the_gpu(cpu_tra
     taking cells a grid apart: every launch of the same run leaves every array as the CPU's rules do."""
     gpu = _trace_run("cuda", {"GPUSIM_CUDA_GRID": "all"})
     assert gpu["backend"] == "cuda (grid-stride: every rule)"
-    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
-        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
-    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+    assert_same_run(cpu_trace, gpu)
 
 
 @needs_gpu
@@ -139,22 +140,18 @@ def test_direct_launches_agree_with_the_rules_on_the_gpu(cpu_trace):
     gpu = _trace_run("cuda", {"GPUSIM_CUDA_DIRECT": "1"})
     assert gpu["backend"] == "cuda (direct launches)"
     assert gpu["direct_forms"] >= 20 and gpu["left_to_numba"] == []
-    for (rule_c, digest_c), (rule_g, digest_g) in zip(cpu_trace["trace"], gpu["trace"]):
-        assert (rule_c, digest_c) == (rule_g, digest_g), f"{rule_c} differs between the CPU and the GPU"
-    assert cpu_trace["final"] == gpu["final"] and cpu_trace["series"] == gpu["series"]
+    assert_same_run(cpu_trace, gpu)
 
 
 @needs_gpu
 def test_the_block_counters_32_bit_halves_sum_as_int64_on_the_gpu():
     """tests/tally_run.py on the GPU: amounts that carry, borrow and pass 2**32 sum as numpy's int64 does."""
     sys.path.insert(0, os.path.dirname(__file__))
-    from tally_run import amounts
+    from tally_run import amounts, expected_sums
 
-    values = amounts(1000)
     result = run_script("tally_run.py", "cuda", env={"NUMBA_ENABLE_CUDASIM": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1])["sums"] == [
-        int(values.sum()), -int(values.sum()), 1000, int((values[values > 0] * 3).sum())]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["sums"] == expected_sums(amounts(1000))
 
 
 class _DeviceArray:
