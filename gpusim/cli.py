@@ -28,6 +28,10 @@ def _fail_input(problems):
     return EXIT_INPUT
 
 
+_STOP_AT_HELP = ("stop at this simulated time (e.g. '12 h') with a checkpoint; `gpusim resume` continues, on this "
+                 "machine or another, on either backend")
+
+
 def build_parser():
     parser = _Parser(prog="gpusim", description="Cell-by-cell simulation of CAR immune-cell therapy against a 3D tumour.")
     parser.add_argument("--version", action="version", version=f"gpusim {__version__}")
@@ -43,11 +47,13 @@ def build_parser():
     run.add_argument("--overwrite", action="store_true", help="replace an existing store")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     run.add_argument("--debug", action="store_true", help="check the lattice invariants after every step (slow)")
+    run.add_argument("--stop-at", metavar="TIME", help=_STOP_AT_HELP)
 
     resume = sub.add_parser("resume", help="continue a run from the newest checkpoint in its store")
     resume.add_argument("store")
     resume.add_argument("--backend", choices=["auto", "cpu", "cuda"], help="where to run (default: as configured)")
     resume.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    resume.add_argument("--stop-at", metavar="TIME", help=_STOP_AT_HELP)
 
     info = sub.add_parser("info", help="summarise a store")
     info.add_argument("store")
@@ -122,8 +128,11 @@ class _Progress:
         self.window.append((now, self.agent_steps))
         if self.bar is not None and (now - self.last_draw > 0.2 or sim.done):
             self.last_draw = now
-            self.bar.update(self.task, completed=sim.clock, clock=self.clock_text(), cells=self.cells_text(),
-                            rate=self.rate_text())
+            self._draw()
+
+    def _draw(self):
+        self.bar.update(self.task, completed=self.sim.clock, clock=self.clock_text(), cells=self.cells_text(),
+                        rate=self.rate_text())
 
     def clock_text(self):
         sim = self.sim
@@ -147,6 +156,7 @@ class _Progress:
 
     def close(self):
         if self.bar is not None:
+            self._draw()  # where the run ended, stopped early too
             self.bar.stop()
 
 
@@ -180,14 +190,37 @@ class _StopRequest:
         signal.signal(signal.SIGINT, self.previous)
 
 
-def _execute(sim, store, args, wall_start):
-    """Run ``sim`` to its end into ``store`` with progress and summary; returns the exit status."""
+def _stop_step(text, cfg, clock):
+    """The step at which ``--stop-at TEXT`` stops a run that is at step ``clock``; None without it.  Raises
+    ConfigError (one line) for a time that is not one, not a whole number of steps, or not ahead of the run."""
+    from gpusim.config import ConfigError
+    from gpusim.units import UnitError, parse_quantity
+
+    if text is None:
+        return None
+    try:
+        minutes = parse_quantity(text, "time")
+    except UnitError as exc:
+        raise ConfigError([f"--stop-at: {exc}"]) from None
+    step = cfg.steps_of(minutes)
+    if abs(step * cfg.run.dt - minutes) > 1e-9 * max(minutes, 1.0):
+        raise ConfigError([f"--stop-at: {text} is not a whole number of steps of run.dt = {cfg.run.dt:g} min"])
+    if not clock < step <= cfg.steps:
+        raise ConfigError([f"--stop-at: {text} must come after the run's present time ({format_minutes(clock * cfg.run.dt)}) "
+                           f"and no later than its end ({format_minutes(cfg.steps * cfg.run.dt)})"])
+    return step
+
+
+def _execute(sim, store, args, wall_start, stop_step=None):
+    """Run ``sim`` into ``store`` to its end (or to ``stop_step``) with progress and summary; returns the exit
+    status."""
     from gpusim.store import disk_usage
 
     progress = _Progress(sim, args.quiet)
     try:
         with _StopRequest() as stop:
-            sim.run(store=store, progress=progress, should_stop=stop)
+            planned = (lambda: stop() or sim.clock >= stop_step) if stop_step is not None else stop
+            sim.run(store=store, progress=progress, should_stop=planned)
     except KeyboardInterrupt:
         progress.close()
         store.finish(sim)
@@ -204,6 +237,11 @@ def _execute(sim, store, args, wall_start):
         print(f"gpusim: stopped at {format_minutes(sim.time_min)} with a checkpoint; `gpusim resume {args.output}` "
               "continues", file=sys.stderr)
         return 130
+    if not sim.done:  # stopped where --stop-at asked (run() has written the checkpoint and marked the store)
+        if not args.quiet:
+            print(f"gpusim: stopped at {format_minutes(sim.time_min)} as asked, with a checkpoint; "
+                  f"`gpusim resume {args.output}` continues")
+        return EXIT_OK
     wall = time.perf_counter() - wall_start
     if not args.quiet:
         from gpusim.kernels.cells import KIND_LABELS, KIND_NAMES
@@ -232,6 +270,7 @@ def cmd_run(args):
     try:
         cfg, raw = config.load(args.config, args.overrides, seed=args.seed)
         check_target(args.output, args.overwrite)
+        stop_step = _stop_step(args.stop_at, cfg, 0)
         backend = backends.select(args.backend, cfg.run.backend)
         preflight(cfg, backend)
     except config.ConfigError as exc:
@@ -245,28 +284,36 @@ def cmd_run(args):
     except Exception as exc:
         print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    return _execute(sim, store, args, wall_start)
+    return _execute(sim, store, args, wall_start, stop_step)
 
 
 def cmd_resume(args):
     from gpusim import backend as backends
-    from gpusim.engine import Simulation
+    from gpusim.config import ConfigError
+    from gpusim.engine import Simulation, cells_to_come, preflight
     from gpusim.store import RunStore, StoreError
 
     try:
         store = RunStore.reopen(args.store)
         if store.meta["status"] == "complete":
             raise StoreError(f"{args.store}: the run is already complete ({store.meta['steps_done']} steps)")
-        backend = backends.select(args.backend, store.cfg.run.backend)
         checkpoint, series = store.load_checkpoint()
+        clock = int(checkpoint["clock"])
+        stop_step = _stop_step(args.stop_at, store.cfg, clock)
+        backend = backends.select(args.backend, store.cfg.run.backend)
+        preflight(store.cfg, backend, cells=cells_to_come(store.cfg, clock, int(checkpoint["n"])))
+    except ConfigError as exc:
+        return _fail_input(exc.problems)
     except (StoreError, backends.BackendError) as exc:
         return _fail_input([str(exc)])
     wall_start = time.perf_counter()
     sim = Simulation.restore(store.cfg, checkpoint, series, backend=backend)
+    store.continue_on(backend.label, sim.clock)
     if not args.quiet:
-        print(f"gpusim: resuming {args.store} at {format_minutes(sim.time_min)} (step {sim.clock} of {sim.end_step})")
+        print(f"gpusim: resuming {args.store} at {format_minutes(sim.time_min)} (step {sim.clock} of {sim.end_step}) "
+              f"on {backend.label}")
     args.output = args.store
-    return _execute(sim, store, args, wall_start)
+    return _execute(sim, store, args, wall_start, stop_step)
 
 
 # --- other commands ------------------------------------------------------------------------
@@ -287,6 +334,9 @@ def cmd_info(args):
     if info["description"]:
         print(f"  {info['description']}")
     print(f"  backend      {info['backend']}, seed {info['seed']}, created {info['created']}")
+    resumed = [f"at {format_minutes(s['from_step'] * info['dt_min'])} on {s['backend']}" for s in info["segments"][1:]]
+    if resumed:
+        print(f"  resumed      {', '.join(resumed)}")
     print(f"  lattice      {z} x {y} x {x} voxels of {info['voxel_size_um']:g} um "
           f"({z * info['voxel_size_um'] / 1000:.2f} x {y * info['voxel_size_um'] / 1000:.2f} x "
           f"{x * info['voxel_size_um'] / 1000:.2f} mm)")

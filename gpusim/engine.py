@@ -71,26 +71,37 @@ class _PhaseTimer:
         self.sim.phase_seconds[self.name].append(time.perf_counter() - self.start)
 
 
-def memory_needed(cfg):
+def cells_to_come(cfg, clock=0, cells=None):
+    """The cells a run holds from step ``clock`` on before any division: ``cells`` then (the tumour's initial
+    cells at the start), and every dose infused from then on."""
+    if cells is None:
+        cells = cfg.tumour.initial_cells
+    return cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) >= clock)
+
+
+def memory_needed(cfg, cells=None):
     """Bytes the run needs: the occupancy grid, the agent table (columns, scratch, work and spare buffers) for
-    every cell placed or infused with the first table's headroom, the most held for a moment (placing cells,
-    sorting the table, or a snapshot's buffer, each a chunk of the lattice at a time), and the diffusing fields."""
+    ``cells`` (by default every cell placed or infused, :func:`cells_to_come`) with the first table's headroom,
+    the most held for a moment (placing cells, sorting the table, or a snapshot's buffer, each a chunk of the
+    lattice at a time), and the diffusing fields."""
     voxels = cfg.voxels
-    agents = max(cfg.tumour.initial_cells + sum(d.count for d in cfg.dose), 1024)
+    agents = max(cells_to_come(cfg) if cells is None else cells, 1024)
     table = int(agents * HEADROOM) * bytes_per_agent(parameters.build(cfg)["held"])
     transient = max(placement_bytes(voxels), sort_bytes(voxels), chunk_size(voxels) * 4)
     return voxels * 4 + table + transient + fields_memory_needed(cfg)
 
 
-def preflight(cfg, backend):
-    """Refuse, before allocating anything, a run that will not fit in the backend's memory."""
-    needed = memory_needed(cfg)
+def preflight(cfg, backend, cells=None):
+    """Refuse, before allocating anything, a run that will not fit in the backend's memory (with ``cells``, a
+    run resumed with that many cells and the doses still to come)."""
+    needed = memory_needed(cfg, cells)
     available = backend.memory_available()
     if needed > available:
         z, y, x = cfg.lattice.shape
+        holding = f"{cfg.tumour.initial_cells} initial cells" if cells is None else f"{cells:,} cells"
         raise ConfigError(
             [
-                f"lattice.shape: a {z}x{y}x{x} lattice with {cfg.tumour.initial_cells} initial cells needs "
+                f"lattice.shape: a {z}x{y}x{x} lattice with {holding} needs "
                 f"{needed / 2**30:.1f} GiB, but {backend.label} has {available / 2**30:.1f} GiB available"
             ]
         )

@@ -6,7 +6,9 @@ and checkpoints beside these)::
     NAME.ome.zarr/
       zarr.json            root group; attributes["ome"]: the multiscale image of the
                            molecule fields (axes t, c, z, y, x); attributes["gpusim"]:
-                           config, seed, version, source revision, backend, progress
+                           config, seed, version, source revision, backend, progress,
+                           and the stretches of the run ("segments": from which step each
+                           process ran it, on which backend, with which gpusim)
       s0, s1, ...          the field image: uint32 molecules per voxel, channels
                            antigen_a, acquired_antigen_a, car (as output.fields selects)
       labels/              attributes["ome"]["labels"] = ["cells"]
@@ -134,6 +136,7 @@ class RunStore:
         zarr = _zarr()
         end = cfg.steps
         every = cfg.steps_of(cfg.run.snapshot_every)
+        revision, created = source_revision(), _now()
         self.snapshot_clocks = list(range(0, end + 1, every))
         self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
         self.meta = {
@@ -142,8 +145,9 @@ class RunStore:
             "description": cfg.description,
             "seed": cfg.run.seed,
             "backend": backend_label,
-            "source_revision": source_revision(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "source_revision": revision,
+            "created": created,
+            "segments": [_segment(0, backend_label, revision, created)],
             "status": "running",
             "dt_min": cfg.run.dt,
             "steps_total": end,
@@ -434,6 +438,11 @@ class RunStore:
             shutil.rmtree(self.path / previous["path"], ignore_errors=True)
 
     # --- continuing a run ------------------------------------------------------------
+    def continue_on(self, backend_label, clock):
+        """Note that the run goes on from step ``clock`` (its checkpoint's) on ``backend_label``: a store resumed
+        on another machine or backend says which stretch ran where (:func:`segments`)."""
+        self.meta["segments"] = segments(self.meta) + [_segment(clock, backend_label)]
+
     @classmethod
     def reopen(cls, path):
         """An existing store, for appending to it after a resume."""
@@ -491,6 +500,24 @@ def source_revision():
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _segment(clock, backend_label, revision=None, started=None):
+    """A stretch of a run: from step ``clock`` on, one process ran it on ``backend_label``."""
+    from gpusim import __version__
+
+    return {"from_step": int(clock), "backend": backend_label, "gpusim_version": __version__,
+            "source_revision": revision or source_revision(), "started": started or _now()}
+
+
+def segments(meta):
+    """The stretches of a store's run, oldest first (a store written before they were noted: one, from step 0,
+    on the backend it was created on)."""
+    return list(meta.get("segments") or [{"from_step": 0, "backend": meta["backend"]}])
 
 
 def _config_of(path, meta):
@@ -562,6 +589,7 @@ def summary(path):
         "gpusim_version": meta["version"],
         "status": meta["status"],
         "backend": meta["backend"],
+        "segments": segments(meta),
         "seed": meta["seed"],
         "created": meta["created"],
         "lattice_shape": meta["lattice_shape"],

@@ -525,3 +525,12 @@ def test_the_launch_overhead_script_times_three_rules(tmp_path):
     assert report["backend"] == "cuda (CUDA simulator)" and report["agents"] > 0
     assert [row["rule"] for row in report["rows"]] == ["claim_own_voxel", "mark_survivor", "census"]
     assert all(row["total_us"] >= row["host_us"] > 0 for row in report["rows"])
+
+
+@needs_gpu
+def test_a_run_moved_from_the_cpu_to_the_gpu_and_back_ends_as_if_it_never_moved(tmp_path):
+    """A run stopped on the CPU, resumed on the GPU for a stretch, then on the CPU (tests/test_resume.py).  Last in
+    this file, as the slowest of its GPU tests: a GPU check short of time loses it alone."""
+    from test_resume import move_between_backends
+
+    assert "simulator" not in move_between_backends(tmp_path, {})
