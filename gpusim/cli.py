@@ -306,6 +306,10 @@ def cmd_resume(args):
         return _fail_input(exc.problems)
     except (StoreError, backends.BackendError) as exc:
         return _fail_input([str(exc)])
+    changed = store.code_changed()
+    if changed:
+        print(f"gpusim: warning: {changed}: the run goes on under this version's rules, and its store notes "
+              "where they changed (gpusim info)", file=sys.stderr)
     wall_start = time.perf_counter()
     sim = Simulation.restore(store.cfg, checkpoint, series, backend=backend)
     store.continue_on(backend.label, sim.clock)
@@ -334,7 +338,12 @@ def cmd_info(args):
     if info["description"]:
         print(f"  {info['description']}")
     print(f"  backend      {info['backend']}, seed {info['seed']}, created {info['created']}")
-    resumed = [f"at {format_minutes(s['from_step'] * info['dt_min'])} on {s['backend']}" for s in info["segments"][1:]]
+    resumed = []
+    for before, stretch in zip(info["segments"], info["segments"][1:]):
+        code = [f"{key.replace('_', ' ')} {stretch[key]}" for key in ("gpusim_version", "source_revision")
+                if key in before and key in stretch and before[key] != stretch[key]]
+        resumed.append(f"at {format_minutes(stretch['from_step'] * info['dt_min'])} on {stretch['backend']}"
+                       + (f" ({', '.join(code)})" if code else ""))
     if resumed:
         print(f"  resumed      {', '.join(resumed)}")
     print(f"  lattice      {z} x {y} x {x} voxels of {info['voxel_size_um']:g} um "

@@ -438,6 +438,22 @@ class RunStore:
             shutil.rmtree(self.path / previous["path"], ignore_errors=True)
 
     # --- continuing a run ------------------------------------------------------------
+    def code_changed(self):
+        """A line saying that this gpusim is not the one that last ran the store's run (another version, or
+        another source revision where both are known), or None: the run goes on under this one's rules, so it
+        need no longer be the one a single process would have computed."""
+        from gpusim import __version__
+
+        last = segments(self.meta)[-1]
+        was_version = last.get("gpusim_version", self.meta["version"])
+        was_revision = last.get("source_revision", self.meta.get("source_revision", "unknown"))
+        revision = source_revision()
+        if was_version != __version__:
+            return f"gpusim {was_version} last ran this store; this is gpusim {__version__}"
+        if "unknown" not in (was_revision, revision) and was_revision != revision:
+            return f"source revision {was_revision} last ran this store; this is {revision}"
+        return None
+
     def continue_on(self, backend_label, clock):
         """Note that the run goes on from step ``clock`` (its checkpoint's) on ``backend_label``: a store resumed
         on another machine or backend says which stretch ran where (:func:`segments`)."""

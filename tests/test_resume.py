@@ -181,3 +181,29 @@ def test_a_resume_too_large_for_the_machine_is_refused_before_allocating(tmp_pat
     assert cli.main(["resume", str(store)]) == 2
     assert "with 1,000,012 cells needs" in capsys.readouterr().err
     assert memory_needed(cfg) < memory_needed(cfg, cells_to_come(cfg, 5, grown))  # the config alone would pass
+
+
+def test_a_resume_by_other_code_is_told_and_noted(tmp_path, monkeypatch, capsys):
+    """Bit-for-bit continuation holds for the code that ran the run; a resume by another source revision or
+    gpusim version says so (and goes on), and the store notes where the code changed."""
+    import gpusim
+    from gpusim import cli, store as stores
+
+    path = str(tmp_path / "x.ome.zarr")
+    monkeypatch.setattr(stores, "source_revision", lambda: "aaaa")
+    assert cli.main(["run", "tiny", "-o", path, *SMALL, "--stop-at", "5 min"]) == 0
+    assert cli.main(["resume", path, "--quiet", "--stop-at", "10 min"]) == 0
+    assert "warning" not in capsys.readouterr().err  # the same code: nothing to say
+    monkeypatch.setattr(stores, "source_revision", lambda: "bbbb")
+    assert cli.main(["resume", path, "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "gpusim: warning: source revision aaaa last ran this store; this is bbbb" in err
+
+    assert cli.main(["info", path]) == 0
+    assert "resumed      at 5 min on cpu, at 10 min on cpu (source revision bbbb)" in capsys.readouterr().out
+    version = gpusim.__version__
+    monkeypatch.setattr(gpusim, "__version__", "99.0")
+    assert stores.RunStore.reopen(path).code_changed() == f"gpusim {version} last ran this store; this is gpusim 99.0"
+    monkeypatch.setattr(gpusim, "__version__", version)
+    monkeypatch.setattr(stores, "source_revision", lambda: "unknown")  # outside a git checkout: versions only
+    assert stores.RunStore.reopen(path).code_changed() is None
