@@ -193,7 +193,7 @@ class _StopRequest:
 def _stop_step(text, cfg, clock):
     """The step at which ``--stop-at TEXT`` stops a run that is at step ``clock``; None without it.  Raises
     ConfigError (one line) for a time that is not one, not a whole number of steps, or not ahead of the run."""
-    from gpusim.config import ConfigError
+    from gpusim.config import ConfigError, not_whole_steps
     from gpusim.units import UnitError, parse_quantity
 
     if text is None:
@@ -202,9 +202,10 @@ def _stop_step(text, cfg, clock):
         minutes = parse_quantity(text, "time")
     except UnitError as exc:
         raise ConfigError([f"--stop-at: {exc}"]) from None
+    problem = not_whole_steps("--stop-at", minutes, cfg.run.dt)
+    if problem:
+        raise ConfigError([problem])
     step = cfg.steps_of(minutes)
-    if abs(step * cfg.run.dt - minutes) > 1e-9 * max(minutes, 1.0):
-        raise ConfigError([f"--stop-at: {text} is not a whole number of steps of run.dt = {cfg.run.dt:g} min"])
     if not clock < step <= cfg.steps:
         raise ConfigError([f"--stop-at: {text} must come after the run's present time ({format_minutes(clock * cfg.run.dt)}) "
                            f"and no later than its end ({format_minutes(cfg.steps * cfg.run.dt)})"])
@@ -341,7 +342,7 @@ def cmd_info(args):
     resumed = []
     for before, stretch in zip(info["segments"], info["segments"][1:]):
         code = [f"{key.replace('_', ' ')} {stretch[key]}" for key in ("gpusim_version", "source_revision")
-                if key in before and key in stretch and before[key] != stretch[key]]
+                if before[key] != stretch[key]]
         resumed.append(f"at {format_minutes(stretch['from_step'] * info['dt_min'])} on {stretch['backend']}"
                        + (f" ({', '.join(code)})" if code else ""))
     if resumed:

@@ -315,15 +315,24 @@ def _describe(error):
     return f"{loc}: {reason}" if loc else reason
 
 
+def not_whole_steps(key, minutes, dt):
+    """The problem with a time of ``minutes`` given as ``key`` if it is not a whole number of steps of ``dt``
+    minutes, else None."""
+    steps = minutes / dt
+    if abs(steps - round(steps)) > 1e-6:
+        return f"{key}: {minutes:g} min is not a whole number of steps of run.dt = {dt:g} min"
+    return None
+
+
 def _check_whole(cfg):
     """Problems that involve several keys at once."""
     problems = []
     dt = cfg.run.dt
 
     def whole_steps(key, minutes):
-        steps = minutes / dt
-        if abs(steps - round(steps)) > 1e-6:
-            problems.append(f"{key}: {minutes:g} min is not a whole number of steps of run.dt = {dt:g} min")
+        problem = not_whole_steps(key, minutes, dt)
+        if problem:
+            problems.append(problem)
 
     whole_steps("run.duration", cfg.run.duration)
     whole_steps("run.snapshot_every", cfg.run.snapshot_every)

@@ -28,6 +28,7 @@ that opens and resumes from its newest checkpoint (``gpusim resume``).
 """
 
 import datetime
+import functools
 import json
 import queue
 import shutil
@@ -136,7 +137,7 @@ class RunStore:
         zarr = _zarr()
         end = cfg.steps
         every = cfg.steps_of(cfg.run.snapshot_every)
-        revision, created = source_revision(), _now()
+        created = _now()
         self.snapshot_clocks = list(range(0, end + 1, every))
         self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
         self.meta = {
@@ -145,9 +146,9 @@ class RunStore:
             "description": cfg.description,
             "seed": cfg.run.seed,
             "backend": backend_label,
-            "source_revision": revision,
+            "source_revision": source_revision(),
             "created": created,
-            "segments": [_segment(0, backend_label, revision, created)],
+            "segments": [_segment(0, backend_label, created)],
             "status": "running",
             "dt_min": cfg.run.dt,
             "steps_total": end,
@@ -445,9 +446,7 @@ class RunStore:
         from gpusim import __version__
 
         last = segments(self.meta)[-1]
-        was_version = last.get("gpusim_version", self.meta["version"])
-        was_revision = last.get("source_revision", self.meta.get("source_revision", "unknown"))
-        revision = source_revision()
+        was_version, was_revision, revision = last["gpusim_version"], last["source_revision"], source_revision()
         if was_version != __version__:
             return f"gpusim {was_version} last ran this store; this is gpusim {__version__}"
         if "unknown" not in (was_revision, revision) and was_revision != revision:
@@ -502,8 +501,10 @@ class RunStore:
         return state, series
 
 
+@functools.lru_cache(maxsize=None)
 def source_revision():
-    """The git commit gpusim runs from (with '+dirty' for uncommitted changes), or 'unknown' outside a checkout."""
+    """The git commit gpusim runs from (with '+dirty' for uncommitted changes), or 'unknown' outside a checkout;
+    asked of git once a process."""
     import subprocess
 
     here = Path(__file__).resolve().parent
@@ -522,18 +523,20 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _segment(clock, backend_label, revision=None, started=None):
-    """A stretch of a run: from step ``clock`` on, one process ran it on ``backend_label``."""
+def _segment(clock, backend_label, started=None):
+    """A stretch of a run: from step ``clock`` on, this process runs it on ``backend_label``."""
     from gpusim import __version__
 
     return {"from_step": int(clock), "backend": backend_label, "gpusim_version": __version__,
-            "source_revision": revision or source_revision(), "started": started or _now()}
+            "source_revision": source_revision(), "started": started or _now()}
 
 
 def segments(meta):
     """The stretches of a store's run, oldest first (a store written before they were noted: one, from step 0,
-    on the backend it was created on)."""
-    return list(meta.get("segments") or [{"from_step": 0, "backend": meta["backend"]}])
+    as its creation's metadata says)."""
+    return list(meta.get("segments") or [{"from_step": 0, "backend": meta["backend"], "gpusim_version": meta["version"],
+                                          "source_revision": meta.get("source_revision", "unknown"),
+                                          "started": meta["created"]}])
 
 
 def _config_of(path, meta):
