@@ -9,7 +9,9 @@ nothing runs while any remains.  Dimensional values carry units
 """
 
 import copy
-import math
+import hashlib
+import os
+import stat
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -34,8 +36,6 @@ def _quantity(dimension, positive=False, non_negative=False):
             number = parse_quantity(value, dimension)
         except UnitError as exc:
             raise ValueError(str(exc)) from None
-        if not math.isfinite(number):
-            raise ValueError(f"must be finite (got {value!r})")
         if positive and number <= 0:
             raise ValueError(f"must be positive (got {value!r})")
         if non_negative and number < 0:
@@ -315,29 +315,41 @@ def _describe(error):
     return f"{loc}: {reason}" if loc else reason
 
 
-def not_whole_steps(key, minutes, dt):
+# the most steps a run may have: its time series keeps a row of every observable for each step, on the host
+# (about 4 KiB a step) and in the store; 2**20 steps are two years at the default 1 min step
+MAX_STEPS = 2**20
+
+
+def not_whole_steps(key, minutes, dt, interval=False):
     """The problem with a time of ``minutes`` given as ``key`` if it is not a whole number of steps of ``dt``
-    minutes, else None."""
+    minutes (an ``interval`` must also be at least one step, and no time more than MAX_STEPS), else None."""
     steps = minutes / dt
+    if steps > MAX_STEPS:
+        return f"{key}: {minutes:g} min is {steps:.3g} steps of run.dt = {dt:g} min; a run has at most {MAX_STEPS:,}"
     if abs(steps - round(steps)) > 1e-6:
         return f"{key}: {minutes:g} min is not a whole number of steps of run.dt = {dt:g} min"
+    if interval and round(steps) < 1:
+        return f"{key}: {minutes:g} min is shorter than one step of run.dt = {dt:g} min"
     return None
 
 
-def _check_whole(cfg):
-    """Problems that involve several keys at once."""
+def _check_whole(cfg, check_files=True):
+    """Problems that involve several keys at once (with ``check_files``, the input files' too)."""
     problems = []
     dt = cfg.run.dt
 
-    def whole_steps(key, minutes):
-        problem = not_whole_steps(key, minutes, dt)
+    def whole_steps(key, minutes, interval=False):
+        problem = not_whole_steps(key, minutes, dt, interval)
         if problem:
             problems.append(problem)
+        return problem is None
 
-    whole_steps("run.duration", cfg.run.duration)
-    whole_steps("run.snapshot_every", cfg.run.snapshot_every)
-    whole_steps("run.sort_every", cfg.run.sort_every)
-    whole_steps("run.checkpoint_every", cfg.run.checkpoint_every)
+    if not whole_steps("run.duration", cfg.run.duration, interval=True):
+        return problems  # the checks below count steps (a step too short shows here first)
+    intervals = [whole_steps(f"run.{key}", getattr(cfg.run, key), interval=True)
+                 for key in ("snapshot_every", "sort_every", "checkpoint_every")]
+    if not all(intervals):
+        return problems
     ratio = cfg.run.duration / cfg.run.snapshot_every
     if abs(ratio - round(ratio)) > 1e-6:
         problems.append(
@@ -380,8 +392,11 @@ def _check_whole(cfg):
                 f"effectors.{name}.icar: {eff.icar} iCARs, but no cell carries their ligand "
                 "(set icar_ligand on an effector kind or on the tumour)"
             )
-    problems += _check_fields(cfg)
+    problems += _check_fields(cfg, check_files)
     from gpusim.kernels.lattice import MAX_VOXELS
+    from gpusim.parameters import binding_problems, step_count_problems
+
+    problems += step_count_problems(cfg) + binding_problems(cfg)
 
     if cfg.voxels > MAX_VOXELS:
         z, y, x = cfg.lattice.shape
@@ -397,18 +412,53 @@ def _check_whole(cfg):
 
 
 def _check_vessel_mask(key, path, grid):
+    """The problems with a vessel mask: it must be a regular ``.npy`` file holding a numeric array of the field
+    grid's shape, all there.  Only its header is read (a FIFO or a device is never read from, an archive never
+    unpacked)."""
     import numpy as np
 
+    if Path(path).suffix != ".npy":
+        return [f"{key}: {path!r} is not a .npy file"]
     try:
-        mask = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        return [f"{key}: cannot read {path!r} as a .npy array ({exc.__class__.__name__})"]
-    if tuple(mask.shape) != tuple(grid):
-        return [f"{key}: {path!r} has shape {tuple(mask.shape)}, the field grid is {tuple(grid)}"]
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return [f"{key}: cannot open {path!r} ({exc.strerror})"]
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return [f"{key}: {path!r} is not a regular file"]
+        try:
+            version = np.lib.format.read_magic(file)
+            header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
+            shape, _fortran, dtype = header(file)
+            data_start, size = file.tell(), os.fstat(file.fileno()).st_size
+        except (OSError, ValueError) as exc:
+            return [f"{key}: cannot read {path!r} as a .npy array ({exc})"]
+    if dtype.hasobject or dtype.kind not in "biuf":
+        return [f"{key}: {path!r} holds {dtype} values; a vessel mask holds numbers (nonzero: a vessel)"]
+    if tuple(shape) != tuple(grid):
+        return [f"{key}: {path!r} has shape {tuple(shape)}, the field grid is {tuple(grid)}"]
+    if size < data_start + int(np.prod(shape)) * dtype.itemsize:
+        return [f"{key}: {path!r} is truncated ({size} bytes for a {dtype} array of shape {tuple(shape)})"]
     return []
 
 
-def _check_fields(cfg):
+def input_files(cfg):
+    """The files a run reads besides its config, by config key (the vessel masks): their content is part of the
+    run, so the store keeps their digests."""
+    return {f"fields.{name}.vessel_mask": section.vessel_mask for name, section in cfg.fields.active
+            if section.vessel_mask}
+
+
+def file_digest(path):
+    """sha256 (hex) of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_fields(cfg, check_files):
     fields = cfg.fields
     problems = []
     if not fields.active:
@@ -419,15 +469,15 @@ def _check_fields(cfg):
         problems.append(f"fields.coarsening: {f} does not divide the lattice ({shape[0]} x {shape[1]} x {shape[2]} voxels)")
         return problems
     grid = tuple(edge // f for edge in shape)
-    steps = fields.every / cfg.run.dt
-    if abs(steps - round(steps)) > 1e-6:
-        problems.append(f"fields.every: {fields.every:g} min is not a whole number of steps of run.dt = {cfg.run.dt:g} min")
+    problem = not_whole_steps("fields.every", fields.every, cfg.run.dt, interval=True)
+    if problem:
+        problems.append(problem)
     for name, section in fields.active:
         for n, vessel in enumerate(section.vessels):
             if any(c < 0 or c >= g for c, g in zip(vessel, grid)):
                 problems.append(f"fields.{name}.vessels.{n}: {list(vessel)} is outside the field grid "
                                 f"({grid[0]} x {grid[1]} x {grid[2]} voxels of {f * cfg.lattice.voxel_size:g} um)")
-        if section.vessel_mask:
+        if section.vessel_mask and check_files:
             problems += _check_vessel_mask(f"fields.{name}.vessel_mask", section.vessel_mask, grid)
         if len(set(section.supply_faces)) != len(section.supply_faces):
             problems.append(f"fields.{name}.supply_faces: a face is listed twice")
@@ -437,13 +487,18 @@ def _check_fields(cfg):
     return problems
 
 
-def validate(raw):
-    """Validate a raw config dict whole; return the :class:`Config` or raise :class:`ConfigError`."""
+def validate(raw, check_files=True):
+    """Validate a raw config dict whole; return the :class:`Config` or raise :class:`ConfigError`.  With
+    ``check_files`` the files it names (vessel masks) must be there as a run reads them; a stored config is read
+    without them."""
+    problem = nesting_problem(raw, "config")
+    if problem:
+        raise ConfigError([problem])
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(e) for e in exc.errors()) from None
-    problems = _check_whole(cfg)
+    problems = _check_whole(cfg, check_files)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -463,9 +518,15 @@ def preset_text(name):
 
 def _parse_toml(text, where):
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{where}: malformed TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: tables and lists nested too deeply"]) from None
+    problem = nesting_problem(raw, where)
+    if problem:
+        raise ConfigError([problem])
+    return raw
 
 
 def merge(base, override):
@@ -494,18 +555,25 @@ def read_source(source, _seen=()):
     return merge(read_source(base, (*_seen, str(source))), raw)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of TOML; a larger file is not one
+
+
 def _read_one(source):
+    """A config file's raw dict (a regular file by that name), else a preset's; a folder never hides a preset."""
     path = Path(source)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ConfigError([f"{source}: no such config file (and no preset of that name; `gpusim presets` lists them)"])
+    if path.is_file():
         try:
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError([f"{source}: {path.stat().st_size:,} bytes is not a config (at most "
+                                   f"{MAX_CONFIG_BYTES:,})"])
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{source}: cannot read: {exc}"]) from None
         return _parse_toml(text, source)
     if source in preset_names():
         return _parse_toml(preset_text(source), f"preset {source}")
+    if path.suffix == ".toml" or path.exists():
+        raise ConfigError([f"{source}: no such config file (and no preset of that name; `gpusim presets` lists them)"])
     raise ConfigError([f"{source}: no such preset or config file (`gpusim presets` lists the presets)"])
 
 
@@ -519,29 +587,51 @@ def parse_override(item):
         value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         value = text.strip()
+    except RecursionError:
+        raise ConfigError([f"--set {key}: the value is nested too deeply"]) from None
+    problem = nesting_problem(value, f"--set {key}")
+    if problem:
+        raise ConfigError([problem])
     return key.split("."), value
 
 
 def apply_override(raw, path, value):
-    """Set ``raw[path...] = value``; integer parts index into lists (``dose.0.count``)."""
+    """Set ``raw[path...] = value``; integer parts index into lists (``dose.0.count``), missing sections are made."""
+    key = ".".join(path)
     node = raw
     for depth, part in enumerate(path[:-1]):
-        key = int(part) if part.isdigit() and isinstance(node, list) else part
         if isinstance(node, list):
-            if not isinstance(key, int) or key >= len(node):
-                raise ConfigError([f"{'.'.join(path)}: there is no entry {part} in {'.'.join(path[:depth])}"])
-            node = node[key]
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError([f"{key}: there is no entry {part} in {'.'.join(path[:depth])}"])
+            child = node[int(part)]
         else:
-            if not isinstance(node.get(key, {}), (dict, list)):
-                raise ConfigError([f"{'.'.join(path)}: {'.'.join(path[: depth + 1])} is a value, not a section"])
-            node = node.setdefault(key, {})
+            child = node.setdefault(part, {})
+        if not isinstance(child, (dict, list)):
+            raise ConfigError([f"{key}: {'.'.join(path[: depth + 1])} is a value, not a section"])
+        node = child
     last = path[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError([f"{'.'.join(path)}: there is no entry {last}"])
+            raise ConfigError([f"{key}: there is no entry {last}"])
         node[int(last)] = value
     else:
         node[last] = value
+
+
+MAX_NESTING = 16  # tables and lists within each other: a config needs four
+
+
+def nesting_problem(value, where):
+    """A line if ``value`` nests tables and lists deeper than MAX_NESTING, else None (looked at without
+    recursion, so that no depth can exhaust the stack)."""
+    pending = [(value, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_NESTING:
+            return f"{where}: tables and lists nested more than {MAX_NESTING} deep"
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        pending.extend((child, depth + 1) for child in children)
+    return None
 
 
 def load(source, overrides=(), seed=None, backend=None):
@@ -554,4 +644,16 @@ def load(source, overrides=(), seed=None, backend=None):
         raw.setdefault("run", {})["seed"] = seed
     if backend is not None:
         raw.setdefault("run", {})["backend"] = backend
+    _absolute_input_paths(raw)
     return validate(raw), raw
+
+
+def _absolute_input_paths(raw):
+    """Input files named relative to the working directory, named absolutely: the store keeps the config, and a
+    resume may run elsewhere."""
+    fields = raw.get("fields")
+    if not isinstance(fields, dict):
+        return
+    for section in fields.values():
+        if isinstance(section, dict) and isinstance(section.get("vessel_mask"), str) and section["vessel_mask"]:
+            section["vessel_mask"] = str(Path(section["vessel_mask"]).expanduser().absolute())

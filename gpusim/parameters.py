@@ -42,6 +42,78 @@ COSTIMULATION = {"cd28": {"threshold": 1.0, "trogocytosis": 1.0}, "41bb": {"thre
 ACTIVATION_MAX = 0.1  # chance per step of activation at saturating signal [est]
 
 
+def duration_steps(minutes, dt_min):
+    """A duration as whole steps of ``dt_min`` (at least one): what a timer counts."""
+    return max(1, int(round(minutes / dt_min)))
+
+
+# the agent-table column that holds the steps of each duration: a timer set to them, or a counter that counts up
+# to them ("{kind}": every effector kind); config validation refuses a duration whose steps the column cannot hold
+STEP_COLUMNS = {
+    "tumour.cycle_time": "cycle_timer",  # the longest cycle of the log-normal table
+    "tumour.necrosis_time": "anoxic_steps",
+    "tumour.debris_clearance": "cycle_timer",
+    "effectors.{kind}.synapse_time": "synapse_steps",
+    "effectors.{kind}.refractory_time": "refractory_steps",
+    "effectors.{kind}.division_time": "cycle_timer",
+    "effectors.{kind}.exhaustion_limit": "stimulation",
+}
+
+
+def _duration_minutes(cfg, key):
+    """The longest duration (minutes) that config key ``key`` (a STEP_COLUMNS key, resolved) sets a timer to, and
+    what it is."""
+    if key == "tumour.cycle_time":
+        longest = float(lognormal_quantiles(cfg.tumour.cycle_time, cfg.tumour.cycle_time_cv).max())
+        return longest, f"the longest cycle drawn ({longest:g} min)"
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node, f"{node:g} min"
+
+
+def step_count_problems(cfg):
+    """A line for every duration whose steps (:func:`duration_steps`) do not fit the column that holds them."""
+    from gpusim.state import COLUMNS
+
+    problems = []
+    for pattern, column in STEP_COLUMNS.items():
+        limit = int(np.iinfo(COLUMNS[column][0]).max)
+        kinds = [KIND_NAMES[k] for k in EFFECTOR_KINDS] if "{kind}" in pattern else [None]
+        for kind in kinds:
+            key = pattern.format(kind=kind)
+            minutes, what = _duration_minutes(cfg, key)
+            steps = minutes / cfg.run.dt
+            if steps > limit:
+                problems.append(f"{key}: {what} is {steps:.4g} steps of run.dt; the {column} column "
+                                f"({np.dtype(COLUMNS[column][0]).name}) holds at most {limit:,}")
+    return problems
+
+
+# the largest 2D dissociation constant (molecules per contact area) binding computes with: the sum of receptors,
+# ligands (each a pool of fewer than 2**31) and K is squared in int64 (kernels.molecules.bound_complexes)
+MAX_K_2D = 2**29
+
+
+def binding_problems(cfg):
+    """A line if an affinity's 2D dissociation constant (:func:`k_2d`) is one binding cannot compute with (the first
+    such affinity, and how many more there are: they share the synapse's area and confinement length)."""
+    too_large = []
+    for k in EFFECTOR_KINDS:
+        eff = getattr(cfg.effectors, KIND_NAMES[k])
+        for key in ("car_kd", "receptor_b_kd", "icar_kd"):
+            k2d = k_2d_molecules(getattr(eff, key), cfg.synapse)
+            if k2d > MAX_K_2D:
+                too_large.append((f"effectors.{KIND_NAMES[k]}.{key}", getattr(eff, key), k2d))
+    if not too_large:
+        return []
+    key, kd, k2d = too_large[0]
+    more = f" (and {len(too_large) - 1} more affinities)" if len(too_large) > 1 else ""
+    return [f"{key}: {kd:g} nM over synapse.contact_area {cfg.synapse.contact_area:g} um2 and "
+            f"synapse.confinement_length {cfg.synapse.confinement_length * 1000:g} nm is {k2d:.3g} molecules per "
+            f"contact; binding computes with at most {MAX_K_2D:,}{more}"]
+
+
 def chance_per_step(rate_per_min, dt_min):
     """Probability of at least one event of a Poisson process in one step."""
     return -math.expm1(-rate_per_min * dt_min)
@@ -75,9 +147,14 @@ def k_2d(kd_nm, synapse):
     K2D = KD * N_A * confinement length (Dustin's confinement approximation),
     times the contact area.
     """
+    return max(1, int(round(k_2d_molecules(kd_nm, synapse))))
+
+
+def k_2d_molecules(kd_nm, synapse):
+    """:func:`k_2d` before rounding (a float, any size)."""
     per_m3 = kd_nm * 1e-9 * AVOGADRO * 1e3
     per_um2 = per_m3 * synapse.confinement_length * 1e-6 * 1e-12
-    return max(1, int(round(per_um2 * synapse.contact_area)))
+    return per_um2 * synapse.contact_area
 
 
 def sigmoid(signal, threshold, hill):
@@ -138,7 +215,7 @@ def set_extents(params, shape, coarsening=1):
 def build(cfg):
     """All the integer inputs of the rules, as host numpy arrays (a dict)."""
     dt = cfg.run.dt
-    steps = lambda minutes: max(1, int(round(minutes / dt)))  # noqa: E731
+    steps = lambda minutes: duration_steps(minutes, dt)  # noqa: E731
     relax = lambda minutes: q32(relaxation_per_step(minutes, dt))  # noqa: E731
     half_life = lambda minutes: q32(relaxation_per_step(minutes / math.log(2), dt))  # noqa: E731
     tumour, synapse, damage = cfg.tumour, cfg.synapse, cfg.damage

@@ -8,6 +8,7 @@ mmHg (oxygen), square micrometres per minute (diffusion) and nanomolar per
 minute (secretion).
 """
 
+import math
 import re
 
 LENGTH_UNITS = {  # in micrometres
@@ -140,6 +141,8 @@ def parse_quantity(text, dimension):
             factor = 1.0 / TIME_UNITS[per]
     if factor is None:
         raise UnitError(f"unit {unit!r} is not a {dimension}; use one of {units_hint}, e.g. '{example}'")
+    if not math.isfinite(value * factor):
+        raise UnitError(f"{text!r} is not a finite {dimension}")
     return value * factor
 
 
