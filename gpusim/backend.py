@@ -79,14 +79,35 @@ class Backend:
 
 
 def host_memory_available():
+    """Bytes of host memory this process can still allocate: what the system has available, or less where the
+    process's address space is capped (RLIMIT_AS, as a batch system or ``ulimit -v`` sets it)."""
+    available = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if available is None:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return min(available, _address_space_left())
+
+
+def _address_space_left():
+    """Bytes the process may still map under its RLIMIT_AS (unbounded: a very large number)."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return 2**62
+    try:
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        mapped = 0
+    return max(soft - mapped, 0)
 
 
 def cuda_simulated():

@@ -5,6 +5,7 @@ Exit status: 0 on success, 2 on bad input or usage (nothing is written),
 """
 
 import argparse
+import math
 import sys
 import time
 from collections import deque
@@ -24,8 +25,59 @@ class _Parser(argparse.ArgumentParser):
 
 def _fail_input(problems):
     for line in problems:
-        print(f"gpusim: error: {line}", file=sys.stderr)
+        print(f"gpusim: error: {printable(line)}", file=sys.stderr)
     return EXIT_INPUT
+
+
+def _parsed(text, convert, what):
+    """``convert(text)``, or argparse's error saying what was expected."""
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def _positive_int(text):
+    """argparse type: a whole number of at least 1."""
+    value = _parsed(text, int, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _hours(text):
+    """argparse type: a simulated time in hours, finite and not negative."""
+    value = _parsed(text, float, "a number of hours")
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number of hours, not negative, got {text!r}")
+    return value
+
+
+def _agent_counts(text):
+    """argparse type of ``bench --agents``: comma-separated agent counts such as 1e5,1e6 (each a whole number from
+    1 to 2**31 - 1)."""
+    sizes = []
+    for item in text.split(","):
+        value = _parsed(item, float, f"comma-separated numbers such as 1e5,1e6 in {text!r}")
+        if not (1 <= value < 2**31) or value != int(value):
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not a whole number of agents from 1 to 2**31 - 1")
+        sizes.append(int(value))
+    return sizes
+
+
+def output_file_problem(option, path, suffix=".png"):
+    """Why a figure cannot be written to ``path`` (``option`` names where it came from), or None: it must name a
+    ``suffix`` file in a folder that exists."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        return f"{option} {path}: name a {suffix} file"
+    if path.is_dir():
+        return f"{option} {path}: is a folder; name a {suffix} file"
+    if not path.parent.is_dir():
+        return f"{option} {path}: no folder {path.parent} to write it in"
+    return None
 
 
 _STOP_AT_HELP = ("stop at this simulated time (e.g. '12 h') with a checkpoint; `gpusim resume` continues, on this "
@@ -58,11 +110,13 @@ def build_parser():
     info = sub.add_parser("info", help="summarise a store")
     info.add_argument("store")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.add_argument("--config", action="store_true",
+                      help="print the run's config as TOML (to start a new run from it: gpusim run FILE.toml)")
 
     view = sub.add_parser("view", help="open a store in napari: fields, cell kinds and the run dashboard")
     view.add_argument("store")
     view.add_argument("--3d", dest="three_d", action="store_true", help="start in the 3D view")
-    view.add_argument("--time", dest="hours", type=float, metavar="HOURS",
+    view.add_argument("--time", dest="hours", type=_hours, metavar="HOURS",
                       help="start at the snapshot nearest this simulated time (hours)")
     view.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
 
@@ -73,8 +127,9 @@ def build_parser():
     report.add_argument("-o", "--output", help="PNG path (default: beside the store, NAME.png)")
 
     bench = sub.add_parser("bench", help="measure step throughput (agent-steps per second)")
-    bench.add_argument("--agents", default="1e5,1e6,4e6", help="comma-separated agent counts (default 1e5,1e6,4e6)")
-    bench.add_argument("--steps", type=int, default=20, help="timed steps per size (default 20)")
+    bench.add_argument("--agents", type=_agent_counts, default="1e5,1e6,4e6",
+                       help="comma-separated agent counts (default 1e5,1e6,4e6)")
+    bench.add_argument("--steps", type=_positive_int, default=20, help="timed steps per size (default 20)")
     bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
     bench.add_argument("--json", metavar="FILE",
@@ -85,9 +140,11 @@ def build_parser():
                        help="also time every rule's launches (the device waited for around each) and list the slowest")
     bench.add_argument("--snapshot-cost", action="store_true",
                        help="measure what writing snapshots costs (first --agents size) instead of step throughput")
-    bench.add_argument("--snapshot-every", type=int, default=60, metavar="MIN", help="snapshot interval for --snapshot-cost")
-    bench.add_argument("--snapshots", type=int, default=4, help="snapshot intervals to run for --snapshot-cost")
-    bench.add_argument("--repeats", type=int, default=1, help="alternating pairs of runs for --snapshot-cost (medians)")
+    bench.add_argument("--snapshot-every", type=_positive_int, default=60, metavar="MIN",
+                       help="snapshot interval for --snapshot-cost")
+    bench.add_argument("--snapshots", type=_positive_int, default=4, help="snapshot intervals to run for --snapshot-cost")
+    bench.add_argument("--repeats", type=_positive_int, default=1,
+                       help="alternating pairs of runs for --snapshot-cost (medians)")
     return parser
 
 
@@ -224,12 +281,17 @@ def _execute(sim, store, args, wall_start, stop_step=None):
             sim.run(store=store, progress=progress, should_stop=planned)
     except KeyboardInterrupt:
         progress.close()
+        if store.building is not None:
+            store.abandon()
+            print(f"gpusim: aborted before the first checkpoint; {args.output} is as it was", file=sys.stderr)
+            return 130
         store.finish(sim)
         print(f"gpusim: aborted at {format_minutes(sim.time_min)}; `gpusim resume {args.output}` continues from "
               "the last checkpoint", file=sys.stderr)
         return 130
     except Exception as exc:  # a failure at run time, after the input was accepted
         progress.close()
+        store.close_after_failure()
         print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     progress.close()
@@ -266,23 +328,34 @@ def cmd_run(args):
     from gpusim import backend as backends
     from gpusim import config
     from gpusim.engine import Simulation, preflight
+    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
     from gpusim.store import RunStore, StoreError, check_target
 
     try:
         cfg, raw = config.load(args.config, args.overrides, seed=args.seed)
         check_target(args.output, args.overwrite)
+        private_cache_dir()
         stop_step = _stop_step(args.stop_at, cfg, 0)
         backend = backends.select(args.backend, cfg.run.backend)
         preflight(cfg, backend)
     except config.ConfigError as exc:
         return _fail_input(exc.problems)
-    except (StoreError, backends.BackendError) as exc:
+    except (StoreError, backends.BackendError, CacheFolderError) as exc:
         return _fail_input([str(exc)])
     wall_start = time.perf_counter()
     try:
-        sim = Simulation(cfg, backend=backend, debug=args.debug)
         store = RunStore(args.output, cfg, raw, backend.label, overwrite=args.overwrite)
+    except StoreError as exc:  # another writer holds the store it would replace
+        return _fail_input([str(exc)])
     except Exception as exc:
+        print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    try:
+        sim = Simulation(cfg, backend=backend, debug=args.debug)
+    except BaseException as exc:
+        store.abandon()
+        if not isinstance(exc, Exception):
+            raise
         print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     return _execute(sim, store, args, wall_start, stop_step)
@@ -292,20 +365,27 @@ def cmd_resume(args):
     from gpusim import backend as backends
     from gpusim.config import ConfigError
     from gpusim.engine import Simulation, cells_to_come, preflight
+    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
     from gpusim.store import RunStore, StoreError
 
     try:
+        private_cache_dir()
         store = RunStore.reopen(args.store)
+    except (StoreError, CacheFolderError) as exc:
+        return _fail_input([str(exc)])
+    try:
         if store.meta["status"] == "complete":
             raise StoreError(f"{args.store}: the run is already complete ({store.meta['steps_done']} steps)")
-        checkpoint, series = store.load_checkpoint()
-        clock = int(checkpoint["clock"])
+        clock, cells, _next_id = store.checkpoint_header()
         stop_step = _stop_step(args.stop_at, store.cfg, clock)
         backend = backends.select(args.backend, store.cfg.run.backend)
-        preflight(store.cfg, backend, cells=cells_to_come(store.cfg, clock, int(checkpoint["n"])))
+        preflight(store.cfg, backend, cells=cells_to_come(store.cfg, clock, cells))
+        checkpoint, series = store.load_checkpoint()
     except ConfigError as exc:
+        store.close_after_failure()
         return _fail_input(exc.problems)
     except (StoreError, backends.BackendError) as exc:
+        store.close_after_failure()
         return _fail_input([str(exc)])
     changed = store.code_changed()
     if changed:
@@ -324,9 +404,25 @@ def cmd_resume(args):
 # --- other commands ------------------------------------------------------------------------
 
 
-def cmd_info(args):
-    from gpusim.store import StoreError, summary, to_json
+def printable(text):
+    """``text`` with every control character (a terminal escape sequence, a carriage return) written as its Python
+    escape: what a store says is shown, never obeyed by the terminal."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
+
+def cmd_info(args):
+    from gpusim.store import StoreError, stored_config, summary, to_json
+
+    if args.config:
+        import tomli_w
+
+        try:
+            print(tomli_w.dumps(stored_config(args.store)), end="")
+        except StoreError as exc:
+            return _fail_input([str(exc)])
+        except (TypeError, ValueError) as exc:  # a value TOML cannot hold (a null) in an edited config
+            return _fail_input([f"{args.store}: the stored config cannot be written as TOML ({exc})"])
+        return EXIT_OK
     try:
         info = summary(args.store)
     except StoreError as exc:
@@ -334,11 +430,15 @@ def cmd_info(args):
     if args.json:
         print(to_json(info))
         return EXIT_OK
+    lines = []
     z, y, x = info["lattice_shape"]
-    print(f"{info['path']}  (gpusim {info['gpusim_version']}, {info['status']})")
+    lines.append(f"{info['path']}  (gpusim {info['gpusim_version']}, {info['status']})")
     if info["description"]:
-        print(f"  {info['description']}")
-    print(f"  backend      {info['backend']}, seed {info['seed']}, created {info['created']}")
+        lines.append(f"  {info['description']}")
+    lines.append(f"  backend      {info['backend']}, seed {info['seed']}, created {info['created']}")
+    if info["edited"]:
+        lines.append("  config       edited after the run began (its digest no longer matches): the data were made "
+                     "with another config, and the run cannot be resumed")
     resumed = []
     for before, stretch in zip(info["segments"], info["segments"][1:]):
         code = [f"{key.replace('_', ' ')} {stretch[key]}" for key in ("gpusim_version", "source_revision")
@@ -346,21 +446,24 @@ def cmd_info(args):
         resumed.append(f"at {format_minutes(stretch['from_step'] * info['dt_min'])} on {stretch['backend']}"
                        + (f" ({', '.join(code)})" if code else ""))
     if resumed:
-        print(f"  resumed      {', '.join(resumed)}")
-    print(f"  lattice      {z} x {y} x {x} voxels of {info['voxel_size_um']:g} um "
-          f"({z * info['voxel_size_um'] / 1000:.2f} x {y * info['voxel_size_um'] / 1000:.2f} x "
-          f"{x * info['voxel_size_um'] / 1000:.2f} mm)")
-    print(f"  progress     {info['steps_done']} of {info['steps_total']} steps of {info['dt_min']:g} min "
-          f"({format_minutes(info['simulated_min'])} simulated), {info['snapshots']} snapshots "
-          f"(levels {', '.join(info['labels_levels'])})")
+        lines.append(f"  resumed      {', '.join(resumed)}")
+    lines.append(f"  lattice      {z} x {y} x {x} voxels of {info['voxel_size_um']:g} um "
+                 f"({z * info['voxel_size_um'] / 1000:.2f} x {y * info['voxel_size_um'] / 1000:.2f} x "
+                 f"{x * info['voxel_size_um'] / 1000:.2f} mm)")
+    lines.append(f"  progress     {info['steps_done']} of {info['steps_total']} steps of {info['dt_min']:g} min "
+                 f"({format_minutes(info['simulated_min'])} simulated), {info['snapshots']} snapshots "
+                 f"(levels {', '.join(info['labels_levels'])})")
     if info["diffusing_fields"]:
         fields = ", ".join(f"{name} ({unit})" for name, unit in info["diffusing_fields"].items())
-        print(f"  fields       {fields} on a grid of {info['field_grid_coarsening']}^3 lattice voxels per grid voxel")
+        lines.append(f"  fields       {fields} on a grid of {info['field_grid_coarsening']}^3 lattice voxels per grid "
+                     "voxel")
     cells = ", ".join(f"{k[len('cells_'):]} {v:,}" for k, v in info["final_counts"].items() if v)
     totals = ", ".join(f"{k} {v:,}" for k, v in info["totals"].items() if v)
-    print(f"  final cells  {cells or 'none'}")
-    print(f"  totals       {totals or 'none'}")
-    print(f"  on disk      {info['bytes_on_disk'] / 2**20:.1f} MiB")
+    lines.append(f"  final cells  {cells or 'none'}")
+    lines.append(f"  totals       {totals or 'none'}")
+    lines.append(f"  on disk      {info['bytes_on_disk'] / 2**20:.1f} MiB")
+    for line in lines:
+        print(printable(line))
     return EXIT_OK
 
 
@@ -389,7 +492,7 @@ def cmd_view(args):
         import napari
     except ImportError:
         return _fail_input(["napari is not installed: pip install 'gpusim[viewer]'"])
-    problem = _display_problem()
+    problem = _display_problem() or (args.screenshot and output_file_problem("--screenshot", args.screenshot))
     if problem:
         return _fail_input([problem])
     from gpusim.viewers.window import open_viewer
@@ -420,8 +523,14 @@ def cmd_report(args):
     from gpusim.report import write_report
     from gpusim.store import StoreError
 
+    from gpusim.report import default_output
+
+    output = args.output or default_output(args.store)
+    problem = output_file_problem("-o", output)
+    if problem:
+        return _fail_input([problem])
     try:
-        path = write_report(args.store, args.output)
+        path = write_report(args.store, output)
     except StoreError as exc:
         return _fail_input([str(exc)])
     print(f"gpusim: wrote {path}")
@@ -431,25 +540,32 @@ def cmd_report(args):
 def cmd_bench(args):
     from gpusim import backend as backends
     from gpusim import bench, config
+    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
 
+    sizes = args.agents
     try:
-        sizes = [int(float(a)) for a in args.agents.split(",") if a.strip()]
-    except ValueError:
-        return _fail_input([f"--agents {args.agents!r}: expected comma-separated numbers such as 1e5,1e6"])
-    if args.snapshot_cost:
-        table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every, snapshots=args.snapshots,
-                                                      repeats=args.repeats), args.snapshot_every)
-    else:
-        try:
+        private_cache_dir()
+    except CacheFolderError as exc:
+        return _fail_input([str(exc)])
+    for option, path, suffix in (("--record", args.record, ".md"), ("--json", args.json, ".json")):
+        problem = path and output_file_problem(option, path, suffix)
+        if problem:
+            return _fail_input([problem])
+    try:
+        if args.snapshot_cost:
+            table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every,
+                                                                snapshots=args.snapshots, repeats=args.repeats),
+                                            args.snapshot_every)
+        else:
             rows = bench.run(sizes, steps=args.steps, backend_name=args.backend, fields=args.fields,
                              kernels=args.kernels, echo=print)
-        except config.ConfigError as exc:
-            return _fail_input(exc.problems)
-        except backends.BackendError as exc:
-            return _fail_input([str(exc)])
-        table = bench.markdown(rows, args)
-        if args.json:
-            bench.write_json(args.json, rows)
+            table = bench.markdown(rows, args)
+            if args.json:
+                bench.write_json(args.json, rows)
+    except config.ConfigError as exc:
+        return _fail_input(exc.problems)
+    except backends.BackendError as exc:
+        return _fail_input([str(exc)])
     print(table)
     if args.record:
         bench.record(args.record, table)
@@ -465,6 +581,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's steps (reading, compiling, building a store)
+        print("\ngpusim: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `gpusim info STORE | head`: the reader left, nothing is wrong
         import os
 

@@ -24,23 +24,40 @@ def kind_colour(name):
     return np.asarray(LABEL_COLOURS[name][:3]) / 255.0
 
 
-def _slice_panels(fig, grid, root, meta, panels=4):
+SECTION_EDGE = 2048  # pixels along a section's edge at most: a finer lattice is drawn from a coarser level
+
+
+def _mid_section(store, levels, index, channel=None, prefix=""):
+    """The mid-plane z section of snapshot ``index`` (of ``channel``) from the finest level of a multiscale image
+    whose section fits SECTION_EDGE, and that level's number (its voxels are 2**level lattice voxels)."""
+    from gpusim.store_validation import read
+
+    level = next((k for k, a in enumerate(levels) if max(a.shape[-2:]) <= SECTION_EDGE), len(levels) - 1)
+    array = levels[level]
+    lead = (index,) if channel is None else (index, channel)
+    section = read(array, store.path, f"{prefix}s{level}", lead + (array.shape[-3] // 2,))
+    return section, level
+
+
+def _slice_panels(fig, grid, store, panels=4):
     """Mid-plane sections of the cell-kind map at evenly spaced snapshots."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
+    from gpusim.store import level_arrays
+
+    meta = store.meta
     written = meta["snapshots_written"]
     if written == 0:
         return
-    labels = root["labels/cells/s0"]
+    levels = level_arrays(store.root["labels/cells"])
     picks = sorted(set(np.linspace(0, written - 1, panels).round().astype(int).tolist()))
     colours = [(1, 1, 1)] + [kind_colour(key) for _value, key, _name, _rgba in LABELS]
     cmap = ListedColormap(colours)
-    voxel_mm = meta["voxel_size_um"] / 1000.0
-    mid = labels.shape[1] // 2
     for column, index in enumerate(picks):
         ax = fig.add_subplot(grid[0, column])
-        section = labels[index, mid]
+        section, level = _mid_section(store, levels, index, prefix="labels/cells/")
+        voxel_mm = meta["voxel_size_um"] * 2**level / 1000.0
         ny, nx = section.shape
         ax.imshow(section, cmap=cmap, vmin=0, vmax=len(LABELS), interpolation="nearest",
                   extent=(0, nx * voxel_mm, ny * voxel_mm, 0))
@@ -49,7 +66,7 @@ def _slice_panels(fig, grid, root, meta, panels=4):
         ax.tick_params(labelsize=7)
         if column == 0:
             ax.set_ylabel("mm (mid-plane z section)", fontsize=8)
-    shown = labels[picks[-1], mid]
+    shown = section  # the last snapshot's
     present = [(value, name) for value, _key, name, _rgba in LABELS if value == 1 or np.any(shown == value)]
     fig.legend(handles=[Patch(color=colours[value], label=name) for value, name in present],
                loc="upper right", fontsize=8, frameon=False, ncol=len(present))
@@ -74,18 +91,19 @@ def style_pool_axes(ax, title):
     ax.grid(alpha=0.3)
 
 
-def _antigen_histograms(ax, store_path, species, kind, title, times=5):
+def _antigen_histograms(ax, store, species, kind, title, times=5):
     """Flow-cytometry style: cells per log-scale bin of one pool at several snapshots."""
     from matplotlib import colormaps
 
     from gpusim.store import read_histograms
 
-    hist, clocks, edges = read_histograms(store_path)
+    opened = open_store(store)
+    hist, clocks, edges = read_histograms(opened)
     if len(clocks) == 0:
         return
     picks = sorted(set(np.linspace(0, len(clocks) - 1, times).round().astype(int).tolist()))
     colours = colormaps["viridis"](np.linspace(0.0, 0.9, len(picks)))
-    _root, meta = open_store(store_path)
+    meta = opened.meta
     drawn = False
     for colour, index in zip(colours, picks):
         hours = clocks[index] * meta["dt_min"] / 60.0
@@ -118,17 +136,20 @@ def plot_populations(ax, series, fontsize=None):
     return drawn
 
 
-def _diffusing_panels(fig, cell, root, meta, series, names):
+def _diffusing_panels(fig, cell, store, series, names):
     """Mid-plane sections of each diffusing field at the last snapshot, and hypoxic and necrotic tumour cells."""
+    from gpusim.store import level_arrays
+
+    meta = store.meta
     written = meta["snapshots_written"]
     sub = cell.subgridspec(1, len(names) + 2, width_ratios=[1] * len(names) + [0.15, 2])
     units = meta.get("diffusing_fields", {})
-    coarse_mm = meta["voxel_size_um"] * meta.get("field_grid_coarsening", 1) / 1000.0
     if written:
-        image = root["fields/s0"]
+        levels = level_arrays(store.root["fields"])
         for c, name in enumerate(names):
             ax = fig.add_subplot(sub[0, c])
-            section = image[written - 1, c, image.shape[2] // 2]
+            section, level = _mid_section(store, levels, written - 1, channel=c, prefix="fields/")
+            coarse_mm = meta["voxel_size_um"] * meta.get("field_grid_coarsening", 1) * 2**level / 1000.0
             ny, nx = section.shape
             shown = ax.imshow(section, cmap="viridis" if name == "oxygen" else "magma", interpolation="nearest",
                               extent=(0, nx * coarse_mm, ny * coarse_mm, 0))
@@ -165,8 +186,9 @@ def write_report(store_path, output=None):
     from gpusim.kernels.cells import CAUSE_NAMES, EFFECTOR_KINDS, TUMOUR
     from gpusim.kernels.molecules import ANTIGEN_A
 
-    root, meta = open_store(store_path)
-    series = read_timeseries(store_path)
+    opened = open_store(store_path)
+    meta = opened.meta
+    series = read_timeseries(opened)
     hours = series["time_min"] / 60.0
     output = Path(output) if output else default_output(store_path)
     effectors = [k for k in EFFECTOR_KINDS if series[f"cells_{KIND_NAMES[k]}"].max() > 0]
@@ -175,18 +197,18 @@ def write_report(store_path, output=None):
     rows = 5 if diffusing else 4
     fig = plt.figure(figsize=(11, 14 + (3 if diffusing else 0)))
     grid = fig.add_gridspec(rows, 4, height_ratios=[1.7, 2.4, 2.4, 2.4] + ([2.4] if diffusing else []))
-    _slice_panels(fig, grid, root, meta)
+    _slice_panels(fig, grid, opened)
     if diffusing:
-        _diffusing_panels(fig, grid[4, :], root, meta, series, diffusing)
+        _diffusing_panels(fig, grid[4, :], opened, series, diffusing)
 
     ax_cells = fig.add_subplot(grid[1, :])
     plot_populations(ax_cells, series)
     ax_cells.set_title("populations (dotted: infusions)", fontsize=9)
 
-    _antigen_histograms(fig.add_subplot(grid[2, :2]), store_path, ANTIGEN_A, TUMOUR, "tumour cells: antigen A")
+    _antigen_histograms(fig.add_subplot(grid[2, :2]), opened, ANTIGEN_A, TUMOUR, "tumour cells: antigen A")
     if effectors:
         k = effectors[0]
-        _antigen_histograms(fig.add_subplot(grid[2, 2:]), store_path, ANTIGEN_A, k,
+        _antigen_histograms(fig.add_subplot(grid[2, 2:]), opened, ANTIGEN_A, k,
                             f"{KIND_LABELS[k]}: acquired antigen A")
 
     ax_trog = fig.add_subplot(grid[3, :2])

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.store import StoreError, _config_of, level_arrays, open_store, read_histograms, read_timeseries
+from gpusim.store import StoreError, level_arrays, open_store, read_histograms, read_timeseries
+from gpusim.store_validation import read
 
 
 class Run:
@@ -22,8 +23,8 @@ class Run:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.root, self.meta = open_store(self.path)
-        self.config = _config_of(self.path, self.meta)
+        self.opened = open_store(self.path)
+        self.root, self.meta, self.config = self.opened.root, self.opened.meta, self.opened.cfg
 
     def __repr__(self):
         return (f"Run({str(self.path)!r}: {self.meta['steps_done']} of {self.meta['steps_total']} steps, "
@@ -43,7 +44,7 @@ class Run:
         """Every observable at every step: a pandas DataFrame indexed by simulated time (hours)."""
         import pandas as pd
 
-        series = read_timeseries(self.path)
+        series = read_timeseries(self.opened)
         frame = pd.DataFrame(series)
         frame.index = pd.Index(frame["time_min"] / 60.0, name="time_h")
         return frame
@@ -87,7 +88,7 @@ class Run:
 
     def histograms(self):
         """(counts ``[t, species, kind, bin]``, snapshot clocks, bin edges) of the virtual flow cytometer."""
-        return read_histograms(self.path)
+        return read_histograms(self.opened)
 
     def field_levels(self, name):
         """:meth:`field` at every resolution level, finest first."""
@@ -105,13 +106,12 @@ class Run:
         if "offsets" not in group:
             raise StoreError(f"{self.path}: this run wrote no agent tables (output.agent_tables = false)")
         k = range(self.snapshots)[snapshot]
-        offsets = group["offsets"]
-        start, stop = int(offsets[k]), int(offsets[k + 1])
+        start, stop = (int(v) for v in read(group["offsets"], self.path, "agents/offsets", slice(k, k + 2)))
         from gpusim.state import COLUMNS
 
         data = {}
-        for name in (n for n in COLUMNS if n in group):
-            values = group[name][..., start:stop]
+        for name in COLUMNS:
+            values = read(group[name], self.path, f"agents/{name}", (..., slice(start, stop)))
             if values.ndim == 2:
                 rows = SPECIES_NAMES if name == "pools" else ("antigen_a", "antigen_b")
                 for r, row in enumerate(rows):

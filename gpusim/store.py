@@ -6,9 +6,11 @@ and checkpoints beside these)::
     NAME.ome.zarr/
       zarr.json            root group; attributes["ome"]: the multiscale image of the
                            molecule fields (axes t, c, z, y, x); attributes["gpusim"]:
-                           config, seed, version, source revision, backend, progress,
-                           and the stretches of the run ("segments": from which step each
-                           process ran it, on which backend, with which gpusim)
+                           the store marker ("format": "gpusim-run"), config, seed,
+                           version, source revision, backend, progress, the input files'
+                           digests, the run's digest, and the stretches of the run
+                           ("segments": from which step each process ran it, on which
+                           backend, with which gpusim)
       s0, s1, ...          the field image: uint32 molecules per voxel, channels
                            antigen_a, acquired_antigen_a, car (as output.fields selects)
       labels/              attributes["ome"]["labels"] = ["cells"]
@@ -22,18 +24,30 @@ and checkpoints beside these)::
       checkpoints/step_N   the complete state at clock N (every run.checkpoint_every);
                            attributes["gpusim"]["checkpoint"] names the newest complete one
 
-A checkpoint is written whole before the root attributes point at it, and the
-previous one is removed only after: a run killed at any moment leaves a store
-that opens and resumes from its newest checkpoint (``gpusim resume``).
+A new store is built beside its path (``.NAME.XXXX.gpusim-new``) and takes the
+path once its first checkpoint is on disk, replacing (with ``--overwrite``)
+only a gpusim store there: a run that fails or is stopped before then leaves
+the path as it was.  A checkpoint is written whole before the root attributes
+point at it, and the previous one is removed only after: a run killed at any
+moment leaves a store that opens and resumes from its newest checkpoint
+(``gpusim resume``).  Writers hold the store's lock (:mod:`gpusim.store_lock`);
+every reader and writer checks a store before use
+(:mod:`gpusim.store_validation`).
 """
 
+import ctypes
 import datetime
+import errno
 import functools
+import glob
 import json
+import os
 import queue
 import shutil
+import tempfile
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,6 +55,12 @@ from gpusim.kernels.cells import DEBRIS_LABEL, KIND_LABELS, KIND_NAMES, N_KINDS
 from gpusim.kernels.molecules import HIST_BINS, N_SPECIES, SPECIES_NAMES, log_bin_edges
 from gpusim.kernels.occupancy import FIELD_LABELS, FIELD_NAMES
 from gpusim.observables import FLOAT_SERIES, SERIES
+from gpusim.store_lock import WriterLock
+from gpusim.store_validation import (
+    FORMAT_VERSION, MAX_ROOT_METADATA, STORE_FORMAT, StoreError, array_keys, check_arrays, check_tree, checked_attributes,
+    checkpoint_arrays, checkpoint_header, checkpoint_problems, consistency_problem, inside, read, run_digest,
+    snapshot_clocks,
+)
 
 NGFF_VERSION = "0.5"
 KIND_COLOURS = {  # RGBA of label value 1 + kind
@@ -61,10 +81,6 @@ CHUNK_EDGE = 64  # voxels along a chunk's edge: the piece napari reads for one t
 SHARD_EDGE = 256  # voxels along a shard's edge: one file holds up to (256 / 64)^3 = 64 chunks
 HISTOGRAM_SHARD = 64  # snapshots of flow cytometry per file
 AGENT_CHUNK = 1 << 20  # rows of an agent-table column per chunk
-
-
-class StoreError(ValueError):
-    """A path that is not a usable gpusim store (missing, foreign, or in the way)."""
 
 
 def _zarr():
@@ -95,7 +111,7 @@ def _write_levels(arrays, index, volume):
 
 def level_arrays(group):
     """The levels s0, s1, ... of a multiscale image group, in order."""
-    keys = [k for k in group.array_keys() if k.startswith("s") and k[1:].isdigit()]
+    keys = [k for k in array_keys(group) if k.startswith("s") and k[1:].isdigit()]
     return [group[k] for k in sorted(keys, key=lambda k: int(k[1:]))]
 
 
@@ -108,66 +124,214 @@ def level_shapes(shape):
 
 
 def check_target(path, overwrite):
-    """Refuse to touch an existing path unless ``overwrite``, and never remove something that is not a store."""
+    """Refuse a path a new run may not take: an existing one without ``overwrite``, and with it anything but a
+    gpusim store (a folder without the store marker, a file, a symbolic link, the working folder or a folder
+    holding it).  A path that does not exist needs a folder, or nothing, where its parent goes."""
     path = Path(path)
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):
+        for parent in path.absolute().parents:
+            if parent.exists() or parent.is_symlink():
+                if not parent.is_dir():
+                    raise StoreError(f"{path}: {parent} is not a folder")
+                break
         return
     if not overwrite:
         raise StoreError(f"{path} already exists; pass --overwrite to replace it")
-    if path.is_dir() and not (path / "zarr.json").exists() and any(path.iterdir()):
-        raise StoreError(f"{path} is a non-empty folder that is not a zarr store; refusing to replace it")
+    if path.is_symlink():
+        raise StoreError(f"{path} is a symbolic link; refusing to replace it (name the store itself)")
+    resolved, here = path.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise StoreError(f"{path} is the working folder or holds it; refusing to replace it")
     if not path.is_dir():
         raise StoreError(f"{path} is a file, not a store; refusing to replace it")
+    if not is_gpusim_store(path):
+        raise StoreError(f"{path} is not a gpusim store (its zarr.json has no gpusim store marker); refusing to "
+                         "replace it")
+
+
+def is_gpusim_store(path):
+    """Whether the folder ``path`` is a gpusim store by its root metadata: the store marker (or, from before
+    the marker, the attributes only gpusim writes)."""
+    top = Path(path) / "zarr.json"
+    try:
+        if top.is_symlink() or not top.is_file() or top.stat().st_size > MAX_ROOT_METADATA:
+            return False
+        meta = json.loads(top.read_text()).get("attributes", {}).get("gpusim")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    return meta.get("format") == STORE_FORMAT or {"version", "config", "seed", "steps_total"} <= set(meta)
+
+
+# renameat2 flags (Linux): fail if the target exists; swap the two paths
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def _rename(source, target, flags):
+    """renameat2(source, target, flags); False where the system or file system has no such call."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is None:
+        return False
+    at_cwd = -100
+    if function(at_cwd, os.fsencode(source), at_cwd, os.fsencode(target), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+BUILD_SUFFIX = ".gpusim-new"  # a store being built beside its path: .NAME.XXXX.gpusim-new
+
+
+def _abandoned_build(folder):
+    """Whether ``folder`` (named as a build) is a store gpusim was building: empty, or a zarr group whose root holds
+    no attributes yet or gpusim's."""
+    if not os.listdir(folder):
+        return True
+    top = folder / "zarr.json"
+    try:
+        document = json.loads(top.read_text()) if top.is_file() and not top.is_symlink() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("node_type") == "group" and (
+        not document.get("attributes") or is_gpusim_store(folder))
+
+
+def _remove_abandoned_builds(path):
+    """Remove builds of a store at ``path`` that a killed run left beside it (no process holds their lock)."""
+    for build in path.parent.glob(f".{glob.escape(path.name)}.*{BUILD_SUFFIX}"):
+        if build.is_symlink() or not build.is_dir():
+            continue
+        if not _abandoned_build(build):
+            continue
+        try:
+            lock = WriterLock(build, "run").acquire()
+        except StoreError:
+            continue  # a run is building it now
+        shutil.rmtree(build, ignore_errors=True)
+        lock.release()
 
 
 class RunStore:
     """Writes one run: label snapshots and the time series, with the run's metadata."""
 
-    def __init__(self, path, cfg, raw_config, backend_label, overwrite=False, _existing=False):
+    def __init__(self, path, cfg, raw_config, backend_label, overwrite=False, command="run", _existing=False):
+        """A new store for a run of ``cfg`` at ``path``, built beside it (``.NAME.XXXX.gpusim-new``) and moved to
+        ``path`` once the run's first checkpoint is on disk (:meth:`start`): a run that fails or is stopped
+        before then leaves whatever was at ``path`` as it was.  With ``overwrite`` an existing gpusim store at
+        ``path`` is replaced then, its writers' lock held from now on."""
         from gpusim import __version__
+        from gpusim.config import file_digest, input_files
 
         self.path = Path(path)
         self.cfg = cfg
+        self.building = None  # the folder the store is built in until it moves to its path
+        self.replaced_lock = None  # the lock of the store it replaces
         if _existing:
             self._reopen()
             return
         check_target(self.path, overwrite)
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        zarr = _zarr()
-        end = cfg.steps
-        every = cfg.steps_of(cfg.run.snapshot_every)
-        created = _now()
-        self.snapshot_clocks = list(range(0, end + 1, every))
-        self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
-        self.meta = {
-            "version": __version__,
-            "config": raw_config,
-            "description": cfg.description,
-            "seed": cfg.run.seed,
-            "backend": backend_label,
-            "source_revision": source_revision(),
-            "created": created,
-            "segments": [_segment(0, backend_label, created)],
-            "status": "running",
-            "dt_min": cfg.run.dt,
-            "steps_total": end,
-            "steps_done": 0,
-            "lattice_shape": list(cfg.lattice.shape),
-            "voxel_size_um": cfg.lattice.voxel_size,
-            "snapshot_steps": self.snapshot_clocks,
-            "snapshots_written": 0,
-            "checkpoint": None,
-            "kinds": {str(value): key for value, key, _name, _rgba in LABELS},
-        }
-        self.root.attrs["gpusim"] = self.meta
-        self._create_image()
-        self._create_diffusing()
-        self._create_agents()
-        self._create_labels()
-        self._create_timeseries(end + 1)
-        self._create_histograms()
+        try:
+            if self.path.exists():
+                self.replaced_lock = WriterLock(self.path, command).acquire()
+            self.path.absolute().parent.mkdir(parents=True, exist_ok=True)
+            _remove_abandoned_builds(self.path.absolute())
+            self.building = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=BUILD_SUFFIX,
+                                                  dir=self.path.absolute().parent))
+            self.building.chmod(0o777 & ~_umask())  # as a folder made by mkdir: mkdtemp makes it private
+            self.lock = WriterLock(self.building, command).acquire()
+            created = _now()
+            self.snapshot_clocks = snapshot_clocks(cfg)
+            self.root = _zarr().open_group(str(self.building), mode="w-", zarr_format=3)
+            self.meta = {
+                "format": STORE_FORMAT,
+                "format_version": FORMAT_VERSION,
+                "version": __version__,
+                "config": raw_config,
+                "description": cfg.description,
+                "seed": cfg.run.seed,
+                "inputs": {key: {"path": file, "sha256": file_digest(file)} for key, file in input_files(cfg).items()},
+                "backend": backend_label,
+                "source_revision": source_revision(),
+                "created": created,
+                "segments": [_segment(0, backend_label, created)],
+                "status": "running",
+                "dt_min": cfg.run.dt,
+                "steps_total": cfg.steps,
+                "steps_done": 0,
+                "lattice_shape": list(cfg.lattice.shape),
+                "voxel_size_um": cfg.lattice.voxel_size,
+                "snapshot_steps": self.snapshot_clocks,
+                "snapshots_written": 0,
+                "checkpoint": None,
+                "kinds": {str(value): key for value, key, _name, _rgba in LABELS},
+            }
+            self.meta["digest"] = run_digest(self.meta)
+            self.root.attrs["gpusim"] = self.meta
+            self._create_image()
+            self._create_diffusing()
+            self._create_agents()
+            self._create_labels()
+            self._create_timeseries(cfg.steps + 1)
+            self._create_histograms()
+            self.root.attrs["gpusim"] = self.meta
+        except BaseException:  # a failure, Ctrl-C or a full disk while building: nothing is left of it
+            self.abandon()
+            raise
         self._init_writer(rows_taken=0)
+
+    @property
+    def location(self):
+        """Where the store is now: its path, or the folder it is built in until it moves there."""
+        return self.building if self.building is not None else self.path
+
+    def _move_in(self):
+        """The store built beside its path takes the path (replacing the store there, if any, which is removed)."""
+        if self.building is None:
+            return
+        target = self.path.absolute()
+        if self.replaced_lock is not None:
+            if _rename(self.building, target, RENAME_EXCHANGE):
+                old = self.building  # the replaced store now lies where this one was built
+            else:
+                old = target.with_name(f".{self.path.name}.{os.getpid()}.gpusim-old")
+                os.rename(target, old)
+                os.rename(self.building, target)
+            shutil.rmtree(old, ignore_errors=True)
+            self.replaced_lock.release()
+            self.replaced_lock = None
+        else:
+            appeared = StoreError(f"{self.path} appeared while this run was starting; refusing to replace it")
+            try:
+                moved = _rename(self.building, target, RENAME_NOREPLACE)
+            except FileExistsError:
+                raise appeared from None
+            if not moved:  # no renameat2 here: look, then rename
+                if target.exists():
+                    raise appeared
+                os.rename(self.building, target)
+        self.lock.moved_to(target)
+        self.building = None
+        self.root = _zarr().open_group(str(target), mode="r+", zarr_format=3)
+        self._bind_arrays()
+
+    def abandon(self):
+        """Remove a store still being built (the run failed or stopped before its first checkpoint) and release
+        the locks: what is at its path stays as it was."""
+        if self.building is not None:
+            shutil.rmtree(self.building, ignore_errors=True)
+            self.building = None
+        for lock in (getattr(self, "lock", None), self.replaced_lock):
+            if lock is not None:
+                lock.release()
 
     def _init_writer(self, rows_taken):
         self._rows_taken = rows_taken
@@ -345,7 +509,7 @@ class RunStore:
     def _raise_writer_error(self):
         if self._writer_error is not None:
             error, self._writer_error = self._writer_error, None
-            raise RuntimeError(f"writing {self.path} failed: {error}") from error
+            raise RuntimeError(f"writing {self.location} failed: {error}") from error
 
     def drain(self):
         """Wait until everything submitted is on disk."""
@@ -354,6 +518,27 @@ class RunStore:
             self._writer.join()
             self._writer = None
         self._raise_writer_error()
+
+    def close_after_failure(self):
+        """The run failed: let the writer finish what it can, drop a store that never reached its path, release
+        the lock.  A store at its path keeps its last checkpoint for a resume."""
+        self.drain_quietly()
+        if self.building is not None:
+            self.abandon()
+        else:
+            self.lock.release()
+
+    def close(self):
+        """Stop writing: wait for the writer and release the lock (a store reopened but not run on)."""
+        self.drain()
+        self.lock.release()
+
+    def drain_quietly(self):
+        """Wait for the writer, whatever became of it (the run failed already)."""
+        try:
+            self.drain()
+        except Exception:
+            pass
 
     def _take_rows(self, sim):
         """The time-series rows not yet handed to the writer (host arrays) and where they go."""
@@ -371,11 +556,14 @@ class RunStore:
         self.root.attrs["gpusim"] = self.meta
 
     def start(self, sim):
-        """Begin (or continue) writing: the initial snapshot and checkpoint of a new run."""
+        """Begin (or continue) writing: the initial snapshot and checkpoint of a new run, on disk before the
+        store moves to its path."""
         self.meta["status"] = "running"
         if self.meta["snapshots_written"] == 0 and sim.clock == 0:
             self.snapshot(sim)
             self.checkpoint(sim)
+        self.drain()
+        self._move_in()
 
     def snapshot(self, sim):
         """Hand the writer the current clock's snapshot (cell kinds, fields, agent table, histograms) and the time series."""
@@ -406,7 +594,12 @@ class RunStore:
         self._write_rows(start, rows, clock)
 
     def finish(self, sim):
-        """Write what is left, mark the run complete (or stopped) and wait for the disk."""
+        """Write what is left, mark the run complete (or stopped) and wait for the disk; a store that never
+        reached its path is abandoned."""
+        if self.building is not None:
+            self.drain_quietly()
+            self.abandon()
+            return
         status = "complete" if sim.done else "stopped"
         start, rows = self._take_rows(sim)
         clock = sim.clock
@@ -417,6 +610,7 @@ class RunStore:
 
         self._submit(close)
         self.drain()
+        self.lock.release()
 
     def checkpoint(self, sim):
         """Hand the writer the complete state at the current clock; the store points at it once written."""
@@ -436,7 +630,7 @@ class RunStore:
         self.meta["checkpoint"] = {"path": f"checkpoints/{name}", "clock": state["clock"]}
         self.root.attrs["gpusim"] = self.meta
         if previous and previous["path"] != self.meta["checkpoint"]["path"]:
-            shutil.rmtree(self.path / previous["path"], ignore_errors=True)
+            shutil.rmtree(inside(self.location, previous["path"]), ignore_errors=True)
 
     # --- continuing a run ------------------------------------------------------------
     def code_changed(self):
@@ -460,45 +654,100 @@ class RunStore:
 
     @classmethod
     def reopen(cls, path):
-        """An existing store, for appending to it after a resume."""
-        root, meta = open_store(path)
-        cfg = _config_of(path, meta)
-        return cls(path, cfg, meta["config"], meta["backend"], _existing=True)
+        """An existing store, locked for appending to it after a resume, checked as :func:`open_store` checks it
+        and further: its config, seed and code as the run wrote them (the digest) and its input files as they
+        were."""
+        _store_folder(path)
+        lock = WriterLock(path, "resume").acquire()
+        try:
+            opened = open_store(path)
+            if opened.edited:
+                raise StoreError(f"{path}: the run cannot go on under another config{edited_hint(path)}")
+            _check_inputs(path, opened)
+            store = cls(path, opened.cfg, opened.meta["config"], opened.meta["backend"], _existing=True)
+        except BaseException:
+            lock.release()
+            raise
+        store.lock = lock
+        return store
 
     def _reopen(self):
-        zarr = _zarr()
-        self.root = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+        self.root = _zarr().open_group(str(self.path), mode="r+", zarr_format=3)
         self.meta = dict(self.root.attrs["gpusim"])
         self.snapshot_clocks = list(self.meta["snapshot_steps"])
-        cells = self.root["labels/cells"]
-        self.levels = level_arrays(cells)
-        self.image = level_arrays(self.root)
         self.field_channels = [FIELD_NAMES.index(name) for name in self.cfg.output.fields]
-        self.diffusing = level_arrays(self.root["fields"]) if "fields" in self.root else []
-        agents = self.root["agents"]
-        self.agent_arrays = {name: agents[name] for name in agents.array_keys()}
-        self.series = {name: self.root["timeseries"][name] for name in SERIES}
-        self.histograms = self.root["histograms/pools"]
+        self._bind_arrays()
+        for leftover in Path(self.path).rglob("*.partial"):  # zarr's temporary files, left by a killed writer
+            leftover.unlink(missing_ok=True)
         self._init_writer(rows_taken=0)
 
-    def load_checkpoint(self):
-        """The newest checkpoint (as :meth:`gpusim.engine.Simulation.checkpoint` returns) and the observables up to it."""
+    def _bind_arrays(self):
+        """The arrays of the store at its (new) place."""
+        self.levels = level_arrays(self.root["labels/cells"])
+        self.image = level_arrays(self.root) if self.field_channels else []
+        self.diffusing = level_arrays(self.root["fields"]) if "fields" in self.root else []
+        agents = self.root["agents"]
+        self.agent_arrays = {name: agents[name] for name in array_keys(agents)}
+        self.series = {name: self.root["timeseries"][name] for name in SERIES}
+        self.histograms = self.root["histograms/pools"]
+
+    def checkpoint_header(self):
+        """(clock, cells, next id) of the newest checkpoint, checked, without reading its columns: enough to
+        size a resume (the memory preflight) before anything is read."""
+        pointer = self._pointer()
+        return checkpoint_header(self._checkpoint_group(pointer), self.path, pointer, self.cfg)
+
+    def _pointer(self):
+        from gpusim.store_validation import CheckpointPointer
+
         pointer = self.meta.get("checkpoint")
         if not pointer:
             raise StoreError(f"{self.path}: the run wrote no checkpoint yet; start it again with --overwrite")
+        return CheckpointPointer.model_validate(pointer)
+
+    def _checkpoint_group(self, pointer):
+        inside(self.path, pointer.path)
         try:
-            group = self.root[pointer["path"]]
-            state = {key: group.attrs[key] for key in ("clock", "n", "next_id")}
-            state["columns"] = {name: np.asarray(group[name][...]) for name in group.array_keys()}
-        except KeyError as exc:
-            raise StoreError(f"{self.path}: checkpoint {pointer['path']} is incomplete ({exc})") from None
-        rows = state["clock"] + 1
-        series = {name: np.asarray(self.series[name][:rows]) for name in SERIES}
+            return self.root[pointer.path]
+        except KeyError:
+            raise StoreError(f"{self.path}: checkpoint {pointer.path} is missing") from None
+        except Exception as exc:
+            raise StoreError(f"{self.path}: checkpoint {pointer.path} cannot be read ({type(exc).__name__})") from None
+
+    def load_checkpoint(self):
+        """The newest checkpoint (as :meth:`gpusim.engine.Simulation.checkpoint` returns) and the observables up to
+        it, every column checked against its domain before anything is restored from it."""
+        from gpusim.parameters import build
+
+        pointer = self._pointer()
+        group = self._checkpoint_group(pointer)
+        clock, n, next_id = checkpoint_header(group, self.path, pointer, self.cfg)
+        arrays = checkpoint_arrays(group, self.path, pointer, self.cfg, n)
+        columns = {name: read(array, self.path, f"{pointer.path}/{name}") for name, array in arrays.items()}
+        problem = checkpoint_problems(columns, self.cfg, n, next_id, build(self.cfg)["held"])
+        if problem:
+            raise StoreError(f"{self.path}: checkpoint {pointer.path}: {problem}")
+        state = {"clock": clock, "n": n, "next_id": next_id, "columns": columns}
+        rows = clock + 1
+        series = {name: read(self.series[name], self.path, f"timeseries/{name}", slice(0, rows)) for name in SERIES}
         self._rows_taken = rows
-        self.checkpoint_clock = state["clock"]
-        snapshots = sum(1 for c in self.snapshot_clocks if c <= state["clock"])
-        self.meta["snapshots_written"] = snapshots
+        self.checkpoint_clock = clock
+        self.meta["snapshots_written"] = sum(1 for c in self.snapshot_clocks if c <= clock)
         return state, series
+
+
+def _check_inputs(path, opened):
+    """StoreError unless every input file of the run (a vessel mask) is still there as the run read it."""
+    from gpusim.config import ConfigError, file_digest, validate
+
+    try:
+        validate(opened.meta["config"])  # the files themselves: there, regular, the grid's shape
+    except ConfigError as exc:
+        raise StoreError(f"{path}: {exc.problems[0]}") from None
+    for key, record in opened.attributes.inputs.items():
+        if file_digest(record.path) != record.sha256:
+            raise StoreError(f"{path}: {key}: {record.path} changed since the run began; a resume needs the file "
+                             "the run read")
 
 
 @functools.lru_cache(maxsize=None)
@@ -532,59 +781,105 @@ def _segment(clock, backend_label, started=None):
 
 
 def segments(meta):
-    """The stretches of a store's run, oldest first (a store written before they were noted: one, from step 0,
-    as its creation's metadata says)."""
-    return list(meta.get("segments") or [{"from_step": 0, "backend": meta["backend"], "gpusim_version": meta["version"],
-                                          "source_revision": meta.get("source_revision", "unknown"),
-                                          "started": meta["created"]}])
+    """The stretches of a store's run, oldest first."""
+    return list(meta["segments"])
 
 
-def _config_of(path, meta):
+def _config_of(path, raw):
+    """The stored config ``raw``, validated (its input files are not looked at: a store is read anywhere)."""
     from gpusim.config import ConfigError, validate
 
     try:
-        return validate(meta["config"])
+        return validate(raw, check_files=False)
     except ConfigError as exc:
-        raise StoreError(f"{path}: the stored config no longer validates: {exc.problems[0]}") from None
+        raise StoreError(f"{path}: the stored config does not validate: {exc.problems[0]}") from None
 
 
 # --- reading ------------------------------------------------------------------------
 
 
-def open_store(path):
-    """Open an existing gpusim store for reading; :class:`StoreError` if it is not one."""
+def _store_folder(path):
+    """``path`` as a Path, after the first look: StoreError unless it is a folder with a root zarr.json."""
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: no such store")
+    if not path.is_dir():
+        raise StoreError(f"{path}: a file, not a store")
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path}: not a zarr v3 store (no zarr.json)")
+    return path
+
+
+class OpenedStore(NamedTuple):
+    """A store that passed every check of :mod:`gpusim.store_validation`."""
+
+    path: Path
+    root: object  # the zarr root group, read-only
+    meta: dict  # the root's gpusim attributes
+    attributes: object  # the same, as gpusim.store_validation.RootAttributes
+    cfg: object  # the stored config, validated
+    edited: bool  # whether the config, seed or input files differ from those the run began with (the digest)
+
+
+def open_store(path):
+    """Open an existing gpusim store for reading, checked first (:mod:`gpusim.store_validation`); StoreError if it
+    is not one, or not one gpusim can read safely."""
+    if isinstance(path, OpenedStore):
+        return path
+    path = _store_folder(path)
+    check_tree(path)
     try:
         root = _zarr().open_group(str(path), mode="r", zarr_format=3)
-        meta = root.attrs.asdict().get("gpusim")
+        attributes = root.attrs.asdict()
     except Exception as exc:
         raise StoreError(f"{path}: cannot be read as a zarr store ({type(exc).__name__}: {exc})") from None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise StoreError(f"{path}: a zarr store, but not one written by gpusim (no gpusim attributes)")
-    return root, meta
-
-
-def read_timeseries(path):
-    """The time series of a store as a dict of numpy arrays, trimmed to the steps done."""
-    root, meta = open_store(path)
-    rows = meta["steps_done"] + 1
+    checked = checked_attributes(path, attributes)
+    meta = attributes["gpusim"]
+    edited = run_digest(meta) != checked.digest
     try:
-        group = root["timeseries"]
-        return {name: np.asarray(group[name][:rows]) for name in SERIES if name in group}
-    except KeyError as exc:
-        raise StoreError(f"{path}: the store has no time series ({exc})") from None
+        cfg = _config_of(path, checked.config)
+        problem = consistency_problem(checked, cfg)
+        if problem:
+            raise StoreError(f"{path}: {problem}")
+        check_arrays(root, path, checked, cfg)
+    except StoreError as exc:
+        raise StoreError(f"{exc}{edited_hint(path) if edited else ''}") from None
+    return OpenedStore(path, root, meta, checked, cfg, edited)
 
 
-def read_histograms(path):
+def edited_hint(path):
+    """What to say of a store whose config was edited after its run began: how to run the edited config."""
+    return (f" (its config, seed or input files were edited after the run began; to run the edited config, start a "
+            f"new run from it: gpusim info {path} --config > edited.toml && gpusim run edited.toml -o NEW.ome.zarr)")
+
+
+def stored_config(path):
+    """The config a store holds, as written (root attributes checked; nothing else read): what a new run can
+    start from."""
+    path = _store_folder(path)
+    check_tree(path)
+    try:
+        attributes = _zarr().open_group(str(path), mode="r", zarr_format=3).attrs.asdict()
+    except Exception as exc:
+        raise StoreError(f"{path}: cannot be read as a zarr store ({type(exc).__name__}: {exc})") from None
+    return checked_attributes(path, attributes).config
+
+
+def read_timeseries(store):
+    """The time series of a store (a path or an OpenedStore) as a dict of numpy arrays, trimmed to the steps
+    done."""
+    opened = open_store(store)
+    rows = opened.meta["steps_done"] + 1
+    group = opened.root["timeseries"]
+    return {name: read(group[name], opened.path, f"timeseries/{name}", slice(0, rows)) for name in SERIES}
+
+
+def read_histograms(store):
     """(histograms [t, species, kind, bin], snapshot clocks, bin edges) of a store's flow cytometer."""
-    root, meta = open_store(path)
-    written = meta["snapshots_written"]
-    array = root["histograms/pools"]
-    return np.asarray(array[:written]), meta["snapshot_steps"][:written], np.asarray(array.attrs["bin_edges"])
+    opened = open_store(store)
+    written = opened.meta["snapshots_written"]
+    counts = read(opened.root["histograms/pools"], opened.path, "histograms/pools", slice(0, written))
+    return counts, opened.meta["snapshot_steps"][:written], log_bin_edges()
 
 
 def disk_usage(path):
@@ -592,13 +887,18 @@ def disk_usage(path):
 
 
 def summary(path):
-    """A JSON-able summary of a store: what ``gpusim info`` prints."""
-    root, meta = open_store(path)
-    series = read_timeseries(path)
-    final = {name: int(values[-1]) for name, values in series.items() if name.startswith("cells_")}
+    """A JSON-able summary of a store: what ``gpusim info`` prints (the time series read one at a time)."""
+    opened = open_store(path)
+    root, meta = opened.root, opened.meta
+    rows = slice(0, meta["steps_done"] + 1)
+
+    def series(name):
+        return read(root["timeseries"][name], path, f"timeseries/{name}", rows)
+
+    final = {name: int(series(name)[-1]) for name in SERIES if name.startswith("cells_")}
     totals = {
-        name: int(values.sum())
-        for name, values in series.items()
+        name: int(series(name).sum())
+        for name in SERIES
         if name.startswith(("births_", "deaths_", "dosed_", "taken_", "given_"))
         or name in ("moves", "engagements", "hits", "bites")
     }
@@ -625,6 +925,7 @@ def summary(path):
         "totals": totals,
         "bytes_on_disk": disk_usage(path),
         "config": meta["config"],
+        "edited": opened.edited,
     }
 
 

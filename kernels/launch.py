@@ -489,6 +489,30 @@ def cache_dir():
     return Path(root) / "launchers"
 
 
+class CacheFolderError(ValueError):
+    """The cache folder is not private to this user: the generated launchers and numba's pickled cache in it are
+    executed, so a folder others can write to would run their code."""
+
+
+def private_cache_dir():
+    """:func:`cache_dir`, made (mode 0700) if missing; CacheFolderError if it or the gpusim cache folder holding it
+    belongs to another user or is writable by group or others."""
+    folder = cache_dir()
+    for path in (folder.parent, folder):
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            status = path.stat()
+        except OSError as exc:
+            raise CacheFolderError(f"cache folder {path}: {exc.strerror} (GPUSIM_CACHE_DIR sets it)") from None
+        if status.st_uid != os.getuid():
+            raise CacheFolderError(f"cache folder {path} belongs to another user; gpusim runs code from it "
+                                   "(set GPUSIM_CACHE_DIR to a folder of your own)")
+        if status.st_mode & 0o022:
+            raise CacheFolderError(f"cache folder {path} is writable by group or others; gpusim runs code from it "
+                                   f"(chmod go-w {path}, or set GPUSIM_CACHE_DIR to a private folder)")
+    return folder
+
+
 _launchers = {}
 _digest = None
 
@@ -533,8 +557,7 @@ def launcher(fn, target, counted=False, strided=False):
         title=title, compiled=compiled, calls=calls, args=", ".join(rule_parameters(fn)), digest=_digest, size=size,
         extent="live" if counted else "n", limit="live[0]" if counted else "n",
     )
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_cache_dir()
     stem = (f"{target}_{fn.__module__.rsplit('.', 1)[-1]}_{fn.__name__}{'_counted' if counted else ''}"
             f"{'_strided' if strided else ''}_{_digest}")
     path = folder / f"{stem}.py"

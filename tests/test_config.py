@@ -1,5 +1,7 @@
 """Bad input is refused before anything runs: one line naming the key and the reason, exit 2, nothing written."""
 
+import json
+
 import pytest
 
 from gpusim import config
@@ -90,14 +92,15 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_existing_store_is_not_touched_without_overwrite(tmp_path):
     out = tmp_path / "run.ome.zarr"
-    out.mkdir()
-    (out / "zarr.json").write_text("{}")
-    refused = run_gpusim("run", "tiny", "-o", out, "--set", "run.duration=1 h", "--quiet")
+    assert run_gpusim("run", "tiny", "-o", out, "--set", "run.duration=1 h", "--quiet").returncode == 0
+    before = (out / "zarr.json").read_text()
+    refused = run_gpusim("run", "tiny", "-o", out, "--set", "run.duration=1 h", "--quiet", "--seed", "9")
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
-    assert (out / "zarr.json").read_text() == "{}"
-    replaced = run_gpusim("run", "tiny", "-o", out, "--set", "run.duration=1 h", "--quiet", "--overwrite")
+    assert (out / "zarr.json").read_text() == before
+    replaced = run_gpusim("run", "tiny", "-o", out, "--set", "run.duration=1 h", "--quiet", "--seed", "9", "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
-    assert (out / "timeseries").is_dir()
+    assert json.loads((out / "zarr.json").read_text())["attributes"]["gpusim"]["seed"] == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ome.zarr"]  # nothing left beside it
 
 
 def test_overwrite_never_removes_a_folder_that_is_not_a_store(tmp_path):

@@ -165,16 +165,19 @@ def test_a_resume_too_large_for_the_machine_is_refused_before_allocating(tmp_pat
 
     store = tmp_path / "x.ome.zarr"
     assert run_gpusim("run", "tiny", "-o", store, *SMALL, "--stop-at", "5 min").returncode == 0
-    cfg = RunStore.reopen(store).cfg
+    reopened = RunStore.reopen(store)
+    cfg = reopened.cfg
+    reopened.close()
     assert cells_to_come(cfg, 5, 100) == 112 and cells_to_come(cfg, 7, 100) == 100  # the dose at 6 min
     grown = 10**6  # as if the tumour had grown to a million cells by the checkpoint
-    load_checkpoint = RunStore.load_checkpoint
+    checkpoint_header = RunStore.checkpoint_header
 
-    def load_grown_checkpoint(self):
-        state, series = load_checkpoint(self)
-        return {**state, "n": grown}, series
+    def grown_checkpoint_header(self):
+        clock, _cells, next_id = checkpoint_header(self)
+        return clock, grown, next_id
 
-    monkeypatch.setattr(RunStore, "load_checkpoint", load_grown_checkpoint)
+    monkeypatch.setattr(RunStore, "checkpoint_header", grown_checkpoint_header)
+    monkeypatch.setattr(RunStore, "load_checkpoint", lambda self: pytest.fail("read the columns before refusing"))
     monkeypatch.setattr(backends.Backend, "memory_available",
                         lambda self: memory_needed(cfg, cells_to_come(cfg, 5, grown)) - 1)
     monkeypatch.setattr(Simulation, "restore", lambda *a, **k: pytest.fail("restored before refusing"))
@@ -203,7 +206,11 @@ def test_a_resume_by_other_code_is_told_and_noted(tmp_path, monkeypatch, capsys)
     assert "resumed      at 5 min on cpu, at 10 min on cpu (source revision bbbb)" in capsys.readouterr().out
     version = gpusim.__version__
     monkeypatch.setattr(gpusim, "__version__", "99.0")
-    assert stores.RunStore.reopen(path).code_changed() == f"gpusim {version} last ran this store; this is gpusim 99.0"
+    reopened = stores.RunStore.reopen(path)
+    assert reopened.code_changed() == f"gpusim {version} last ran this store; this is gpusim 99.0"
+    reopened.close()
     monkeypatch.setattr(gpusim, "__version__", version)
     monkeypatch.setattr(stores, "source_revision", lambda: "unknown")  # outside a git checkout: versions only
-    assert stores.RunStore.reopen(path).code_changed() is None
+    reopened = stores.RunStore.reopen(path)
+    assert reopened.code_changed() is None
+    reopened.close()

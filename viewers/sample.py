@@ -24,7 +24,7 @@ def sample_store(preset=SAMPLE_PRESET, folder=None):
     folder = Path(folder) if folder else cache_dir().parent / "samples"
     path = folder / f"{preset}-{kernels_digest()[:12]}.ome.zarr"
     try:
-        if open_store(path)[1]["status"] == "complete":
+        if open_store(path).meta["status"] == "complete":
             return path
     except StoreError:
         pass
