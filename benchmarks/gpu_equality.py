@@ -32,7 +32,7 @@ def scenario(edge, steps):
         "lattice": {"shape": [edge, edge, edge]},
         "tumour": {"initial_cells": tumour, "cycle_time": "6 h", "apoptosis_rate": "0.5 /h", "necrosis_time": "10 min",
                    "anoxia": "20 mmHg", "hypoxia": "30 mmHg", "debris_clearance": "15 min"},
-        "effectors": {"car_t": {"trogocytosis": 0.3, "synapse_time": "6 min", "hit_chance": 0.4, "chemotaxis": 0.8}},
+        "effectors": {"car_t": {"trogocytosis": "0.3 /min", "synapse_time": "6 min", "hit_chance": 0.4, "chemotaxis": 0.8}},
         "fields": {"every": "2 min", "settle": 3, "oxygen": {"supply_faces": ["z-", "z+"]}, "chemokine": {}},
         "dose": [{"time": "0 min", "count": max(2, tumour // 5), "placement": "rim"},
                  {"time": f"{min(5, steps)} min", "count": max(2, tumour // 20), "kind": "car_nk", "placement": "rim"}],

@@ -82,6 +82,7 @@ class LatticeSection(_Section):
 
 class TumourSection(_Section):
     initial_cells: Annotated[int, Field(ge=0)] = 10000
+    placement: Literal["ball", "well_mixed"] = "ball"  # a ball at the centre, or scattered as in a co-culture well
     cycle_time: Duration = "24 h"
     cycle_time_cv: Annotated[float, Field(ge=0.0, le=2.0)] = 0.25
     apoptosis_rate: Rate = "0.002 /h"
@@ -112,28 +113,40 @@ class EffectorSection(_Section):
     lifespan: Duration = "8.6 d"
     # receptors and markers (molecules per cell)
     car: Count = 30000  # CARCADE; Singh 2020: 1.5e4-5e4
-    car_kd: Affinity = "50 nM"  # FMC63-like, 34-100 nM (Singh 2020; CARCADE)
+    car_kd: Affinity = "0.3 nM"  # FMC63 scFv by SPR (Ghorashian 2019); binding saturates at typical densities
+    # how long a complex holds: FMC63-like, KD 0.3 nM at an scFv on-rate of ~2.3e5 /M/s: koff ~7e-5 /s [est]
+    car_off_rate: Rate = "0.0041 /min"
     receptor_b: Count = 0
     receptor_b_kd: Affinity = "50 nM"
+    receptor_b_off_rate: Rate = "0.69 /min"  # a 50 nM binder at the same on-rate [est]
     receptor_b_role: Literal["car", "ccr"] = "ccr"  # a CAR kills on B; a CCR only costimulates
     icar: Count = 0
     icar_kd: Affinity = "50 nM"
     icar_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0  # inhibition per iCAR complex
     icar_ligand: Count = 0  # NK self-marker carried by this kind
     car_reexpression_time: Duration = "12 h"  # [est]
-    acquired_antigen_half_life: Duration = "8 h"  # internalisation, 2-24 h [est]
+    # CAR taken into the cell while it is engaged: surface CAR falls over a day of attack (Davenport 2015; Walker
+    # 2017) [est]
+    car_internalisation: Rate = "0.005 /min"
+    acquired_antigen_half_life: Duration = "3 h"  # internalisation, 2-24 h [est]
     costimulation: Literal["cd28", "41bb"] = "cd28"
     # signalling: thresholds in bound complexes (signal) at half-maximal response
     recognition: Count = 20  # signal needed to engage a neighbour
     lysis_threshold: Count = 400  # ~2,000 CD19/target at default CAR and affinity (Majzner ASH 2018)
     proliferation_threshold: Count = 4000  # ~10x the lysis threshold (Watanabe 2015)
     hill: Annotated[float, Field(gt=0.0, le=20.0)] = 2.0
-    hit_chance: Fraction = 0.15  # lytic hits per step at full signal
-    trogocytosis: Fraction = 0.05  # of the synapse's bound antigen taken per contact, at the reference affinity [est] 1-10%
-    reverse_trogocytosis: Fraction = 0.02  # of the synapse's bound CAR given per contact (Zhai 2023) [est]
-    tonic_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1  # signal per cis complex of acquired antigen and own CAR [est]
+    # lytic hits per step at full signal: a 25-min contact delivers the 3 hits that kill (Weigelin 2021) more often
+    # than not [est]
+    hit_chance: Fraction = 0.14
+    # trogocytosis: the rate at which the membrane under a bound complex is pulled into the effector, for a complex
+    # that holds through the pull (synapse.extraction_time) [est]; reverse: bound CAR left on the target (Zhai 2023)
+    trogocytosis: Rate = "0.15 /min"
+    reverse_trogocytosis: Rate = "0.01 /min"
+    tonic_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.03  # signal per cis complex of acquired antigen and own CAR [est]
     synapse_time: Duration = "25 min"  # engage-kill-detach ~25 min (Cazaux 2019)
-    refractory_time: Duration = "10 min"
+    # granule reload after a contact; with the contact and its kill chance, a kill rate per effector of at most
+    # ~0.35 /h, Singh 2020's in vitro maximum [est]
+    refractory_time: Duration = "50 min"
     divisions: Annotated[int, Field(ge=0, le=100)] = 3
     division_time: Duration = "12 h"  # from activation to division
     exhaustion_limit: Duration = "250 min"  # stimulated time that exhausts: ~10 engagements (CARCADE)
@@ -162,8 +175,8 @@ class CarMSection(EffectorSection):
     squeeze: Fraction = 0.05
     lifespan: Duration = "30 d"
     hit_chance: Fraction = 0.0
-    trogocytosis: Fraction = 0.0
-    reverse_trogocytosis: Fraction = 0.0
+    trogocytosis: Rate = "0 /min"
+    reverse_trogocytosis: Rate = "0 /min"
     divisions: Annotated[int, Field(ge=0, le=100)] = 0
     synapse_time: Duration = "30 min"
     attacks_effectors: bool = False  # fratricide is documented for cytotoxic lymphocytes, not macrophages
@@ -181,7 +194,10 @@ class DamageSection(_Section):
     """How targets (tumour cells, and effectors attacked by effectors) take and repair damage."""
 
     lethal_hits: Annotated[int, Field(ge=1, le=10000)] = 3  # lytic hits that kill; they add up across effectors
-    hit_repair_time: Duration = "2 h"  # mean time to repair one hit
+    # an effector attacked by another (fratricide) takes more: cytotoxic lymphocytes carry serpin PI-9, which
+    # blocks the granzyme B that enters them (Bird 1998) [est]
+    effector_lethal_hits: Annotated[int, Field(ge=1, le=10000)] = 6
+    hit_repair_time: Duration = "50 min"  # sublethal damage decays within ~50 min (Weigelin 2021)
     lethal_bites: Annotated[int, Field(ge=1, le=10000)] = 6  # CAR-M bites that kill (trogoptosis)
     bite_repair_time: Duration = "6 h"
 
@@ -190,7 +206,7 @@ class SynapseSection(_Section):
     contact_fraction: Fraction = 0.2  # of each surface inside the synapse (CARCADE CONTACT_FRAC)
     contact_area: Area = "40 um2"  # membrane area of one synapse
     confinement_length: Length = "10 nm"  # converts a 3D KD to a 2D one [est]
-    trogocytosis_reference_kd: Affinity = "50 nM"  # the affinity at which `trogocytosis` applies
+    extraction_time: Duration = "15 min"  # how long a complex must hold for the membrane under it to be pulled in [est]
     trogocytosis_detection: Count = 500  # acquired antigen that makes an effector trog-positive
 
 

@@ -49,6 +49,9 @@ from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
 
+# the initial tumour's placement (tumour.placement): a ball at the lattice centre, or cells scattered uniformly at
+# random as in a co-culture well
+TUMOUR_PLACEMENTS = {"ball": Placement.BALL, "well_mixed": Placement.UNIFORM}
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
 # the die phase compacts the table once the dead cells in it (counted by the last census) are this share of
 # its slots in use: compacting gathers every column, and a dead slot costs the other rules only a look at its
@@ -123,6 +126,7 @@ class Simulation:
         self.params = self.backend.to_device(inputs["params"])
         self.tables = self.backend.to_device(inputs["tables"])
         self.cycle_table = self.backend.to_device(inputs["cycle_table"])
+        self.age_table = self.backend.to_device(inputs["age_table"])
         self.set_point_table = self.backend.to_device(inputs["set_point_table"])
         self.inheritance_table = self.backend.to_device(inputs["inheritance_table"])
         self.oxygen_levels = self.backend.to_device(inputs["oxygen_levels"])
@@ -191,8 +195,9 @@ class Simulation:
     # --- set-up -------------------------------------------------------------------
     def _seed_population(self):
         s = self.state
-        add_cells(self, self.cfg.tumour.initial_cells, TUMOUR, Placement.BALL)
-        self.launch(start_cycle, s.n, self.seed, 0, s["agent_id"], s["kind"], s["cycle_timer"], self.cycle_table)
+        add_cells(self, self.cfg.tumour.initial_cells, TUMOUR, TUMOUR_PLACEMENTS[self.cfg.tumour.placement])
+        self.launch(start_cycle, s.n, self.seed, 0, s["agent_id"], s["kind"], s["cycle_timer"], s["pools"],
+                    self.cycle_table, self.age_table, self.params)
         dosed, infused = self._dose()
         for _ in range(self.cfg.fields.settle if self.fields else 0):
             self.fields.update(s, NECROTIC)
@@ -219,7 +224,7 @@ class Simulation:
         s.make_room(daughters)
         ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
         with self._phase("engage"):
-            ledger += self._engage()
+            ledger += self._engage(t)
         with self._phase("synapse"):
             ledger += self._synapse(t)
         with self._phase("express"):
@@ -278,12 +283,15 @@ class Simulation:
             return contextlib.nullcontext()
         return _PhaseTimer(self, name)
 
-    def _engage(self):
+    def _engage(self, t):
+        """Free effectors engage a recognised neighbour (kernels.synapse.choose_partner)."""
+        return self.launch(choose_partner, self.state.n, *launch_arguments(choose_partner, self._given(t)))
+
+    def _given(self, t):
+        """What a rule's parameters name, by name: the state's columns and scratch, the grid, and the run's
+        numbers and tables at step ``t`` (kernels.launch.launch_arguments)."""
         s = self.state
-        return self.launch(
-            choose_partner, s.n, s["kind"], s["state"], s["voxel"], s["partner"], s["refractory_steps"], s["synapse_steps"],
-            s["pools"], s.occ, self.params,
-        )
+        return ChainMap({"seed": self.seed, "step": t, "params": self.params, "tables": self.tables, "occ": s.occ}, s)
 
     def _synapse(self, t):
         s = self.state
@@ -305,9 +313,7 @@ class Simulation:
 
     def _express(self, t):
         """Pools relax to their set points, then each cell recovers (kernels.expression: one launch)."""
-        s = self.state
-        given = ChainMap({"seed": self.seed, "step": t, "params": self.params, "tables": self.tables}, s)
-        return self.launch(express_and_recover, s.n, *launch_arguments(express_and_recover, given))
+        return self.launch(express_and_recover, self.state.n, *launch_arguments(express_and_recover, self._given(t)))
 
     def _move(self, t):
         s = self.state

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from gpusim.kernels import params as P
-from gpusim.kernels.cell_cycle import cycle_table_steps, inheritance_factors_q16, lognormal_quantiles
+from gpusim.kernels.cell_cycle import cycle_table_steps, growth_age_table_q16, inheritance_factors_q16, lognormal_quantiles
 from gpusim.kernels.cells import CAR_M, EFFECTOR_KINDS, KIND_NAMES, N_KINDS, TUMOUR
 from gpusim.kernels.lattice import MAX_VOXELS, division_magic
 from gpusim.kernels.molecules import (
@@ -124,9 +124,12 @@ def relaxation_per_step(time_constant_min, dt_min):
     return -math.expm1(-dt_min / time_constant_min)
 
 
-def per_step_fraction(per_contact, contact_steps):
-    """The fraction per step that compounds to ``per_contact`` over a contact of ``contact_steps`` steps."""
-    return -math.expm1(math.log1p(-min(per_contact, 1.0 - 1e-12)) / contact_steps)
+def holding_share(off_rate_per_min, extraction_min):
+    """The share of bound complexes that still hold when the membrane under them has been pulled in: a complex
+    dissociates at ``off_rate`` (first order), so ``exp(-koff * extraction time)``.  What separates a fast-off
+    binder from a slow one in trogocytosis, since at typical densities both bind nearly every molecule in the
+    synapse (Olson 2022; Ghorashian 2019: the low-affinity CAT binder dissociates much faster than FMC63)."""
+    return math.exp(-off_rate_per_min * extraction_min)
 
 
 def effector_step_chances(effector, dt_min, voxel_um):
@@ -227,7 +230,7 @@ def build(cfg):
     params[P.DEBRIS_STEPS] = steps(tumour.debris_clearance)
 
     for kind in range(N_KINDS):
-        params[P.LETHAL_DAMAGE + kind] = damage.lethal_hits
+        params[P.LETHAL_DAMAGE + kind] = damage.lethal_hits if kind == TUMOUR else damage.effector_lethal_hits
         params[P.DAMAGE_REPAIR + kind] = q32(chance_per_step(1.0 / damage.hit_repair_time, dt))
         params[P.LETHAL_BITES + kind] = damage.lethal_bites
         params[P.BITE_REPAIR + kind] = q32(chance_per_step(1.0 / damage.bite_repair_time, dt))
@@ -264,13 +267,14 @@ def build(cfg):
         params[P.ICAR_WEIGHT_Q16 + kind] = int(round(eff.icar_weight * 65536))
         params[P.RECOGNITION + kind] = max(1, eff.recognition)
         params[P.ATTACKS_EFFECTORS + kind] = 1 if eff.attacks_effectors else 0
-        reference = synapse.trogocytosis_reference_kd
-        affinity_factor = 2.0 * reference / (reference + eff.car_kd)  # weaker binding rips off less [est]
         contact_steps = steps(eff.synapse_time)
-        per_contact = min(1.0, eff.trogocytosis * affinity_factor * costim["trogocytosis"])
-        params[P.TROGOCYTOSIS + kind] = q32(per_step_fraction(per_contact, contact_steps))
-        reverse = min(1.0, eff.reverse_trogocytosis * affinity_factor)
-        params[P.REVERSE_TROGOCYTOSIS + kind] = q32(per_step_fraction(reverse, contact_steps))
+        car_holds = holding_share(eff.car_off_rate, synapse.extraction_time)
+        taking = eff.trogocytosis * costim["trogocytosis"]
+        params[P.TROGOCYTOSIS + kind] = q32(chance_per_step(taking * car_holds, dt))
+        params[P.TROGOCYTOSIS_B + kind] = q32(chance_per_step(
+            taking * holding_share(eff.receptor_b_off_rate, synapse.extraction_time), dt))
+        params[P.REVERSE_TROGOCYTOSIS + kind] = q32(chance_per_step(eff.reverse_trogocytosis * car_holds, dt))
+        params[P.INTERNALISATION + kind] = q32(chance_per_step(eff.car_internalisation, dt))
         params[P.TONIC_WEIGHT_Q16 + kind] = int(round(eff.tonic_weight * 65536))
         params[P.SYNAPSE_STEPS + kind] = contact_steps
         params[P.REFRACTORY_STEPS + kind] = steps(eff.refractory_time)
@@ -296,6 +300,7 @@ def build(cfg):
         ),  # nM, per kind
         "tables": signal_tables(cfg),
         "cycle_table": cycle_table_steps(tumour.cycle_time, tumour.cycle_time_cv, dt),
+        "age_table": growth_age_table_q16(),
         "set_point_table": set_point_table,
         "inheritance_table": inheritance_factors_q16(tumour.set_point_noise),
     }

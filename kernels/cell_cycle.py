@@ -39,8 +39,8 @@ from gpusim.kernels.cells import (
 from gpusim.kernels.claims import claimed_voxel
 from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords
 from gpusim.kernels.launch import device, rule
-from gpusim.kernels.molecules import N_SET_POINTS, SET_A
-from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ, SET_POINT_ROW
+from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
+from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ, POOL_ROW, SET_POINT_ROW, SYNTHESIS
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, tally_add
 from gpusim.kernels.rng import ANTIGEN_LOSS as ANTIGEN_LOSS_DRAW
 from gpusim.kernels.rng import CYCLE_LENGTH, CYCLE_PHASE, DIVISION_SITE, INHERIT, draw_below, draw_index
@@ -54,13 +54,61 @@ def cycle_length(seed, step, agent_id, cycle_table):
     return cycle_table[draw_index(seed, step, agent_id, CYCLE_LENGTH, cycle_table.shape[0])]
 
 
+_ONE_Q30 = np.uint64(1 << 30)
+_S30 = np.uint64(30)
+_S2 = np.uint64(2)
+
+
+@device
+def fraction_power(keep_q30, exponent):
+    """``(keep / 2**30) ** exponent`` as a fraction times 2**30, by repeated squaring: integer steps, the same on
+    every backend."""
+    result = _ONE_Q30
+    base = np.uint64(keep_q30)
+    e = np.int64(exponent)
+    while e > 0:
+        if e & 1:
+            result = (result * base) >> _S30
+        base = (base * base) >> _S30
+        e >>= 1
+    return result
+
+
+@device
+def steady_fraction(relax_q32, length, age):
+    """The share of its set point (times 2**30) a cycling cell holds ``age`` steps into a cycle of ``length``
+    steps, at the steady state of re-expression and division.
+
+    A pool relaxes toward the set point S by the fraction f per step (``relax_q32``, kernels.expression), and
+    division halves it.  A cell born with x0 holds ``S - (S - x0) g**a`` at age a (g = 1 - f), and at its
+    division ``x_end = S - (S - x0) g**T``; in the steady state each daughter starts with half of that,
+    ``x0 = x_end / 2``, so ``x_end = S (1 - g**T) / (1 - g**T / 2)``.
+    """
+    keep = (np.uint64(1 << 32) - np.uint64(relax_q32)) >> _S2
+    at_division = ((_ONE_Q30 - fraction_power(keep, length)) << _S30) // (_ONE_Q30 - (fraction_power(keep, length) >> np.uint64(1)))
+    at_birth = at_division >> np.uint64(1)
+    return _ONE_Q30 - (((_ONE_Q30 - at_birth) * fraction_power(keep, age)) >> _S30)
+
+
 @rule
-def start_cycle(i, seed, step, agent_id, kind, cycle_timer, cycle_table):
-    """Place a cell of the initial tumour at a uniformly random point of a freshly drawn cycle."""
+def start_cycle(i, seed, step, agent_id, kind, cycle_timer, pools, cycle_table, age_table, params):
+    """A cell of the initial tumour, seeded at the steady state of a growing population: its age drawn from the
+    age distribution of exponential growth (``age_table``: ages as fractions of the cycle times 2**16, at equally
+    spaced quantiles), and each of its pools at the share of its set point a cell of that age holds in the
+    balance of re-expression and division (:func:`steady_fraction`), so that an untreated tumour's antigen per
+    cell stays where it starts."""
     if kind[i] != TUMOUR:
         return
-    length = cycle_length(seed, step, agent_id[i], cycle_table)
-    cycle_timer[i] = draw_index(seed, step, agent_id[i], CYCLE_PHASE, length)
+    me = agent_id[i]
+    length = cycle_length(seed, step, me, cycle_table)
+    age = (np.int64(length) * age_table[draw_index(seed, step, me, CYCLE_PHASE, age_table.shape[0])]) >> _Q16
+    cycle_timer[i] = max(length - 1 - age, 0)  # steps left, as a uniform phase in [0, length) would leave
+    for s in range(N_SPECIES):
+        row = params[POOL_ROW + s]
+        relax = params[SYNTHESIS + TUMOUR * N_SPECIES + s]
+        if row >= 0 and pools[row, i] > 0 and relax > 0:  # a pool never re-expressed holds what it was given
+            share_q30 = steady_fraction(relax, length, age)
+            pools[row, i] = (np.uint64(pools[row, i]) * share_q30) >> _S30
 
 
 @rule(cuda_c="cell_cycle.cu")
@@ -227,6 +275,14 @@ def lognormal_quantiles(median, cv, size=1024):
 def inheritance_factors_q16(cv, size=1024):
     """Host side: multiplicative set-point noise at division, as factors times 2**16 (median 1)."""
     return np.rint(lognormal_quantiles(1.0, cv, size) * 65536).astype(np.int64)
+
+
+def growth_age_table_q16(size=1024):
+    """Host side: ages of the cells of an exponentially growing population as fractions of their cycle, times
+    2**16, at ``size`` mid-quantiles.  Ages in such a population have the density ``2 ln2 2**-x`` on [0, 1) of a
+    cycle (twice as many newborns as cells about to divide), so the quantile u lies at ``-log2(1 - u / 2)``."""
+    u = (np.arange(size) + 0.5) / size
+    return np.rint(-np.log2(1.0 - u / 2.0) * 65536).astype(np.int64)
 
 
 def cycle_table_steps(median_min, cv, dt_min, size=1024):

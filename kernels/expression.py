@@ -10,6 +10,10 @@ tallied, so the ledger start + synthesis - decay - lost with dead cells = end
 balances exactly.  Tumour cells take their antigen set points from their own
 heritable columns, every other pool from its kind's set point.
 
+An engaged effector takes part of its surface CAR into the cell each step
+(down-modulation on engagement: Davenport 2015, Walker 2017), which
+re-expression then restores over hours.
+
 Between contacts effectors recover: exhaustion (cumulative stimulation) falls
 back one step at a time, lytic damage and bites are repaired, refractory time
 runs out.  Acquired antigen meeting the cell's own CAR in cis stimulates it
@@ -19,13 +23,14 @@ tonically, which exhausts trogocytosis-positive cells (Hamieh 2019; Kim 2025).
 import numpy as np
 
 from gpusim.kernels.cells import DEAD, NECROTIC, TUMOUR
-from gpusim.kernels.launch import fuse, rule
+from gpusim.kernels.launch import device, fuse, rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SPECIES, SET_A, SET_B, bound_complexes, share
 from gpusim.kernels.params import (
     BITE_REPAIR,
     DAMAGE_REPAIR,
     DECAY,
     EXHAUSTION_RECOVERY,
+    INTERNALISATION,
     K_CAR,
     POOL_ROW,
     SET_POINT,
@@ -37,7 +42,7 @@ from gpusim.kernels.pools import molecules, set_point
 from gpusim.kernels.rng import BITE_REPAIR as BITE_REPAIR_DRAW
 from gpusim.kernels.rng import DAMAGE_REPAIR as DAMAGE_REPAIR_DRAW
 from gpusim.kernels.rng import EXHAUSTION_RECOVERY as RECOVERY_DRAW
-from gpusim.kernels.rng import EXPRESS, TONIC, draw, draw_below
+from gpusim.kernels.rng import EXPRESS, INTERNALISE, TONIC, draw, draw_below
 from gpusim.kernels.signal import signal_bucket
 from gpusim.kernels.tally import DEGRADED, STEP_TALLY, SYNTHESISED, tally_add
 from gpusim.kernels.tally import TONIC as TONIC_STEPS
@@ -46,11 +51,14 @@ _Q16 = np.int64(16)
 
 
 @rule(tally=STEP_TALLY)
-def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tally):
-    """Every pool of cell ``i`` moves toward its set point; synthesis and decay are tallied."""
+def express(i, seed, step, agent_id, kind, state, partner, pools, set_points, params, tally):
+    """Every pool of cell ``i`` moves toward its set point; an engaged effector internalises some of its CAR;
+    synthesis and decay are tallied."""
     if state[i] & (DEAD | NECROTIC):
         return
     k = int(kind[i])
+    if k != TUMOUR and partner[i] >= 0:
+        internalise_car(i, seed, step, agent_id, k, pools, params, tally)
     for s in range(N_SPECIES):
         row = params[POOL_ROW + s]
         if row < 0:  # a species no cell of the run carries
@@ -74,6 +82,19 @@ def express(i, seed, step, agent_id, kind, state, pools, set_points, params, tal
             if lost > 0:
                 pools[row, i] = current - lost
                 tally_add(tally, DEGRADED + s, lost)
+
+
+@device
+def internalise_car(i, seed, step, agent_id, k, pools, params, tally):
+    """An engaged effector takes part of its surface CAR into the cell (down-modulation on engagement: Davenport
+    2015, Walker 2017); the molecules leave the ledger as degraded, and re-expression brings CAR back."""
+    row = params[POOL_ROW + CAR]
+    if row < 0 or pools[row, i] <= 0:
+        return
+    lost = share(pools[row, i], params[INTERNALISATION + k], draw(seed, step, agent_id[i], INTERNALISE))
+    if lost > 0:
+        pools[row, i] -= lost
+        tally_add(tally, DEGRADED + CAR, lost)
 
 
 @rule(tally=STEP_TALLY)

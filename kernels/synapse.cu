@@ -1,9 +1,9 @@
 // The engage rule of kernels/synapse.py (choose_partner), hand-written in CUDA C for the GPU.
 //
-// Same rule, same result bit for bit: a free, non-refractory effector looks at its 26 neighbours and engages
-// the one that gives it the strongest activating signal, if that signal reaches the recognition level; tumour
-// cells, and effectors wearing acquired antigen when the kind attacks effectors (fratricide), are candidates;
-// necrotic debris is not.  The signal is kernels/signal.py's synapse_signal (2D binding at quasi-steady state,
+// Same rule, same result bit for bit: a free, non-refractory effector looks at its 26 neighbours from a random
+// direction on and engages the first whose activating signal reaches the recognition level; tumour cells, and
+// effectors wearing acquired antigen when the kind attacks effectors (fratricide), are candidates; necrotic
+// debris is not.  The signal is kernels/signal.py's synapse_signal (2D binding at quasi-steady state,
 // cis masking of a tumour cell's antigen by acquired CAR, receptor B as a CAR or a costimulatory receptor,
 // iCAR inhibition).  tests/test_cuda_c.py runs this file built for the host against the numba rule, so the two
 // cannot drift apart unnoticed.
@@ -18,6 +18,7 @@
 // order (gpusim/kernels/cuda_c.py).
 #include "molecules.cuh"
 #include "lattice.cuh"
+#include "rng.cuh"
 #include "tally.cuh"
 
 // Of `count` molecules, those inside the contact area (kernels/signal.py in_contact).
@@ -61,8 +62,9 @@ __device__ long long synapse_signal(int e, int t, int k, int target_kind, const 
 // molecules: some 80 trips to memory one after another for an effector among tumour cells, each of which
 // keeps its lanes idle.  Here the 26 occupants are asked for at once, then the 26 flags and kinds at once
 // (every load of a round independent of the others, the loops unrolled), and only then are the candidates
-// weighed, in the rule's order of directions, so the choice, ties included, is the rule's.
-__device__ int partner_choice(int i, const unsigned char* __restrict__ kind, const unsigned char* __restrict__ state,
+// weighed, in the rule's order of directions (from its random first direction on), so the choice is the rule's.
+__device__ int partner_choice(int i, long long seed, long long step, const long long* __restrict__ agent_id,
+                              const unsigned char* __restrict__ kind, const unsigned char* __restrict__ state,
                               const long long* __restrict__ voxel, const signed char* partner,
                               const short* __restrict__ refractory_steps, const int* __restrict__ pools,
                               long long pools_stride, const int* __restrict__ occ,
@@ -82,26 +84,29 @@ __device__ int partner_choice(int i, const unsigned char* __restrict__ kind, con
             if (their_kind == cells::TUMOUR) tumour_around |= 1u << d;
         }
     }
-    int best = -1;
-    long long best_signal = params[params::RECOGNITION + k] - 1;
+    long long recognition = params[params::RECOGNITION + k];
     bool attacks_effectors = params[params::ATTACKS_EFFECTORS + k] != 0;
-    for (unsigned rest = cells_around; rest != 0; rest &= rest - 1) {  // in the rule's order of directions
-        int d = __ffs(rest) - 1;
+    int first = (int)draw_index(seed, step, agent_id[i], rng::ENGAGE, lattice::N_DIRECTIONS);
+    // the masks turned so that bit m is direction first + m (mod 26): the rule's order of looking
+    const unsigned all = (1u << lattice::N_DIRECTIONS) - 1;
+    unsigned turned = ((cells_around >> first) | (cells_around << (lattice::N_DIRECTIONS - first))) & all;
+    unsigned turned_tumour = ((tumour_around >> first) | (tumour_around << (lattice::N_DIRECTIONS - first))) & all;
+    for (unsigned rest = turned; rest != 0; rest &= rest - 1) {
+        int m = __ffs(rest) - 1;
+        int d = first + m < lattice::N_DIRECTIONS ? first + m : first + m - lattice::N_DIRECTIONS;
         int j = occupant_of(site, d, occ);  // asked for above: from the cache now
-        bool tumour = (tumour_around >> d & 1u) != 0;
+        bool tumour = (turned_tumour >> m & 1u) != 0;
         if (!tumour && (!attacks_effectors || molecules_of(pools, pools_stride, params, molecules::ANTIGEN_A, j) +
                                                   molecules_of(pools, pools_stride, params, molecules::ANTIGEN_B, j) == 0))
             continue;
-        long long signal = synapse_signal(i, j, k, tumour ? cells::TUMOUR : kind[j], pools, pools_stride, params);
-        if (signal > best_signal) {
-            best_signal = signal;
-            best = d;
-        }
+        if (synapse_signal(i, j, k, tumour ? cells::TUMOUR : kind[j], pools, pools_stride, params) >= recognition)
+            return d;
     }
-    return best;
+    return -1;
 }
 
-extern "C" __global__ void choose_partner(long long n, const long long* live, const unsigned char* __restrict__ kind,
+extern "C" __global__ void choose_partner(long long n, const long long* live, long long seed, long long step,
+                                          const long long* __restrict__ agent_id, const unsigned char* __restrict__ kind,
                                           const unsigned char* __restrict__ state, const long long* __restrict__ voxel,
                                           signed char* partner, const short* __restrict__ refractory_steps,
                                           short* synapse_steps, const int* __restrict__ pools, long long pools_stride,
@@ -113,8 +118,8 @@ extern "C" __global__ void choose_partner(long long n, const long long* live, co
         bool engaged = false;
         if (slot < extent) {
             int i = (int)slot;  // a table has fewer than 2**31 slots (gpusim.state.MAX_SLOTS)
-            int best = partner_choice(i, kind, state, voxel, partner, refractory_steps, pools, pools_stride, occ,
-                                      params);
+            int best = partner_choice(i, seed, step, agent_id, kind, state, voxel, partner, refractory_steps, pools,
+                                      pools_stride, occ, params);
             if (best >= 0) {
                 partner[i] = (signed char)best;
                 synapse_steps[i] = 0;

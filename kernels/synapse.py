@@ -1,10 +1,14 @@
 """The immunological synapse: engaging a partner, and what passes between the two cells.
 
 engage
-    A free, non-refractory effector looks at its 26 neighbours and engages the
-    one that would give it the strongest signal, if that signal reaches the
-    recognition level: tumour cells, and effectors that wear acquired antigen
-    (fratricide, BIOLOGY.md).  The partner is stored as a direction.
+    A free, non-refractory effector engages the first neighbour it
+    recognises, looking around from a random direction: a tumour cell, or an
+    effector that wears acquired antigen (fratricide), whose signal reaches
+    the recognition level.  Which recognised neighbour it meets first is
+    chance, not its antigen: an effector does not weigh its 26 neighbours and
+    pick the richest, which would make the killing itself remove antigen-high
+    cells first and lower the tumour's antigen without any trogocytosis.  The
+    partner is stored as a direction.
 
 synapse
     In two rules, so that every transfer is computed once and applied to both
@@ -12,7 +16,11 @@ synapse
     state as it was: signal, a lytic hit (probability from the signal, lowered
     by exhaustion), trogocytosis of bound antigen to the effector and reverse
     trogocytosis of bound CAR to the target (fractions per step, integer,
-    stochastically rounded), stimulation, activation for proliferation, and
+    stochastically rounded; the fraction is the rate at which the membrane
+    under a complex is pulled in, times the share of complexes that hold
+    through the pull, ``exp(-koff * extraction time)``: what separates a
+    fast-off binder from a slow one, since both bind nearly every molecule in
+    the synapse; gpusim.parameters.holding_share), stimulation, activation for proliferation, and
     the end of the synapse on time-out (a CAR-macrophage's contact then ends
     in engulfment or a trogocytic bite).  It writes what it did into scratch.
     :func:`synapse_apply` applies each effector's own side and marks the cell
@@ -46,9 +54,11 @@ from gpusim.kernels.params import (
     STIMULATION_TABLE,
     SYNAPSE_STEPS,
     TROGOCYTOSIS,
+    TROGOCYTOSIS_B,
 )
 from gpusim.kernels.pools import add_molecules, molecules
 from gpusim.kernels.rng import (
+    ENGAGE,
     SYNAPSE_ACTIVATE,
     SYNAPSE_ENGULF,
     SYNAPSE_HIT,
@@ -58,6 +68,7 @@ from gpusim.kernels.rng import (
     SYNAPSE_TAKE_B,
     draw,
     draw_below,
+    draw_index,
 )
 from gpusim.kernels.signal import signal_bucket, synapse_signal
 from gpusim.kernels.tally import BITES, ENGAGEMENTS, GIVEN, HITS, STEP_TALLY, TAKEN, tally_add
@@ -69,8 +80,9 @@ STRUCK_ENGULF = 4
 
 
 @rule(tally=STEP_TALLY, cuda_c="synapse.cu")
-def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_steps, pools, occ, params, tally):
-    """A free effector engages the neighbour giving the strongest signal, if it is recognised."""
+def choose_partner(i, seed, step, agent_id, kind, state, voxel, partner, refractory_steps, synapse_steps, pools, occ,
+                   params, tally):
+    """A free effector engages the first neighbour it recognises, looking from a random direction on."""
     k = int(kind[i])
     if k == TUMOUR or partner[i] >= 0 or refractory_steps[i] > 0 or (state[i] & DEAD) != 0:
         return
@@ -78,23 +90,24 @@ def choose_partner(i, kind, state, voxel, partner, refractory_steps, synapse_ste
     ny = params[NY]
     nx = params[NX]
     z, y, x = voxel_coords(voxel[i], params)
-    best = -1
-    best_signal = params[RECOGNITION + k] - 1
+    recognition = params[RECOGNITION + k]
     attacks_effectors = params[ATTACKS_EFFECTORS + k] != 0
-    for d in range(N_DIRECTIONS):
+    first = draw_index(seed, step, agent_id[i], ENGAGE, N_DIRECTIONS)
+    for m in range(N_DIRECTIONS):
+        d = first + m
+        if d >= N_DIRECTIONS:
+            d -= N_DIRECTIONS
         j = occupant_at(z, y, x, d, occ, nz, ny, nx)
         if j < 0 or (state[j] & NECROTIC) != 0:  # debris is no target
             continue
         if kind[j] != TUMOUR and (not attacks_effectors or molecules(pools, params, ANTIGEN_A, j) + molecules(pools, params, ANTIGEN_B, j) == 0):
             continue
         signal, _car, _b = synapse_signal(i, j, k, int(kind[j]), pools, params)
-        if signal > best_signal:
-            best_signal = signal
-            best = d
-    if best >= 0:
-        partner[i] = best
-        synapse_steps[i] = 0
-        tally_add(tally, ENGAGEMENTS, 1)
+        if signal >= recognition:
+            partner[i] = d
+            synapse_steps[i] = 0
+            tally_add(tally, ENGAGEMENTS, 1)
+            return
 
 
 @rule
@@ -134,7 +147,7 @@ def synapse_exchange(
         strike[i] = STRUCK_HIT
     taken_a[i] = min(share(car_complexes, params[TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_TAKE_A)),
                      molecules(pools, params, ANTIGEN_A, j) // SHARES)
-    taken_b[i] = min(share(b_complexes, params[TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_TAKE_B)),
+    taken_b[i] = min(share(b_complexes, params[TROGOCYTOSIS_B + k], draw(seed, step, me, SYNAPSE_TAKE_B)),
                      molecules(pools, params, ANTIGEN_B, j) // SHARES)
     car_given[i] = min(share(car_complexes, params[REVERSE_TROGOCYTOSIS + k], draw(seed, step, me, SYNAPSE_REVERSE)),
                        molecules(pools, params, CAR, i) // SHARES)
@@ -153,11 +166,11 @@ def synapse_exchange(
     synapse_steps[i] = 0
     refractory_steps[i] = params[REFRACTORY_STEPS + k]
     if k == CAR_M:
+        bite = params[BITE_SHARE + k]
         if draw_below(seed, step, me, SYNAPSE_ENGULF, params[ENGULF + k * N_KINDS + int(kind[j])]):
             strike[i] = STRUCK_ENGULF
-        else:
+        elif bite > 0:  # a bite takes membrane: none taken, no bite
             strike[i] = STRUCK_BITE
-            bite = params[BITE_SHARE + k]
             taken_a[i] = min(share(molecules(pools, params, ANTIGEN_A, j), bite, draw(seed, step, me, SYNAPSE_TAKE_A)),
                              molecules(pools, params, ANTIGEN_A, j) // SHARES)
             taken_b[i] = min(share(molecules(pools, params, ANTIGEN_B, j), bite, draw(seed, step, me, SYNAPSE_TAKE_B)),

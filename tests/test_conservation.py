@@ -8,8 +8,8 @@ from gpusim.kernels.molecules import SPECIES_NAMES
 
 from conftest import small_config
 
-FAST = {"synapse_time": "6 min", "refractory_time": "2 min", "division_time": "20 min", "trogocytosis": 0.3,
-        "reverse_trogocytosis": 0.2, "divisions": 4}
+FAST = {"synapse_time": "6 min", "refractory_time": "2 min", "division_time": "20 min", "trogocytosis": "0.3 /min",
+        "reverse_trogocytosis": "0.2 /min", "divisions": 4}
 
 
 def busy_config(frozen, seed=3):
@@ -23,8 +23,9 @@ def busy_config(frozen, seed=3):
     if frozen:
         tumour |= {"reexpression_time": never, "acquired_car_half_life": never, "apoptosis_rate": "0 /h"}
         for eff in (car_t, car_nk, car_m):
-            eff |= {"car_reexpression_time": never, "acquired_antigen_half_life": never, "lifespan": never}
-        damage = {"lethal_hits": 10000, "lethal_bites": 10000}
+            eff |= {"car_reexpression_time": never, "acquired_antigen_half_life": never, "lifespan": never,
+                    "car_internalisation": "0 /min"}
+        damage = {"lethal_hits": 10000, "effector_lethal_hits": 10000, "lethal_bites": 10000}
         car_m |= {"phagocytosis": 0.0}
     return small_config(
         run={"duration": "3 h", "seed": seed},

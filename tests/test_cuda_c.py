@@ -56,7 +56,7 @@ def test_compiles_for_the_gpu_without_spilling(name, capability):
 
 
 def test_a_source_that_does_not_compile_is_refused_with_the_compiler_log(monkeypatch):
-    broken = cuda_c.program_source(RULES["choose_partner"]).replace("best_signal = signal;", "best_signal = sgnal;")
+    broken = cuda_c.program_source(RULES["choose_partner"]).replace("return d;", "return sgnal;")
     monkeypatch.setattr(cuda_c, "program_source", lambda fn: broken)
     with pytest.raises(RuntimeError, match=r"synapse\.cu does not compile for sm_90:(.|\n)*sgnal"):
         cuda_c.compile_program(RULES["choose_partner"], (9, 0))
@@ -401,7 +401,7 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
     gpu = CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), threads_per_block=1, cuda_c=set(RULES))
     sim = Simulation(small_preset("li2022_car_nk"), backend=None)  # effectors next to the tumour, all free
     s = sim.state
-    given = ChainMap({"params": sim.params, "occ": s.occ, "detection": 100}, s)
+    given = ChainMap({"seed": sim.seed, "step": 0, "params": sim.params, "occ": s.occ, "detection": 100}, s)
     live = np.array([s.n - 7])  # a count only the device knows, below the bound
     for fn, n in ((RULES["choose_partner"], s.n), (RULES["census"], Count(s.n, live))):
         args = [given[p] for p in rule_parameters(fn)]

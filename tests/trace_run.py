@@ -57,8 +57,8 @@ def main():
     edge = int(sys.argv[3]) if len(sys.argv) > 3 else 12
     density = float(sys.argv[4]) if len(sys.argv) > 4 else 1 / 6
     dose = max(2, int(edge**3 * density / 10))
-    fast = {"synapse_time": "4 min", "refractory_time": "2 min", "division_time": "5 min", "trogocytosis": 0.5,
-            "reverse_trogocytosis": 0.3, "exhaustion_limit": "6 min", "exhaustion_recovery_time": "3 min"}
+    fast = {"synapse_time": "4 min", "refractory_time": "2 min", "division_time": "5 min", "trogocytosis": "0.5 /min",
+            "reverse_trogocytosis": "0.3 /min", "exhaustion_limit": "6 min", "exhaustion_recovery_time": "3 min"}
     raw = {
         "run": {"duration": f"{steps} min", "snapshot_every": f"{steps} min", "sort_every": "3 min", "seed": 11},
         "lattice": {"shape": [edge, edge, edge]},
