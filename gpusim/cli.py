@@ -126,6 +126,13 @@ def build_parser():
     report.add_argument("store")
     report.add_argument("-o", "--output", help="PNG path (default: beside the store, NAME.png)")
 
+    validate = sub.add_parser("validate", help="run the validation suite: the model against published observations")
+    validate.add_argument("--quick", action="store_true", help="co-cultures of 1,000 targets instead of 2,000")
+    validate.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
+    validate.add_argument("--rows", help="comma-separated row keys (default: every row)")
+    validate.add_argument("--figure", metavar="PNG", help="also draw the model against the criteria")
+    validate.add_argument("--record", metavar="MD", help="also write the table to this Markdown file")
+
     bench = sub.add_parser("bench", help="measure step throughput (agent-steps per second)")
     bench.add_argument("--agents", type=_agent_counts, default="1e5,1e6,4e6",
                        help="comma-separated agent counts (default 1e5,1e6,4e6)")
@@ -573,7 +580,46 @@ def cmd_bench(args):
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "info": cmd_info, "view": cmd_view, "presets": cmd_presets,
+def cmd_validate(args):
+    from gpusim import validation
+    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
+
+    try:
+        seeds = tuple(_parsed(text, int, "comma-separated whole seeds such as 1,2,3") for text in args.seeds.split(","))
+    except argparse.ArgumentTypeError as exc:
+        return _fail_input([f"--seeds: {exc}"])
+    known = [row.key for row in validation.ROWS]
+    rows = None
+    if args.rows:
+        rows = {key.strip() for key in args.rows.split(",")}
+        unknown = sorted(rows - set(known))
+        if unknown:
+            return _fail_input([f"--rows: no row {unknown[0]!r}; the rows: {', '.join(known)}"])
+    for option, path, suffix in (("--figure", args.figure, ".png"), ("--record", args.record, ".md")):
+        problem = path and output_file_problem(option, path, suffix)
+        if problem:
+            return _fail_input([problem])
+    try:
+        private_cache_dir()
+    except CacheFolderError as exc:
+        return _fail_input([str(exc)])
+    results = validation.run(seeds=seeds, quick=args.quick, rows=rows,
+                             echo=lambda line: print(line, file=sys.stderr, flush=True))
+    table = validation.markdown(results, seeds)
+    print(table)
+    if args.record:
+        from pathlib import Path
+
+        Path(args.record).write_text(table + "\n")
+    if args.figure:
+        validation.figure(results, args.figure)
+        print(f"gpusim: wrote {args.figure}")
+    failed = [r.row.key for r in results if not r.passed]
+    print(f"gpusim: {len(results) - len(failed)} of {len(results)} rows pass" + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return EXIT_OK if not failed else EXIT_RUNTIME
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "resume": cmd_resume, "info": cmd_info, "view": cmd_view, "presets": cmd_presets,
             "report": cmd_report, "bench": cmd_bench}
 
 
