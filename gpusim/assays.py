@@ -131,12 +131,19 @@ def read(sim):
     )
 
 
+def arm_config(raw, name):
+    """The raw config of arm ``name`` of a run's raw config: changed as the arm asks, with no arms of its own."""
+    changed = ARMS[name](copy.deepcopy(raw))
+    changed.pop("arms", None)
+    return changed
+
+
 def run_arm(raw, name, hours, backend=None):
     """Run arm ``name`` of the raw config ``raw`` (a copy is changed), reading out at each of ``hours``."""
     from gpusim.config import validate
     from gpusim.engine import Simulation
 
-    cfg = validate(ARMS[name](copy.deepcopy(raw)))
+    cfg = validate(arm_config(raw, name))
     sim = Simulation(cfg, backend=backend)
     arm = ArmRun(name)
     for h in sorted(hours):

@@ -365,7 +365,74 @@ def cmd_run(args):
             raise
         print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    return _execute(sim, store, args, wall_start, stop_step)
+    status = _execute(sim, store, args, wall_start, stop_step)
+    if status != EXIT_OK or not sim.done or not cfg.arms:
+        return status
+    return _run_arms(args.output, cfg, raw, backend, args)
+
+
+def _run_arms(store_path, cfg, raw, backend, args):
+    """Run the control arms of a complete run (cfg.arms), each with the run's seed into STORE/arms/NAME: a store of
+    its own, resumed where one was stopped and skipped where one is complete.  The run's store stays locked
+    meanwhile.  Returns the exit status."""
+    from pathlib import Path
+
+    from gpusim import assays
+    from gpusim.config import validate
+    from gpusim.engine import Simulation
+    from gpusim.store import RunStore, StoreError, open_store
+    from gpusim.store_lock import WriterLock
+
+    try:
+        lock = WriterLock(store_path, "run").acquire()
+    except StoreError as exc:
+        return _fail_input([str(exc)])
+    try:
+        folder = Path(store_path) / "arms"
+        if not folder.exists():
+            import zarr
+
+            zarr.open_group(str(folder), mode="w-", zarr_format=3).attrs["description"] = (
+                "the run's control arms, each a gpusim store of its own")
+        for number, name in enumerate(cfg.arms, 1):
+            path = folder / name
+            arm_args = argparse.Namespace(**{**vars(args), "output": str(path), "quiet": True, "store": str(path)})
+            if path.exists():
+                if open_store(path).meta["status"] == "complete":
+                    continue
+                print(f"gpusim: resuming control arm {name} ({number} of {len(cfg.arms)}): {path}", file=sys.stderr)
+                status = cmd_resume(arm_args)
+            else:
+                print(f"gpusim: running control arm {name} ({number} of {len(cfg.arms)}): {path}", file=sys.stderr)
+                arm_raw = assays.arm_config(raw, name)
+                arm_cfg = validate(arm_raw)
+                store = RunStore(path, arm_cfg, arm_raw, backend.label, command="run")
+                status = _execute(Simulation(arm_cfg, backend=backend), store, arm_args, time.perf_counter())
+            if status != EXIT_OK:
+                return status
+    except StoreError as exc:
+        return _fail_input([str(exc)])
+    finally:
+        lock.release()
+    if not args.quiet:
+        print(f"gpusim: control arms {', '.join(cfg.arms)} in {Path(store_path) / 'arms'}; gpusim report "
+              f"{store_path} draws the run against them")
+    return EXIT_OK
+
+
+def _arms_complete(store_path, cfg):
+    """Whether every control arm of a run has its complete store."""
+    from pathlib import Path
+
+    from gpusim.store import StoreError, open_store
+
+    for name in cfg.arms:
+        try:
+            if open_store(Path(store_path) / "arms" / name).meta["status"] != "complete":
+                return False
+        except StoreError:
+            return False
+    return True
 
 
 def cmd_resume(args):
@@ -382,6 +449,10 @@ def cmd_resume(args):
         return _fail_input([str(exc)])
     try:
         if store.meta["status"] == "complete":
+            if store.cfg.arms and not _arms_complete(args.store, store.cfg):
+                store.close()
+                return _run_arms(args.store, store.cfg, store.meta["config"], backends.select(args.backend,
+                                 store.cfg.run.backend), args)
             raise StoreError(f"{args.store}: the run is already complete ({store.meta['steps_done']} steps)")
         clock, cells, _next_id = store.checkpoint_header()
         stop_step = _stop_step(args.stop_at, store.cfg, clock)
@@ -405,7 +476,10 @@ def cmd_resume(args):
         print(f"gpusim: resuming {args.store} at {format_minutes(sim.time_min)} (step {sim.clock} of {sim.end_step}) "
               f"on {backend.label}")
     args.output = args.store
-    return _execute(sim, store, args, wall_start, stop_step)
+    status = _execute(sim, store, args, wall_start, stop_step)
+    if status != EXIT_OK or not sim.done or not store.cfg.arms:
+        return status
+    return _run_arms(args.store, store.cfg, store.meta["config"], backend, args)
 
 
 # --- other commands ------------------------------------------------------------------------
@@ -468,6 +542,8 @@ def cmd_info(args):
     totals = ", ".join(f"{k} {v:,}" for k, v in info["totals"].items() if v)
     lines.append(f"  final cells  {cells or 'none'}")
     lines.append(f"  totals       {totals or 'none'}")
+    if info["arms"]:
+        lines.append(f"  arms         {', '.join(f'{name} ({status})' for name, status in info['arms'].items())}")
     lines.append(f"  on disk      {info['bytes_on_disk'] / 2**20:.1f} MiB")
     for line in lines:
         print(printable(line))

@@ -83,6 +83,8 @@ class LatticeSection(_Section):
 class TumourSection(_Section):
     initial_cells: Annotated[int, Field(ge=0)] = 10000
     placement: Literal["ball", "well_mixed"] = "ball"  # a ball at the centre, or scattered as in a co-culture well
+    # free tumour cells drift in a random direction at this speed, as in a shaken suspension culture; 0: they stay
+    speed: Speed = "0 um/min"
     cycle_time: Duration = "24 h"
     cycle_time_cv: Annotated[float, Field(ge=0.0, le=2.0)] = 0.25
     apoptosis_rate: Rate = "0.002 /h"
@@ -300,6 +302,9 @@ class Config(_Section):
     fields: FieldsSection = FieldsSection()
     dose: list[DoseEntry] = []
     depletion: list[DepletionEntry] = []
+    # control arms run after the run with the same seed, each into a store of its own inside the run's
+    # (STORE/arms/NAME): "untreated" without doses, "no_trogocytosis" with no membrane changing hands
+    arms: Annotated[list[Literal["untreated", "no_trogocytosis"]], Field(max_length=2)] = []
 
     # --- derived quantities used by the engine ---------------------------------
     @property
@@ -360,6 +365,8 @@ def _check_whole(cfg, check_files=True):
             problems.append(problem)
         return problem is None
 
+    if len(set(cfg.arms)) != len(cfg.arms):
+        problems.append("arms: an arm is listed twice")
     if not whole_steps("run.duration", cfg.run.duration, interval=True):
         return problems  # the checks below count steps (a step too short shows here first)
     intervals = [whole_steps(f"run.{key}", getattr(cfg.run, key), interval=True)
@@ -381,12 +388,12 @@ def _check_whole(cfg, check_files=True):
         if depletion.time > cfg.run.duration:
             problems.append(f"depletion.{n}.time: {depletion.time:g} min is after the end of the run")
     voxel = cfg.lattice.voxel_size
-    for name in ("car_t", "car_nk", "car_m"):
-        eff = getattr(cfg.effectors, name)
-        per_step = eff.speed * dt / voxel
+    for key, speed in [("tumour.speed", cfg.tumour.speed)] + [
+            (f"effectors.{name}.speed", getattr(cfg.effectors, name).speed) for name in ("car_t", "car_nk", "car_m")]:
+        per_step = speed * dt / voxel
         if per_step > 1.0:
             problems.append(
-                f"effectors.{name}.speed: {eff.speed:g} um/min covers {per_step:.2f} voxels per step; "
+                f"{key}: {speed:g} um/min covers {per_step:.2f} voxels per step; "
                 "at most one voxel per step (lower run.dt or the speed)"
             )
     for name in ("car_t", "car_nk", "car_m"):

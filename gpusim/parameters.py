@@ -237,6 +237,8 @@ def build(cfg):
 
     # tumour cells: antigens relax to their own set points; acquired receptors are internalised
     params[P.APOPTOSIS_THRESHOLD + TUMOUR] = q32(chance_per_step(tumour.apoptosis_rate, dt))
+    params[P.MOVE_THRESHOLD + TUMOUR] = q32(min(1.0, tumour.speed * dt / cfg.lattice.voxel_size))  # in suspension
+    params[P.TURN_THRESHOLD + TUMOUR] = q32(1.0)  # drifting without persistence
     for species, set_point in ((ANTIGEN_A, tumour.antigen_a), (ANTIGEN_B, tumour.antigen_b), (ICAR_LIGAND, tumour.icar_ligand)):
         _set(params, P.SET_POINT, TUMOUR, species, set_point)
         _set(params, P.SYNTHESIS, TUMOUR, species, relax(tumour.reexpression_time))

@@ -168,6 +168,57 @@ def _diffusing_panels(fig, cell, store, series, names):
     ax.set_title("oxygen starvation", fontsize=9)
 
 
+ARM_STYLES = {"untreated": ("0.45", "untreated arm"), "no_trogocytosis": ("#b2182b", "trogocytosis-off arm")}
+
+
+def _arm_series(store_path, names):
+    """The time series of each complete control arm of a run, by name (arms not run yet are left out)."""
+    from gpusim.store import StoreError, arm_path
+
+    arms = {}
+    for name in names:
+        try:
+            opened = open_store(arm_path(store_path, name))
+        except StoreError:
+            continue
+        if opened.meta["status"] == "complete":
+            arms[name] = read_timeseries(opened)
+    return arms
+
+
+def _arm_panels(fig, cell, series, arms):
+    """The run against its control arms: tumour cells over time, and antigen per tumour cell against the untreated
+    arm (what the papers plot: the treated well over the untreated one)."""
+    sub = cell.subgridspec(1, 2, wspace=0.3)
+    hours = series["time_min"] / 60.0
+    ax = fig.add_subplot(sub[0, 0])
+    ax.plot(hours, series["cells_tumour"], color=kind_colour("tumour"), lw=2, label="this run")
+    for name, arm in arms.items():
+        colour, label = ARM_STYLES[name]
+        ax.plot(arm["time_min"] / 60.0, arm["cells_tumour"], color=colour, lw=1.5, ls="--", label=label)
+    ax.set_xlabel("simulated time (h)")
+    ax.set_ylabel("tumour cells")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(alpha=0.3)
+    ax.set_title("against the control arms (same seed)", fontsize=9)
+    ax = fig.add_subplot(sub[0, 1])
+    if "untreated" in arms:
+        reference = arms["untreated"]["mean_antigen_a_tumour"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ax.plot(hours, series["mean_antigen_a_tumour"] / reference, color=kind_colour("tumour"), lw=2,
+                    label="this run")
+            if "no_trogocytosis" in arms:
+                ax.plot(hours, arms["no_trogocytosis"]["mean_antigen_a_tumour"] / reference,
+                        color=ARM_STYLES["no_trogocytosis"][0], lw=1.5, ls="--", label="trogocytosis off")
+        ax.axhline(1.0, color="0.45", lw=0.8, ls=":")
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel("simulated time (h)")
+    ax.set_ylabel("antigen A per tumour cell / untreated")
+    ax.grid(alpha=0.3)
+    ax.set_title("tumour antigen against the untreated arm", fontsize=9)
+
+
 def write_report(store_path, output=None):
     """Write the figure of a store as PNG; returns its path.
 
@@ -194,12 +245,15 @@ def write_report(store_path, output=None):
     effectors = [k for k in EFFECTOR_KINDS if series[f"cells_{KIND_NAMES[k]}"].max() > 0]
 
     diffusing = list(meta.get("diffusing_fields", {}))
-    rows = 5 if diffusing else 4
-    fig = plt.figure(figsize=(11, 14 + (3 if diffusing else 0)))
-    grid = fig.add_gridspec(rows, 4, height_ratios=[1.7, 2.4, 2.4, 2.4] + ([2.4] if diffusing else []))
+    arms = _arm_series(store_path, opened.cfg.arms)
+    extra = [name for name, wanted in (("fields", diffusing), ("arms", arms)) if wanted]
+    fig = plt.figure(figsize=(11, 14 + 3 * len(extra)))
+    grid = fig.add_gridspec(4 + len(extra), 4, height_ratios=[1.7, 2.4, 2.4, 2.4] + [2.4] * len(extra))
+    if arms:
+        _arm_panels(fig, grid[4 + extra.index("arms"), :], series, arms)
     _slice_panels(fig, grid, opened)
     if diffusing:
-        _diffusing_panels(fig, grid[4, :], opened, series, diffusing)
+        _diffusing_panels(fig, grid[4 + extra.index("fields"), :], opened, series, diffusing)
 
     ax_cells = fig.add_subplot(grid[1, :])
     plot_populations(ax_cells, series)

@@ -23,6 +23,7 @@ and checkpoints beside these)::
                            [species, kind, log-scale bin] (edges in its attributes)
       checkpoints/step_N   the complete state at clock N (every run.checkpoint_every);
                            attributes["gpusim"]["checkpoint"] names the newest complete one
+      arms/NAME            with `arms` in the config: each control arm's run, a store of its own
 
 A new store is built beside its path (``.NAME.XXXX.gpusim-new``) and takes the
 path once its first checkpoint is on disk, replacing (with ``--overwrite``)
@@ -926,7 +927,24 @@ def summary(path):
         "bytes_on_disk": disk_usage(path),
         "config": meta["config"],
         "edited": opened.edited,
+        "arms": {name: arm_status(path, name) for name in opened.cfg.arms},
     }
+
+
+def arm_path(path, name):
+    """Where control arm ``name`` of the run at ``path`` keeps its store."""
+    return Path(path) / "arms" / name
+
+
+def arm_status(path, name):
+    """'complete', 'running', 'stopped', 'not run' or 'unreadable' for control arm ``name`` of a run."""
+    where = arm_path(path, name)
+    if not where.exists():
+        return "not run"
+    try:
+        return open_store(where).meta["status"]
+    except StoreError:
+        return "unreadable"
 
 
 def to_json(obj):

@@ -71,10 +71,13 @@ def uphill_direction(voxel, chemokine, sensitivity, params):
 @rule
 def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, occ, chemokine, sensitivity, params,
                 claim):
-    """Set ``claim[i]`` to the direction of the voxel effector ``i`` steps into this step, or -1."""
+    """Set ``claim[i]`` to the direction of the voxel effector ``i`` steps into this step, or -1.  Tumour cells
+    stay put, but in a suspension culture (a tumour ``speed`` above 0) a free one drifts in a random direction."""
     claim[i] = -1
     k = int(kind[i])
-    if k == TUMOUR or partner[i] >= 0 or (state[i] & (HELD | DEAD)) != 0:
+    if k == TUMOUR and params[MOVE_THRESHOLD + TUMOUR] == 0:
+        return
+    if partner[i] >= 0 or (state[i] & (HELD | DEAD | NECROTIC)) != 0:
         return
     me = agent_id[i]
     if not draw_below(seed, step, me, MOVE_ATTEMPT, params[MOVE_THRESHOLD + k]):

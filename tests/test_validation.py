@@ -89,3 +89,23 @@ def test_gpusim_validate_prints_the_table_draws_the_figure_and_refuses_bad_input
                          (["--figure", str(tmp_path / "missing" / "v.png")], "no folder")):
         assert cli.main(["validate", *argv]) == 2
         assert reason in capsys.readouterr().err
+
+
+def test_in_a_suspension_culture_free_tumour_cells_drift(tmp_path):
+    """tumour.speed > 0: tumour cells take random steps like a shaken suspension (the lattice invariants hold);
+    at 0 they never move (effectors that squeeze past them held off here)."""
+    def tumour_voxels(speed, steps):
+        raw = assays.coculture(300, 0.5, 1, seed=2, tumour={"speed": speed}, effectors={"car_t": {"squeeze": 0.0}})
+        sim = Simulation(validate(raw), debug=True)
+        before = sim.state.snapshot()
+        sim.run(steps)
+        after = sim.state.snapshot()
+        ids = np.intersect1d(before["agent_id"][before["kind"] == 0], after["agent_id"][after["kind"] == 0])
+        where = lambda snap: dict(zip(snap["agent_id"].tolist(), snap["voxel"].tolist()))  # noqa: E731
+        b, a = where(before), where(after)
+        return sum(b[i] != a[i] for i in ids.tolist()), len(ids)
+
+    moved, total = tumour_voxels("5 um/min", 20)
+    assert moved > 0.5 * total
+    still, _ = tumour_voxels("0 um/min", 20)
+    assert still == 0
