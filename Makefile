@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export GPUSIM_CACHE_DIR ?= $(CURDIR)/.cache/gpusim
 
-.PHONY: demo test bench clean gpu-wheels gpu-variant
+.PHONY: demo docs test bench clean gpu-wheels gpu-variant
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ demo: $(STAMP)
 	$(BIN)/gpusim run demo -o demo.ome.zarr --overwrite
 	$(BIN)/gpusim report demo.ome.zarr -o demo.png
 	$(BIN)/gpusim info demo.ome.zarr
+	# the 3D view as a picture (napari; under xvfb-run where there is no display)
+	if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/gpusim view demo.ome.zarr --3d --screenshot demo-3d.png; \
+	elif command -v xvfb-run >/dev/null; then xvfb-run -a $(BIN)/gpusim view demo.ome.zarr --3d --screenshot demo-3d.png; \
+	else echo "no display and no xvfb-run: no demo-3d.png"; fi
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d site
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -40,7 +47,7 @@ gpu-wheels: $(STAMP)
 	ls -l .whl && du -sh .whl
 
 clean:
-	rm -rf $(VENV) .cache demo.ome.zarr demo.png .whl .whl-*
+	rm -rf $(VENV) .cache demo.ome.zarr demo.png demo-3d.png site .whl .whl-*
 
 # gpusim's wheel built from another branch, for gpu_check.sh's GPU_CHECK_VARIANTS (its dependencies come from .whl/)
 # (a branch lives only in the session that made it: what should wait for a later GPU goes on main as a setting)

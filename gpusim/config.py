@@ -30,6 +30,13 @@ class ConfigError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+class Quantity:
+    """Marks a config value as a physical quantity of ``dimension`` (gpusim.units), for the reference."""
+
+    def __init__(self, dimension, positive=False, non_negative=False):
+        self.dimension, self.positive, self.non_negative = dimension, positive, non_negative
+
+
 def _quantity(dimension, positive=False, non_negative=False):
     def convert(value):
         try:
@@ -42,7 +49,7 @@ def _quantity(dimension, positive=False, non_negative=False):
             raise ValueError(f"must not be negative (got {value!r})")
         return number
 
-    return Annotated[float, BeforeValidator(convert)]
+    return Annotated[float, BeforeValidator(convert), Quantity(dimension, positive, non_negative)]
 
 
 Duration = _quantity("time", positive=True)

@@ -42,9 +42,7 @@ def _tumour_sphere(sim):
     """(centre z, y, x) rounded to voxels and squared radius of the tumour's equivalent sphere."""
     state = sim.state
     nz, ny, nx = state.shape
-    moments = sim.backend.to_host(
-        sim.launch(tumour_moments, state.n, state["kind"], state["state"], state["voxel"], sim.params)
-    )
+    moments = sim.backend.to_host(sim.launch_rule(tumour_moments, state.n))
     count = int(moments[MOMENT_COUNT])
     if count == 0:
         return (nz // 2, ny // 2, nx // 2), 0
@@ -54,8 +52,8 @@ def _tumour_sphere(sim):
 
 
 def _key_arguments(sim, placement):
-    """The ranking's arguments to :func:`placement_key` after ``(v, seed, step)``: centre, squared radius, by
-    distance; and how many bits the keys can have."""
+    """The ranking's arguments to :func:`placement_key`, by name: centre, squared radius, by distance; and how
+    many bits the keys can have."""
     state = sim.state
     if placement == Placement.BALL:
         nz, ny, nx = state.shape
@@ -71,7 +69,8 @@ def _key_arguments(sim, placement):
     if by_distance:
         farthest_sq = sum(max(c, n - 1 - c) ** 2 for c, n in zip(centre, state.shape))
         key_bits += max(farthest_sq, radius_sq).bit_length()
-    return (*centre, radius_sq, by_distance), key_bits
+    ranking = dict(zip(("centre_z", "centre_y", "centre_x"), centre), radius_sq=radius_sq, by_distance=by_distance)
+    return ranking, key_bits
 
 
 def placement_bytes(voxels):
@@ -104,7 +103,7 @@ def choose_voxels(sim, count, placement, out):
     """
     state, xp = sim.state, sim.xp
     ranking, key_bits = _key_arguments(sim, placement)
-    key_args = (sim.seed, sim.clock, *ranking, sim.params)
+    key_args = dict(ranking, step=sim.clock)
     chunks = voxel_chunks(state.occ.shape[0])
     chunk = chunk_size(state.occ.shape[0])
     digits = xp.empty(chunk, dtype=np.int32)
@@ -114,8 +113,8 @@ def choose_voxels(sim, count, placement, out):
         bins = 1 << (top - shift)
         histogram = xp.zeros(bins, dtype=np.int64)
         for start, extent in chunks:
-            sim.launch(placement_digit, extent, start, state.occ, *key_args, np.uint64(prefix), top, shift,
-                       top - shift, digits)
+            sim.launch_rule(placement_digit, extent, first_voxel=start, prefix=np.uint64(prefix), prefix_shift=top,
+                        shift=shift, width=top - shift, digits=digits, **key_args)
             _count_digits(xp, digits[:extent], histogram)
         below_or_at = np.cumsum(sim.backend.to_host(histogram))
         if top == key_bits and below_or_at[-1] <= wanted:  # no more free voxels than wanted: take them all
@@ -128,7 +127,7 @@ def choose_voxels(sim, count, placement, out):
     picked = xp.empty(chunk, dtype=np.uint8)
     placed = 0
     for start, extent in chunks:
-        sim.launch(placement_pick, extent, start, state.occ, *key_args, np.uint64(prefix), picked)
+        sim.launch_rule(placement_pick, extent, first_voxel=start, threshold=np.uint64(prefix), picked=picked, **key_args)
         if wanted:
             ties = xp.flatnonzero(picked[:extent] == 2)[:wanted]
             picked[ties] = 1
@@ -159,9 +158,5 @@ def add_cells(sim, count, kind, placement):
     if placed == 0:
         return 0
     first_slot, first_id = state.append(placed, written=("voxel",))
-    sim.launch(
-        equip_cell, placed, sim.seed, sim.clock, first_slot, first_id, kind, state["agent_id"], state["voxel"],
-        state["kind"], state["heading"], state["partner"], state["divisions_left"], state["pools"], state["set_points"],
-        sim.params, sim.set_point_table, state.occ,
-    )
+    sim.launch_rule(equip_cell, placed, sim.clock, first_slot=first_slot, first_id=first_id, new_kind=kind)
     return placed

@@ -1,4 +1,4 @@
-"""The step pipeline: one dt of the model, phase by phase (DESIGN §3).
+"""The step pipeline: one dt of the model, phase by phase (docs/model.md).
 
 Each phase reads the state as it was at the phase's start and is made of
 rules from :mod:`gpusim.kernels`, launched on the chosen backend:
@@ -44,7 +44,7 @@ from gpusim.kernels.synapse import (
     choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive,
 )
 from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
-from gpusim.kernels.launch import Count, launch_arguments
+from gpusim.kernels.launch import Count, launch_named
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
@@ -168,9 +168,9 @@ class Simulation:
         s.load_columns(checkpoint["columns"], n)
         s.n = n
         s.next_id = int(checkpoint["next_id"])
-        s._publish()
+        s.publish()
         s.occ[:] = -1
-        sim.launch(claim_own_voxel, n, s["voxel"], s.occ)
+        sim.launch_rule(claim_own_voxel, n)
         sim.clock = int(checkpoint["clock"])
         for name, values in timeseries_rows.items():
             sim.timeseries.rows[name] = list(values.tolist())
@@ -196,8 +196,7 @@ class Simulation:
     def _seed_population(self):
         s = self.state
         add_cells(self, self.cfg.tumour.initial_cells, TUMOUR, TUMOUR_PLACEMENTS[self.cfg.tumour.placement])
-        self.launch(start_cycle, s.n, self.seed, 0, s["agent_id"], s["kind"], s["cycle_timer"], s["pools"],
-                    self.cycle_table, self.age_table, self.params)
+        self.launch_rule(start_cycle, s.n, 0)
         dosed, infused = self._dose()
         for _ in range(self.cfg.fields.settle if self.fields else 0):
             self.fields.update(s, NECROTIC)
@@ -285,45 +284,40 @@ class Simulation:
 
     def _engage(self, t):
         """Free effectors engage a recognised neighbour (kernels.synapse.choose_partner)."""
-        return self.launch(choose_partner, self.state.n, *launch_arguments(choose_partner, self._given(t)))
+        return self.launch_rule(choose_partner, self.state.n, t)
 
     def _given(self, t):
         """What a rule's parameters name, by name: the state's columns and scratch, the grid, and the run's
         numbers and tables at step ``t`` (kernels.launch.launch_arguments)."""
         s = self.state
-        return ChainMap({"seed": self.seed, "step": t, "params": self.params, "tables": self.tables, "occ": s.occ}, s)
+        run = {"seed": self.seed, "step": t, "params": self.params, "tables": self.tables, "occ": s.occ,
+               "detection": self.detection, "cycle_table": self.cycle_table, "age_table": self.age_table,
+               "inheritance_table": self.inheritance_table, "oxygen_levels": self.oxygen_levels,
+               "sensitivity": self.chemotaxis_sensitivity, "set_point_table": self.set_point_table}
+        return ChainMap(run, s)
+
+    def launch_rule(self, rule, extent, t=None, **named):
+        """Launch ``rule`` over ``extent`` with every argument bound by its parameter's name: ``named`` first,
+        then :meth:`_given` at step ``t``.  No call restates a rule's signature, so reordering one cannot swap
+        values."""
+        return launch_named(self.launch, rule, extent, ChainMap(named, self._given(t)))
 
     def _synapse(self, t):
         s = self.state
-        self.launch(
-            synapse_exchange, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["partner"],
-            s["synapse_steps"], s["refractory_steps"], s["stimulation"], s["divisions_left"], s["cycle_timer"],
-            s["pools"], s.occ, self.params, self.tables, s["contact"], s["taken_a"], s["taken_b"],
-            s["car_given"], s["strike"], s["touched"],
-        )
-        ledger = self.launch(
-            synapse_apply, s.n, s["voxel"], s["contact"], s["pools"], s.occ, self.params, s["taken_a"], s["taken_b"],
-            s["car_given"], s["strike"], s["touched"],
-        )
-        self.launch(
-            synapse_receive, s.n, s["touched"], s["state"], s["voxel"], s["partner"], s["pools"], s["damage"],
-            s["bites"], s.occ, self.params, s["contact"], s["taken_a"], s["taken_b"], s["car_given"], s["strike"],
-        )
+        self.launch_rule(synapse_exchange, s.n, t)
+        ledger = self.launch_rule(synapse_apply, s.n, t)
+        self.launch_rule(synapse_receive, s.n, t)
         return ledger
 
     def _express(self, t):
         """Pools relax to their set points, then each cell recovers (kernels.expression: one launch)."""
-        return self.launch(express_and_recover, self.state.n, *launch_arguments(express_and_recover, self._given(t)))
+        return self.launch_rule(express_and_recover, self.state.n, t)
 
     def _move(self, t):
         s = self.state
-        self.launch(
-            choose_step, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["heading"],
-            s["partner"], s.occ, self.field_values(CHEMOKINE), self.chemotaxis_sensitivity, self.params, s["claim"],
-        )
-        self.launch(resolve_claim, s.n, self.seed, t, MOVE_PRIORITY, s["agent_id"], s["voxel"], s["claim"], s.occ,
-                    self.params, s["won"])
-        return self.launch(commit_step, s.n, s["claim"], s["won"], s["voxel"], s.occ, self.params)
+        self.launch_rule(choose_step, s.n, t, chemokine=self.field_values(CHEMOKINE))
+        self.launch_rule(resolve_claim, s.n, t, purpose=MOVE_PRIORITY)
+        return self.launch_rule(commit_step, s.n, t)
 
     def field_values(self, name):
         """The values of field ``name`` on the backend (a stand-in of one zero when the run has no such field)."""
@@ -336,37 +330,24 @@ class Simulation:
         tallied into ``ledger``."""
         s = self.state
         if self.fields.index(OXYGEN) >= 0:
-            self.launch(sense_oxygen, s.n, s["kind"], s["state"], s["voxel"], s["anoxic_steps"],
-                        self.field_values(OXYGEN), self.oxygen_levels, self.params)
-        self.launch(
-            choose_division_site, s.n, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"],
-            s["cycle_timer"], s["divisions_left"], s.occ, self.params, s["claim"],
-        )
-        self.launch(
-            resolve_claim, s.n, self.seed, t, DIVISION_PRIORITY, s["agent_id"], s["voxel"], s["claim"], s.occ, self.params,
-            s["won"],
-        )
+            self.launch_rule(sense_oxygen, s.n, t, oxygen=self.field_values(OXYGEN))
+        self.launch_rule(choose_division_site, s.n, t)
+        self.launch_rule(resolve_claim, s.n, t, purpose=DIVISION_PRIORITY)
         n, first_id = s.n, s.next_id
         if n == 0:
             return
         rank = s.rank_marks(s.view("won"))
         parents = s.work["listing"][:daughters]
-        ledger += self.launch(list_by_rank, n, rank, parents)
+        ledger += self.launch_rule(list_by_rank, n, t, rank=rank, listing=parents)
         born = Count(daughters, rank[n - 1 :])
-        self.launch(copy_parent, born, n, parents, *s.column_rows(TABLE_DTYPES))
-        ledger += self.launch(
-            place_daughter, born, self.seed, t, n, first_id, parents, s["claim"], s["agent_id"], s["kind"],
-            s["state"], s["voxel"], s["cycle_timer"], s["divisions_left"], s["partner"], s["pools"],
-            s["set_points"], s.occ, self.params, self.cycle_table, self.inheritance_table,
-        )
+        rows = dict(zip(("int64_rows", "int32_rows", "int16_rows", "int8_rows", "uint8_rows"),
+                        s.column_rows(TABLE_DTYPES)))
+        self.launch_rule(copy_parent, born, t, first_slot=n, parents=parents, **rows)
+        ledger += self.launch_rule(place_daughter, born, t, first_slot=n, first_id=first_id, parents=parents)
         s.add_daughters(rank, daughters)
 
     def _die(self, t):
-        s = self.state
-        ledger = self.launch(
-            die, s.cells, self.seed, t, s["agent_id"], s["kind"], s["state"], s["voxel"], s["damage"], s["bites"],
-            s["cycle_timer"], s["anoxic_steps"], s["pools"], s.occ, self.params,
-        )
+        ledger = self.launch_rule(die, self.state.cells, t)
         self._release_and_compact()
         return ledger
 
@@ -375,32 +356,22 @@ class Simulation:
         return self.backend.to_host(self._census())
 
     def _census(self):
-        s = self.state
-        return self.launch(
-            census, s.cells, s["kind"], s["state"], s["voxel"], s["partner"], s["cycle_timer"], s["divisions_left"],
-            s["stimulation"], s["pools"], s.occ, self.params, self.detection,
-        )
+        return self.launch_rule(census, self.state.cells)
 
     def _deplete(self, ledger):
         """Scheduled depletions due at the current clock: every cell of the kind goes (tallied into ``ledger``)."""
         due = [kind for step, kind in self.depletions if step == self.clock]
         if not due:
             return
-        s = self.state
         for kind in due:
-            ledger += self.launch(
-                deplete, s.cells, kind, s["kind"], s["state"], s["voxel"], s["pools"], s.occ, self.params
-            )
+            ledger += self.launch_rule(deplete, self.state.cells, depleted_kind=kind)
         self._release_and_compact()
 
     def _release_and_compact(self):
         """Effectors whose partner died leave the synapse; dead slots are compacted away once the last census
         found them COMPACT_DEAD_SHARE of the slots in use."""
         s = self.state
-        self.launch(
-            release_partner, s.cells, s["kind"], s["state"], s["voxel"], s["partner"], s["synapse_steps"],
-            s["refractory_steps"], s.occ, self.params,
-        )
+        self.launch_rule(release_partner, s.cells)
         s.note_deaths()
         if self._dead_slots >= s.n * COMPACT_DEAD_SHARE:
             s.compact()
@@ -447,7 +418,7 @@ class Simulation:
     def flow_cytometry(self):
         """Histograms of every pool per kind, ``[species, kind, bin]`` (host int64; bins in kernels.molecules)."""
         s = self.state
-        counts = self.backend.to_host(self.launch(flow_cytometry, s.n, s["kind"], s["state"], s["pools"], self.params))
+        counts = self.backend.to_host(self.launch_rule(flow_cytometry, s.n))
         return counts.reshape(N_SPECIES, N_KINDS, HIST_BINS)
 
     def field_volumes(self, channels=None):
@@ -457,23 +428,23 @@ class Simulation:
         channels = range(len(FIELD_NAMES)) if channels is None else channels
         volume = np.empty((len(channels),) + s.shape, dtype=np.uint32)
         for row, channel in enumerate(channels):
-            self._paint(volume[row], np.uint32, paint_field, int(channel), s.occ, s["kind"], s["pools"], self.params)
+            self._paint(volume[row], np.uint32, paint_field, "field", channel=int(channel))
         return volume
 
     def kind_volume(self):
         """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""
         s = self.state
         volume = np.empty(s.shape, dtype=np.uint8)
-        self._paint(volume, np.uint8, paint_kind, s.occ, s["kind"], s["state"])
+        self._paint(volume, np.uint8, paint_kind, "volume")
         return volume
 
-    def _paint(self, volume, dtype, rule, *args):
-        """Fill the host ``volume`` with ``rule(j, first_voxel, *args, out)`` over the lattice, a chunk of voxels at
-        a time through one device buffer."""
+    def _paint(self, volume, dtype, rule, out, **named):
+        """Fill the host ``volume`` with ``rule`` over the lattice (its output parameter named ``out``), a chunk of
+        voxels at a time through one device buffer."""
         flat = volume.reshape(-1)
         buffer = self.xp.empty(chunk_size(flat.shape[0]), dtype=dtype)
         for start, extent in voxel_chunks(flat.shape[0]):
-            self.launch(rule, extent, start, *args, buffer)
+            self.launch_rule(rule, extent, first_voxel=start, **{out: buffer}, **named)
             flat[start : start + extent] = self.backend.to_host(buffer[:extent])
 
     def run(self, steps=None, store=None, progress=None, should_stop=None):

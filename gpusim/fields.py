@@ -7,10 +7,13 @@ solver step (reaction terms from the cells, then for each field the residual,
 three line sweeps and the update).
 """
 
+from collections import ChainMap
+
 import numpy as np
 
 from gpusim.kernels.cells import KIND_NAMES, N_KINDS
 from gpusim.kernels.diffusion import apply_update, diffusion_residual, line_solve, reaction_terms
+from gpusim.kernels.launch import launch_named
 from gpusim.kernels.rng import VESSEL, draw, probability_threshold
 
 FACE_BITS = {"z-": 0, "z+": 1, "y-": 2, "y+": 3, "x-": 4, "x+": 5}
@@ -133,27 +136,30 @@ class Fields:
         """One update of every field (``every_steps`` steps of the model), with the cells as they are now."""
         if not self.names:
             return
-        launch = self.backend.launch
-        nzf, nyf, nxf = self.grid_shape
         nz, ny, nx = self.lattice_shape
-        s = state
-        launch(reaction_terms, self.grid_size, nzf, nyf, nxf, self.coarsening, ny, nx, s.occ, s["kind"], s["state"],
-               s["damage"], live_flags, self.uptake, self.secretion, self.attacked_secretion, self.decay, self.rate,
-               self.source)
+        self._launch(reaction_terms, self.grid_size, ny=ny, nx=nx, occ=state.occ, kind=state["kind"],
+                     state=state["state"], damage=state["damage"], live_flags=live_flags)
         for f in range(len(self.names)):
             for coefficients in self.steps[f]:
                 self.adi_step(f, coefficients)
 
+    def _launch(self, rule, extent, **named):
+        """Launch ``rule`` with its arguments bound by name: ``named``, then the grid's extent and arrays."""
+        nzf, nyf, nxf = self.grid_shape
+        grid = {"nzf": nzf, "nyf": nyf, "nxf": nxf, "coarsening": self.coarsening, "uptake": self.uptake,
+                "secretion": self.secretion, "attacked_secretion": self.attacked_secretion, "decay": self.decay,
+                "rate": self.rate, "source": self.source, "delta": self.delta, "scratch": self.scratch}
+        return launch_named(self.backend.launch, rule, extent, ChainMap(named, grid))
+
     def adi_step(self, f, coefficients):
         """One Douglas ADI step of field ``f`` (tau and the rest in ``coefficients``, see kernels.diffusion)."""
-        launch = self.backend.launch
         nzf, nyf, nxf = self.grid_shape
-        field, rate, source, fixed, faces = self.values[f], self.rate[f], self.source[f], self.fixed[f], self.faces[f]
-        launch(diffusion_residual, self.grid_size, nzf, nyf, nxf, field, rate, source, fixed, faces, coefficients,
-               self.delta)
+        this = {"field": self.values[f], "rate": self.rate[f], "source": self.source[f], "fixed": self.fixed[f],
+                "faces": self.faces[f], "coefficients": coefficients}
+        self._launch(diffusion_residual, self.grid_size, **this)
         for axis, lines in ((2, nzf * nyf), (1, nzf * nxf), (0, nyf * nxf)):
-            launch(line_solve, lines, axis, nzf, nyf, nxf, rate, fixed, faces, coefficients, self.delta, self.scratch)
-        launch(apply_update, self.grid_size, field, self.delta, fixed, coefficients)
+            self._launch(line_solve, lines, axis=axis, **this)
+        self._launch(apply_update, self.grid_size, **this)
 
     def host_values(self):
         """A host copy of the fields ``[field, z, y, x]`` (float64, grid resolution), safe to hand to the store's

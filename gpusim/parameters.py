@@ -6,7 +6,7 @@ dissociation constant in molecules per contact area; every sigmoidal response
 into a table over signal buckets.  Rules then decide events by integer
 arithmetic, and every backend decides alike.
 
-Conventions marked [est] are estimates no paper measured (BIOLOGY.md), exposed
+Conventions marked [est] are estimates no paper measured (docs/validation.md gives each its reasoning), exposed
 in the config to be calibrated.
 """
 

@@ -18,10 +18,12 @@ or :meth:`State.synchronize`, upper bounds while the step runs (``exact``
 False), which is all a launch needs (:class:`gpusim.kernels.launch.Count`).
 """
 
+from collections import ChainMap
+
 import numpy as np
 
 from gpusim.kernels.cells import DEAD
-from gpusim.kernels.launch import Count
+from gpusim.kernels.launch import Count, launch_named
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
 from gpusim.kernels.occupancy import (
     claim_own_voxel, gather_slots, list_by_rank, list_occupied, mark_occupied, mark_survivor,
@@ -292,7 +294,7 @@ class State:
         if not self.exact:
             raise RuntimeError(f"cannot {what} while the count of cells is known only on the device")
 
-    def _publish(self):
+    def publish(self):
         """The host's exact count and next id, written to the backend's counters."""
         self.counters[...] = self.xp.asarray(np.array([self.n, self.next_id], dtype=np.int64))
 
@@ -306,6 +308,10 @@ class State:
             cells, next_id = self.backend.to_host(self.counters)
             self.settle(cells, next_id)
 
+    def _launch(self, rule, extent, **named):
+        """Launch ``rule`` with its arguments bound by name: ``named``, then the grid and the columns."""
+        return launch_named(self.backend.launch, rule, extent, ChainMap(named, {"occ": self.occ}, self.columns))
+
     # --- growth, compaction and sorting -----------------------------------------
     def append(self, count, written=()):
         """Open ``count`` new slots at the end, zeroed but for the columns named in ``written`` (already filled);
@@ -318,7 +324,7 @@ class State:
                 col[..., first_slot : first_slot + count] = 0
         self.n += count
         self.next_id += count
-        self._publish()
+        self.publish()
         return first_slot, first_id
 
     def rank_marks(self, marks):
@@ -368,9 +374,9 @@ class State:
         if bound == 0:
             return
         survivors = self.work["listing"][:bound]
-        self.backend.launch(mark_survivor, bound, self.counters[CELLS : CELLS + 1], self.columns["state"], survivors)
+        self._launch(mark_survivor, bound, live=self.counters[CELLS : CELLS + 1], keep=survivors)
         rank = self._rank_listing(bound)
-        self.backend.launch(list_by_rank, bound, rank, survivors)
+        self._launch(list_by_rank, bound, rank=rank, listing=survivors)
         self.counters[CELLS : CELLS + 1] = rank[bound - 1 : bound]
         self.exact = False
         self._gather(survivors, self.cells)
@@ -386,10 +392,10 @@ class State:
             storage, low = self.storage[key], self.low_row[key]
             for first, end, shift in block.moves(low):
                 source, destination = storage[low + first : low + end], storage[low + first + shift : low + end + shift]
-                self.backend.launch(gather_slots, extent, order, source, destination)
+                self._launch(gather_slots, extent, order=order, source=source, destination=destination)
             self.low_row[key] = len(block.free) - low
         self._bind()
-        self.backend.launch(claim_own_voxel, self.cells, self.columns["voxel"], self.occ)
+        self._launch(claim_own_voxel, self.cells)
 
     def sort_by_voxel(self):
         """Stable sort of the agent table by voxel index (free slots after every cell); dead cells, which are
@@ -407,9 +413,9 @@ class State:
         listed = xp.zeros(1, dtype=np.int64)  # slots listed so far, on the backend
         order = self.work["listing"]
         for start, extent in voxel_chunks(self.occ.shape[0]):
-            self.backend.launch(mark_occupied, extent, start, self.occ, marks)
+            self._launch(mark_occupied, extent, first_voxel=start, marks=marks)
             xp.cumsum(marks[:extent], dtype=rank.dtype, out=rank[:extent])
-            self.backend.launch(list_occupied, extent, start, self.occ, rank, listed, order)
+            self._launch(list_occupied, extent, first_voxel=start, rank=rank, listed=listed, listing=order)
             listed += rank[extent - 1 : extent]
         self.counters[CELLS : CELLS + 1] = listed
         self.exact, self.holds_dead = False, False

@@ -1,6 +1,6 @@
 """The run's store: ``NAME.ome.zarr``, zarr v3 with OME-NGFF 0.5 metadata.
 
-Layout (DESIGN §6; later writers add the field image at the root, ``agents/``
+Layout (docs/output.md; later writers add the field image at the root, ``agents/``
 and checkpoints beside these)::
 
     NAME.ome.zarr/

@@ -4,7 +4,7 @@ A cell dies this step when
 
 * it was engulfed whole by a CAR-macrophage (phagocytosis; Morrissey 2018),
 * its lytic damage reached the lethal dose: lysis of a tumour cell, or
-  fratricide of an effector killed by another effector (BIOLOGY.md),
+  fratricide of an effector killed by another effector (docs/model.md, phenomenon B),
 * enough trogocytic bites have landed (trogoptosis; Velmurugan 2016),
 * or by apoptosis, at a constant chance per step per kind (tumour turnover;
   effector lifespan, CAR-T ~8.6 d, Luque 2024);

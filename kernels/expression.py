@@ -1,7 +1,7 @@
 """Expression: pools relax toward their set points; effectors recover between contacts.
 
 Each species on each cell moves a fixed fraction per step of the way to its
-set point (BIOLOGY.md "Expression"): below it, synthesis (tumour antigen
+set point (docs/model.md, express): below it, synthesis (tumour antigen
 re-expression over hours to days; CAR re-expression); above it,
 internalisation or degradation (acquired antigen on effectors, half-life
 2-24 h; acquired CAR on tumour cells).  The fraction is rounded

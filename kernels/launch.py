@@ -135,6 +135,12 @@ def rule_parameters(fn):
     return params[:-1] if tally_size(fn) else params
 
 
+def launch_named(launch, fn, extent, given):
+    """``launch(fn, extent, ...)`` with every argument bound by its parameter's name from ``given`` (a mapping):
+    no call site restates a rule's signature, so a reordered signature cannot swap values."""
+    return launch(fn, extent, *launch_arguments(fn, given))
+
+
 def launch_arguments(fn, given):
     """The arguments of a launch of ``fn`` (a rule or a fused launch) in order, each looked up by its parameter
     name in ``given``."""

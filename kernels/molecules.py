@@ -7,7 +7,7 @@ any cell: antigen on a CAR cell is acquired antigen, CAR on a tumour cell is
 acquired CAR.
 
 Binding in a synapse is the quasi-steady state of 2D receptor-ligand binding
-(BIOLOGY.md "Synapse binding"; CARCADE):
+(docs/model.md, synapse; CARCADE):
 ``C = ((R + L + K) - sqrt((R + L + K)^2 - 4 R L)) / 2`` with R and L the
 molecules inside the contact area and K the 2D dissociation constant in
 molecules per contact area.  It is computed in integers (an exact integer

@@ -3,7 +3,7 @@
 Activating signal = CAR complexes (plus second-receptor complexes when that
 receptor is a CAR; a chimeric costimulatory receptor instead boosts the CAR
 signal by up to 2x, costimulation only) minus a weight times iCAR complexes
-(BIOLOGY.md "Signal"; Li 2022 for the iCAR).  Antigen that a tumour cell's own
+(docs/model.md, synapse; Li 2022 for the iCAR).  Antigen that a tumour cell's own
 acquired CAR binds in cis is masked and not available in trans (reverse
 trogocytosis, phenomenon F).  Responses (lytic hit, stimulation, activation)
 are sigmoidal in the signal; their probabilities are looked up in host-made
@@ -78,7 +78,7 @@ def in_contact(count, contact_q16):
 def synapse_signal(effector, target, kind, target_kind, pools, params):
     """(signal, CAR complexes, receptor-B complexes) of ``effector`` (of ``kind``) engaging ``target``.
 
-    Cis masking applies to tumour cells (BIOLOGY.md); antigen acquired by an
+    Cis masking applies to tumour cells (docs/model.md, phenomenon F); antigen acquired by an
     effector stays visible in trans, which is what exposes it to fratricide
     (Hamieh 2019).
     """

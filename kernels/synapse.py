@@ -12,7 +12,7 @@ engage
 
 synapse
     In two rules, so that every transfer is computed once and applied to both
-    cells (DESIGN §4.2).  :func:`synapse_exchange` runs per effector on the
+    cells (docs/design.md, conservation).  :func:`synapse_exchange` runs per effector on the
     state as it was: signal, a lytic hit (probability from the signal, lowered
     by exhaustion), trogocytosis of bound antigen to the effector and reverse
     trogocytosis of bound CAR to the target (fractions per step, integer,

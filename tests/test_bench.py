@@ -7,7 +7,7 @@ import pytest
 
 from gpusim import bench
 
-from conftest import run_gpusim, run_script
+from helpers import run_gpusim, run_script
 
 
 @pytest.fixture(scope="module")

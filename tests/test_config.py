@@ -7,7 +7,7 @@ import pytest
 from gpusim import config
 from gpusim.units import parse_quantity
 
-from conftest import run_gpusim
+from helpers import run_gpusim
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from gpusim.engine import Simulation
 from gpusim.kernels.molecules import SPECIES_NAMES
 
-from conftest import small_config
+from helpers import small_config
 
 FAST = {"synapse_time": "6 min", "refractory_time": "2 min", "division_time": "20 min", "trogocytosis": "0.3 /min",
         "reverse_trogocytosis": "0.2 /min", "divisions": 4}

@@ -8,7 +8,7 @@ import pytest
 from gpusim.engine import Simulation
 from gpusim.kernels.launch import Fused, launched_rules
 
-from conftest import run_script, small_config
+from helpers import run_script, small_config
 
 
 def all_rules():
@@ -86,7 +86,7 @@ def test_a_table_without_the_species_no_cell_carries_gives_the_same_run(monkeypa
 @pytest.mark.parametrize("share", [0.0, float("inf")])
 def test_when_dead_slots_are_compacted_changes_nothing(monkeypatch, share):
     """Dead cells keep their slots until a compaction (every rule passes over them); compacting in every step
-    with deaths (share 0, DESIGN's die phase as first written), once they are 1/32 of the slots (the default),
+    with deaths (share 0: the die phase compacting every step), once they are 1/32 of the slots (the default),
     or only when a sort, a read or a table that would grow needs it (share inf) gives the same run bit for
     bit, with the lattice invariants checked after every step.  The table is nearly full (850 tumour cells
     and an infusion in 1024 slots): dead slots are reclaimed before it would grow, so it never does."""

@@ -14,7 +14,7 @@ from gpusim.fields import Fields
 from gpusim.kernels.cells import NECROTIC
 from gpusim.state import State
 
-from conftest import run_gpusim
+from helpers import run_gpusim
 
 
 def solver(shape, dt="1 min", **field):

@@ -9,7 +9,7 @@ import resource
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 ADDRESS_SPACE = 3 << 30
 EXAMPLES = int(os.environ.get("GPUSIM_FUZZ_EXAMPLES", "60"))  # each property; derandomized, so CI sees the same

@@ -17,7 +17,7 @@ import pytest
 
 from gpusim.backend import cuda_problem
 
-from conftest import run_gpusim, run_script
+from helpers import run_gpusim, run_script
 
 def _python(code, env=None):
     """``python -c code`` with numba-cuda itself (not its simulator), ``env`` added to the environment."""

@@ -8,7 +8,7 @@ from gpusim.kernels.cells import CAR_T, TUMOUR
 from gpusim.kernels.launch import compile_device
 from gpusim.kernels.lattice import direction_offset, neighbour, opposite
 
-from conftest import small_config
+from helpers import small_config
 
 
 def paired(start, end, column="voxel"):
@@ -312,7 +312,7 @@ def test_placement_takes_the_free_voxels_with_the_smallest_keys(small, monkeypat
     free = np.flatnonzero(occ < 0)
     for placement in (dosing.Placement.BALL, dosing.Placement.RIM, dosing.Placement.UNIFORM):
         ranking, _ = dosing._key_arguments(sim, placement)
-        keys = np.array([key(v, sim.seed, sim.clock, *ranking, sim.params) for v in free], dtype=np.uint64)
+        keys = np.array([key(v, sim.seed, sim.clock, *ranking.values(), sim.params) for v in free], dtype=np.uint64)
         by_key = free[np.argsort(keys, kind="stable")]
         for count in (0, 1, 37, 1000, free.size, free.size + 5):
             out = np.full(count, -1, dtype=np.int64)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_wheel_holds_the_three_packages_the_presets_and_the_cuda_c_sources(tmp_path):

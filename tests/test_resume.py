@@ -13,7 +13,7 @@ import zarr
 
 from gpusim.store import read_timeseries
 
-from conftest import run_gpusim
+from helpers import run_gpusim
 
 ARGS = ["--set", "run.duration=6 h", "--set", "run.checkpoint_every=30 min", "--seed", "4", "--quiet",
         "--set", "fields.oxygen.supply=38 mmHg", "--set", "fields.chemokine.decay=0.02 /min"]  # fields resume too

@@ -9,7 +9,7 @@ import zarr
 from gpusim.engine import Simulation
 from gpusim.store import RunStore, read_timeseries
 
-from conftest import run_gpusim, small_config
+from helpers import run_gpusim, small_config
 
 
 def write_store(path, seed=None):

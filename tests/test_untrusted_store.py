@@ -23,7 +23,7 @@ import zarr
 
 from gpusim import cli
 
-from conftest import run_gpusim
+from helpers import run_gpusim
 
 # a small run stopped at 5 min with a checkpoint: CAR-T cells arrive at 6 min, the run ends at 15
 SMALL = ["--set", "run.duration=15 min", "--set", "run.snapshot_every=5 min", "--set", "run.checkpoint_every=5 min",

@@ -13,7 +13,7 @@ import zarr
 from gpusim.engine import Simulation
 from gpusim.store import KIND_COLOURS, RunStore
 
-from conftest import ROOT, small_config
+from helpers import ROOT, small_config
 
 napari = pytest.importorskip("napari")
 

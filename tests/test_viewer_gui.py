@@ -20,7 +20,7 @@ from gpusim.kernels.cells import TUMOUR
 from gpusim.kernels.molecules import ANTIGEN_A
 from gpusim.store import RunStore
 
-from conftest import run_gpusim, run_script, small_config
+from helpers import run_gpusim, run_script, small_config
 
 pytest.importorskip("napari")
 
