@@ -179,7 +179,7 @@ def markdown(rows, args=None):
         f"### Step throughput, {datetime.date.today().isoformat()}",
         "",
         f"Machine: {machine(rows[0]['backend'] if rows else 'cpu')}.  ",
-        f"Command: `gpusim bench --agents {getattr(args, 'agents', '')} --steps {steps}"
+        f"Command: `gpusim bench --agents {agents_text(args)} --steps {steps}"
         f"{' --fields' if getattr(args, 'fields', False) else ''}"
         f"{' --kernels' if getattr(args, 'kernels', False) else ''}"
         f"{' --backend ' + args.backend if getattr(args, 'backend', 'cpu') != 'cpu' else ''}`; median of {steps} single-step timings after "
@@ -313,9 +313,61 @@ def best_settings(reports, equal, margin=FASTER):
             "GPUSIM_CUDA_DIRECT": "1" if direct else "0"}
 
 
-def record(path, table):
-    with open(path, "a") as f:
+CURRENT_BEGIN = "<!-- current table: `make bench` rewrites the rows of its backend and sizes -->"
+CURRENT_END = "<!-- end of the current table -->"
+CURRENT_HEADER = ("| backend | agents | median step (ms) | agent-steps/s | bytes per agent | machine | commit | date | command |\n"
+                  "|---|---:|---:|---:|---:|---|---|---|---|")
+
+
+def agents_text(args):
+    """``--agents`` as written on a command line: 1e5,1e6 (the parsed counts of ``args``, or its text)."""
+    agents = getattr(args, "agents", "")
+    if isinstance(agents, (list, tuple)):
+        return ",".join(f"{a:.0e}".replace("e+0", "e") if a >= 1000 else str(a) for a in agents)
+    return str(agents)
+
+
+def current_rows(rows, args, commit, date):
+    """The rows of the current table for a benchmark's ``rows``: one per size, keyed by backend and agents."""
+    command = (f"gpusim bench --agents {agents_text(args)} --steps {getattr(args, 'steps', '')}"
+               + (" --fields" if getattr(args, "fields", False) else ""))
+    out = {}
+    for r in rows:
+        key = (r["backend"], f"{r['agents']:.0e}".replace("e+0", "e"))
+        out[key] = (f"| {r['backend']} | {r['agents']:,.0f} | {r['median_step_ms']:.2f} | {r['agent_steps_per_s']:.3g} "
+                    f"| {r['preflight_bytes'] / r['agents']:.0f} | {machine(r['backend'])} | {commit} | {date} "
+                    f"| `{command}` |")
+    return out
+
+
+def record(path, table, rows=None, args=None):
+    """Record a benchmark: the current table at the top of ``path`` keeps one row per backend and size (this
+    run's rows replace those of its backend and sizes), and the whole table, phases and all, is appended to
+    JOURNAL.md beside it."""
+    from pathlib import Path
+
+    path = Path(path)
+    journal = path.with_name("JOURNAL.md")
+    with open(journal, "a") as f:
         f.write("\n" + table)
+    if rows is None:
+        return
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n" + CURRENT_BEGIN + "\n" + CURRENT_END + "\n"
+    if CURRENT_BEGIN not in text or CURRENT_END not in text:
+        text = text.rstrip("\n") + "\n\n" + CURRENT_BEGIN + "\n" + CURRENT_END + "\n"
+    head, rest = text.split(CURRENT_BEGIN, 1)
+    body, tail = rest.split(CURRENT_END, 1)
+    existing = {}
+    for line in body.strip().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 9 and cells[1].replace(",", "").isdigit():
+            existing[(cells[0], f"{float(cells[1].replace(',', '')):.0e}".replace("e+0", "e"))] = line
+    from gpusim.store import source_revision
+
+    existing.update(current_rows(rows, args, source_revision()[:12], datetime.date.today().isoformat()))
+    ordered = sorted(existing.items(), key=lambda item: (item[0][0], float(item[0][1])))
+    body = "\n" + CURRENT_HEADER + "\n" + "\n".join(line for _key, line in ordered) + "\n"
+    path.write_text(head + CURRENT_BEGIN + body + CURRENT_END + tail)
 
 
 def snapshot_cost(agents, every_min=60, snapshots=2, repeats=1, echo=print):

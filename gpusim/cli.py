@@ -138,7 +138,9 @@ def build_parser():
                        help="comma-separated agent counts (default 1e5,1e6,4e6)")
     bench.add_argument("--steps", type=_positive_int, default=20, help="timed steps per size (default 20)")
     bench.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
-    bench.add_argument("--record", metavar="RESULTS.md", help="append the table to this Markdown file")
+    bench.add_argument("--record", metavar="RESULTS.md",
+                       help="update the current table at the top of this Markdown file (and append the full table "
+                            "to JOURNAL.md beside it)")
     bench.add_argument("--json", metavar="FILE",
                        help="also write every size's figures (per-rule times with --kernels) as JSON, for "
                             "benchmarks/compare_variants.py")
@@ -651,8 +653,8 @@ def cmd_bench(args):
         return _fail_input([str(exc)])
     print(table)
     if args.record:
-        bench.record(args.record, table)
-        print(f"gpusim: appended to {args.record}")
+        bench.record(args.record, table, rows=None if args.snapshot_cost else rows, args=args)
+        print(f"gpusim: recorded in {args.record} (and JOURNAL.md beside it)")
     return EXIT_OK
 
 

@@ -189,3 +189,30 @@ def test_a_kernels_machine_code_is_summarised_for_what_costs_more_than_its_loads
 
     log = "ptxas info    : Used 45 registers\nptxas         .     104 bytes stack frame, 0 bytes spill stores, 0 bytes"
     assert cuda_c.ptxas_resources(log)["stack_bytes"] == 104
+
+
+def test_record_keeps_one_current_row_per_backend_and_size_and_journals_the_rest(tmp_path):
+    from argparse import Namespace
+
+    from gpusim import bench
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nwords\n\n" + bench.CURRENT_BEGIN + "\n" + bench.CURRENT_HEADER + "\n"
+                       "| cuda | 100,000,000 | 52.20 | 1.91e+09 | 125 | H200 | abc | 2026-11-30 | `x` |\n"
+                       + bench.CURRENT_END + "\n\nafter\n")
+
+    def rows(ms):
+        return [{"backend": "cpu", "agents": n, "median_step_ms": ms, "agent_steps_per_s": n / ms * 1000,
+                 "preflight_bytes": 125 * n} for n in (100_000, 1_000_000)]
+
+    args = Namespace(agents=[100_000, 1_000_000], steps=20, fields=False)
+    bench.record(results, "first table", rows(40.0), args)
+    bench.record(results, "second table", rows(30.0), args)
+    text = results.read_text()
+    current = text.split(bench.CURRENT_BEGIN)[1].split(bench.CURRENT_END)[0]
+    assert current.count("| cpu |") == 2 and "| 30.00 |" in current and "| 40.00 |" not in current
+    assert "| cuda | 100,000,000 | 52.20 |" in current  # another backend's row stays
+    assert "`gpusim bench --agents 1e5,1e6 --steps 20`" in current
+    assert text.startswith("# Benchmark results\n\nwords") and text.rstrip().endswith("after")
+    journal = (tmp_path / "JOURNAL.md").read_text()
+    assert "first table" in journal and "second table" in journal
