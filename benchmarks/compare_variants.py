@@ -11,7 +11,7 @@ install: which rules should take a CUDA C form or a strided launch by
 default (GPUSIM_CUDA_C, GPUSIM_CUDA_GRID).  With ``--best`` it prints instead
 the settings that run each rule in its fastest form among the variants whose
 equality run (``equality-NAME.json``) matched the CPU
-(``gpusim.bench.best_settings``), which gpu_check.sh then times as the
+(``gputools.variants.best_settings``), which gpu_check.sh then times as the
 variant ``best``.
 """
 
@@ -37,7 +37,7 @@ def main():
                         help="print instead the settings that run each rule in its fastest form, joined by + (nothing "
                              "when that is how the main run ran)")
     args = parser.parse_args()
-    from gpusim import bench
+    import gputools.variants as variants
 
     reports = {"main": []}
     for path in sorted(args.out.glob("bench-*.json")):
@@ -49,12 +49,12 @@ def main():
         sys.exit(f"{args.out}: no main run (bench-*.json) or no variant (variant-*.json) to compare")
     if args.best:
         equal = {path.stem[len("equality-"):] for path in args.out.glob("equality-*.json") if _equal(path)}
-        best = bench.best_settings(reports, equal)
-        main_run = bench.best_settings({"main": reports["main"]}, set())
+        best = variants.best_settings(reports, equal)
+        main_run = variants.best_settings({"main": reports["main"]}, set())
         if best != main_run:
             print("+".join(f"{variable}={value}" for variable, value in best.items()))
         return
-    table = bench.compare(reports)
+    table = variants.compare(reports)
     if not table:
         sys.exit(f"{args.out}: no variant ran at a size the main run did")
     print(table)

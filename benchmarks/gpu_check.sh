@@ -87,9 +87,9 @@ cache_probe() {
     GPUSIM_CUDA_CACHE=1 timeout 100 "$PY" - <<'PY'
 from gpusim import bench
 from gpusim.backend import select
-from gpusim.kernels import launch
+from gpusim.kernels import codegen
 bench.compile_rules(select("cuda"))  # the set-up, step, compaction and sort of a small benchmark run
-kernels = [kernel for (_fn, target, *_form), kernel in launch._launchers.items() if target == "cuda"]
+kernels = [kernel for (_fn, target, *_form), kernel in codegen._launchers.items() if target == "cuda"]
 hits = sum(sum(kernel.stats.cache_hits.values()) for kernel in kernels)
 misses = sum(sum(kernel.stats.cache_misses.values()) for kernel in kernels)
 print(f"{len(kernels)} kernels: {hits} loaded from the cache, {misses} compiled")

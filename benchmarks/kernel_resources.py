@@ -15,7 +15,7 @@ code is also disassembled (``cuobjdump -sass``, which needs ``nvdisasm`` beside 
 the two in ``triton/backends/nvidia/bin`` of Triton's wheel, on the PATH) and the table says what it does
 that costs more than its loads and stores: its instructions, compare-and-swap loops (a 64-bit atomic in
 shared memory), the library routines it calls (64-bit integer division, double division, square root) and
-its local-memory accesses (``gpusim.bench.sass_summary``).  That is how the tallies' loops were found.
+its local-memory accesses (``gputools.compiled.sass_summary``).  That is how the tallies' loops were found.
 """
 
 import argparse
@@ -54,26 +54,28 @@ def main():
     args = parser.parse_args()
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         sys.exit("run without NUMBA_ENABLE_CUDASIM: the simulator compiles nothing")
+    from gputools import compiled
+
     from gpusim import bench
 
     capability = tuple(int(x) for x in args.capability.split("."))
     signatures = launches()
-    kernels, failures = bench.compile_kernels(signatures, capability, machine_code=args.sass)
+    kernels, failures = compiled.compile_kernels(signatures, capability, machine_code=args.sass)
     if args.strided:
-        strided, strided_failures = bench.compile_kernels(signatures, capability, strided=True,
+        strided, strided_failures = compiled.compile_kernels(signatures, capability, strided=True,
                                                           machine_code=args.sass)
         kernels, failures = kernels + strided, failures + strided_failures
-    hand_written, hand_failures = bench.compile_cuda_c_kernels(capability, machine_code=args.sass)
+    hand_written, hand_failures = compiled.compile_cuda_c_kernels(capability, machine_code=args.sass)
     kernels, failures = kernels + hand_written, failures + hand_failures
     if args.sass:
         try:
             for entry in kernels:
-                entry["sass"] = bench.sass_summary(bench.disassemble(entry.pop("cubin")))
+                entry["sass"] = compiled.sass_summary(compiled.disassemble(entry.pop("cubin")))
         except RuntimeError as error:
             sys.exit(f"--sass: {error}")
     for failure in failures:
         print(f"{failure['kernel']}: {failure['error']}", file=sys.stderr)
-    text = bench.resources_markdown(kernels, capability, args.threads)
+    text = compiled.resources_markdown(kernels, capability, args.threads)
     print(text)
     if args.record:
         bench.record(args.record, text)

@@ -10,7 +10,7 @@ and ``census`` (10 arrays, the parameter vector among them, and a tally).  For e
 launch (the loop alone) and the time per launch until the device is done; then the same with every
 array argument handed over as numba's own device array, made once (``numba.cuda.as_cuda_array``),
 instead of a cupy array that numba converts at every launch; and with cupy arrays launched directly through
-cuda.core after numba's first launch (``GPUSIM_CUDA_DIRECT=1``, kernels.launch.CUDALauncher).  The rules
+cuda.core after numba's first launch (``GPUSIM_CUDA_DIRECT=1``, kernels.gpu_launcher.CUDALauncher).  The rules
 rewrite what they read, so the state is the same after.  Prints a table and, with ``--json``, writes the figures.  In numba's CUDA
 simulator (NUMBA_ENABLE_CUDASIM=1, small ``--agents``) it runs as a rehearsal, with the first form alone.
 """
@@ -48,7 +48,7 @@ def main(argv=None):
     from gpusim.config import validate
     from gpusim.engine import Simulation
     from gpusim.kernels.census import census
-    from gpusim.kernels.launch import Count
+    from gpusim.kernels.cpu_launcher import Count
     from gpusim.kernels.occupancy import claim_own_voxel, mark_survivor
 
     backend = backends.select("cuda")

@@ -5,7 +5,7 @@
 
 Runs gpusim.bench.scenario at ``--agents`` on the CPU backend, ``--warmup``
 steps as usual, then ``--steps`` steps whose every launch is also run as plain
-Python on recording arrays (gpusim.memory_traffic): the 32-byte sectors each
+Python on recording arrays (benchmarks/gputools/memory_traffic.py): the 32-byte sectors each
 launch reads and writes.  Prints a markdown table: per launch, its footprint
 (distinct sectors, bytes per agent), what its warps ask for when no cache
 helps, and the time the footprint takes at ``--bandwidth`` (default an H200's
@@ -29,7 +29,8 @@ def main():
     parser.add_argument("--scale-to", type=float, default=1e8, help="agents the floor is given for (default 1e8)")
     parser.add_argument("--bandwidth", type=float, default=None, help="device bytes/s (default an H200's)")
     args = parser.parse_args()
-    from gpusim import bench, memory_traffic
+    from gpusim import bench
+    from gputools import memory_traffic
     from gpusim.backend import select
     from gpusim.config import validate
     from gpusim.engine import Simulation

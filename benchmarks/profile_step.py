@@ -13,7 +13,7 @@ C forms a ``GPUSIM_CUDA_C`` setting asks for, and cupy's.  The second reads
 ncu's CSV and prints one row per kernel, longest first: the rule it runs,
 its time, how much of the DRAM bandwidth and of the multiprocessors' issue
 capacity it used, the warps it kept resident against the most its registers
-and shared memory allow, and its registers a thread (``gpusim.bench.ncu_table``).
+and shared memory allow, and its registers a thread (``gputools.ncu.ncu_table``).
 That says, per rule, whether the time goes to moving memory, to computing,
 or to waiting (latency, atomics), which the bandwidth floor of
 benchmarks/memory_traffic.py cannot.  benchmarks/gpu_check.sh runs both where
@@ -56,17 +56,19 @@ def main(argv=None):
     parser.add_argument("--metrics", action="store_true", help="print the metrics to ask ncu for, and stop")
     args = parser.parse_args(argv)
     if args.metrics:
-        from gpusim.bench import NCU_METRICS
+        from gputools.ncu import NCU_METRICS
 
         print(",".join(NCU_METRICS))
         return 0
     if not args.summarize:
         profile(args.agents, args.warmup)
         return 0
+    from gputools import ncu
+
     from gpusim import bench
 
     with open(args.summarize) as f:
-        table = bench.ncu_table(f.read())
+        table = ncu.ncu_table(f.read())
     if not table:
         print(f"{args.summarize}: no kernel measured (ncu could not read the counters?)", file=sys.stderr)
         return 1

@@ -162,6 +162,23 @@ def run_arms(raw, hours, arms=("treated", "untreated", "no_trogocytosis"), backe
     return {name: run_arm(raw, name, hours, backend=backend) for name in arms}
 
 
+def specific_lysis(arms, hours, arm="treated"):
+    """Specific lysis of arm ``arm`` at ``hours``: ``1 - targets / targets of the untreated arm``."""
+    return 1 - arms[arm].at(hours).targets / arms["untreated"].at(hours).targets
+
+
+def antigen_drop(arms, hours, arm="treated"):
+    """The fall in antigen per target of arm ``arm`` against the untreated arm at ``hours`` (0: none)."""
+    return 1 - arms[arm].at(hours).antigen_per_target / arms["untreated"].at(hours).antigen_per_target
+
+
+def kills_per_effector(arm, hours):
+    """Targets an arm's effectors killed by ``hours``, per effector alive on average over the run so far."""
+    steps = int(round(hours * 60 / (arm.series["time_min"][1] - arm.series["time_min"][0])))
+    effectors = sum(arm.series[f"cells_{kind}"][1 : steps + 1] for kind in EFFECTORS).mean()
+    return arm.at(hours).lysed / effectors
+
+
 def kinds_in(raw):
     """The effector kinds a raw config doses."""
     return sorted({dose.get("kind", "car_t") for dose in raw.get("dose", [])} & set(KIND_NAMES))

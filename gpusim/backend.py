@@ -2,12 +2,10 @@
 
 Precedence: an explicit choice (``--backend``), then the ``GPUSIM_BACKEND``
 environment variable, then the config's ``run.backend``; ``auto`` takes the
-GPU when one is usable and the CPU otherwise.  ``GPUSIM_CUDA_C`` names rules
-the GPU launches in their hand-written CUDA C form (kernels.cuda_c), and
-``GPUSIM_CUDA_GRID`` rules whose numba kernels start no more blocks than the
-GPU holds, each thread striding over the cells, and ``GPUSIM_CUDA_DIRECT=1``
-launches numba's compiled kernels through cuda.core, without numba's
-per-launch typing of the arguments (kernels.launch.CUDALauncher).
+GPU when one is usable and the CPU otherwise.  The experimental GPU settings
+(``GPUSIM_CUDA_C``, ``_GRID``, ``_DIRECT``, ``_CACHE``) are read once here,
+through :mod:`gpusim.kernels.gpu_options`, and checked on every backend so that
+a typo shows; the GPU launcher gets them as one object.
 With ``NUMBA_ENABLE_CUDASIM=1``
 the CUDA backend runs its kernels in numba's CUDA simulator on host arrays:
 slow, but it proves the GPU launch path without a GPU.
@@ -21,7 +19,10 @@ import warnings
 import numpy as np
 
 from gpusim.kernels import cuda_c
-from gpusim.kernels.launch import CPULauncher, CUDALauncher, direct_requested, launched_rules, strided_requested
+from gpusim.kernels import gpu_options
+from gpusim.kernels.cpu_launcher import CPULauncher
+from gpusim.kernels.decorators import launched_rules
+from gpusim.kernels.gpu_launcher import CUDALauncher
 
 
 class BackendError(RuntimeError):
@@ -176,9 +177,7 @@ def select(requested=None, configured="auto"):
     if choice not in ("auto", "cpu", "cuda"):
         raise BackendError(f"unknown backend {choice!r}; expected auto, cpu or cuda")
     try:
-        hand_written = cuda_c.requested()  # GPU settings, checked on every backend so that a typo shows
-        strided = strided_requested()
-        direct = direct_requested()
+        options = gpu_options.read()  # checked on every backend so that a typo shows
     except ValueError as exc:
         raise BackendError(str(exc)) from None
     if choice == "auto":
@@ -188,25 +187,25 @@ def select(requested=None, configured="auto"):
     problem = cuda_problem()
     if problem is not None:
         raise BackendError(f"backend cuda is not usable here: {problem}; use --backend cpu")
-    if hand_written and cuda_simulated():
+    if options.cuda_c and cuda_simulated():
         raise BackendError("GPUSIM_CUDA_C: CUDA C kernels run on a GPU only; the CUDA simulator runs numba's kernels "
                            "(tests/test_cuda_c.py runs them on the host instead)")
-    if cuda_simulated() and direct_requested(default=False):  # asked for, not merely the default
+    if cuda_simulated() and options.direct_asked:  # asked for, not merely the default
         raise BackendError("GPUSIM_CUDA_DIRECT: direct launches need a GPU; the CUDA simulator runs kernels as Python "
                            "(set GPUSIM_CUDA_DIRECT=0)")
     if cuda_simulated():
         # The simulator runs rules as Python on NumPy scalars, which warn on the
         # uint64 wrap-around that the hash relies on (on the device it is silent).
         warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
-        return Backend("cuda", np, CUDALauncher(np, threads_per_block=32, strided=strided), simulated=True)
+        return Backend("cuda", np, CUDALauncher(np, threads_per_block=32, options=options), simulated=True)
     import cupy
 
-    if hand_written:
+    if options.cuda_c:
         problem = cuda_c.capability_problem(device_capability(cupy))
         if problem is not None:
             raise BackendError(problem)
     configure_numba_cuda()
-    return Backend("cuda", cupy, CUDALauncher(cupy, cuda_c=hand_written, strided=strided, direct=direct))
+    return Backend("cuda", cupy, CUDALauncher(cupy, options=options))
 
 
 def device_capability(cupy):

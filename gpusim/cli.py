@@ -80,6 +80,16 @@ def output_file_problem(option, path, suffix=".png"):
     return None
 
 
+def outputs_problem(*outputs):
+    """The first problem (:func:`output_file_problem`) among ``(option, path or None, suffix)`` outputs asked for,
+    or None."""
+    for option, path, suffix in outputs:
+        problem = path and output_file_problem(option, path, suffix)
+        if problem:
+            return problem
+    return None
+
+
 _STOP_AT_HELP = ("stop at this simulated time (e.g. '12 h') with a checkpoint; `gpusim resume` continues, on this "
                  "machine or another, on either backend")
 
@@ -337,7 +347,7 @@ def cmd_run(args):
     from gpusim import backend as backends
     from gpusim import config
     from gpusim.engine import Simulation, preflight
-    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
+    from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
     from gpusim.store import RunStore, StoreError, check_target
 
     try:
@@ -377,12 +387,10 @@ def _run_arms(store_path, cfg, raw, backend, args):
     """Run the control arms of a complete run (cfg.arms), each with the run's seed into STORE/arms/NAME: a store of
     its own, resumed where one was stopped and skipped where one is complete.  The run's store stays locked
     meanwhile.  Returns the exit status."""
-    from pathlib import Path
-
     from gpusim import assays
     from gpusim.config import validate
     from gpusim.engine import Simulation
-    from gpusim.store import RunStore, StoreError, open_store
+    from gpusim.store import RunStore, StoreError, arm_path, arm_status
     from gpusim.store_lock import WriterLock
 
     try:
@@ -390,18 +398,19 @@ def _run_arms(store_path, cfg, raw, backend, args):
     except StoreError as exc:
         return _fail_input([str(exc)])
     try:
-        folder = Path(store_path) / "arms"
+        folder = arm_path(store_path, "")
         if not folder.exists():
             import zarr
 
             zarr.open_group(str(folder), mode="w-", zarr_format=3).attrs["description"] = (
                 "the run's control arms, each a gpusim store of its own")
         for number, name in enumerate(cfg.arms, 1):
-            path = folder / name
+            path = arm_path(store_path, name)
             arm_args = argparse.Namespace(**{**vars(args), "output": str(path), "quiet": True, "store": str(path)})
+            status = arm_status(store_path, name)
+            if status == "complete":
+                continue
             if path.exists():
-                if open_store(path).meta["status"] == "complete":
-                    continue
                 print(f"gpusim: resuming control arm {name} ({number} of {len(cfg.arms)}): {path}", file=sys.stderr)
                 status = cmd_resume(arm_args)
             else:
@@ -417,32 +426,17 @@ def _run_arms(store_path, cfg, raw, backend, args):
     finally:
         lock.release()
     if not args.quiet:
-        print(f"gpusim: control arms {', '.join(cfg.arms)} in {Path(store_path) / 'arms'}; gpusim report "
+        print(f"gpusim: control arms {', '.join(cfg.arms)} in {arm_path(store_path, '')}; gpusim report "
               f"{store_path} draws the run against them")
     return EXIT_OK
-
-
-def _arms_complete(store_path, cfg):
-    """Whether every control arm of a run has its complete store."""
-    from pathlib import Path
-
-    from gpusim.store import StoreError, open_store
-
-    for name in cfg.arms:
-        try:
-            if open_store(Path(store_path) / "arms" / name).meta["status"] != "complete":
-                return False
-        except StoreError:
-            return False
-    return True
 
 
 def cmd_resume(args):
     from gpusim import backend as backends
     from gpusim.config import ConfigError
     from gpusim.engine import Simulation, cells_to_come, preflight
-    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
-    from gpusim.store import RunStore, StoreError
+    from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
+    from gpusim.store import RunStore, StoreError, arm_status
 
     try:
         private_cache_dir()
@@ -451,7 +445,7 @@ def cmd_resume(args):
         return _fail_input([str(exc)])
     try:
         if store.meta["status"] == "complete":
-            if store.cfg.arms and not _arms_complete(args.store, store.cfg):
+            if any(arm_status(args.store, name) != "complete" for name in store.cfg.arms):
                 store.close()
                 return _run_arms(args.store, store.cfg, store.meta["config"], backends.select(args.backend,
                                  store.cfg.run.backend), args)
@@ -625,17 +619,16 @@ def cmd_report(args):
 def cmd_bench(args):
     from gpusim import backend as backends
     from gpusim import bench, config
-    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
+    from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
 
     sizes = args.agents
     try:
         private_cache_dir()
     except CacheFolderError as exc:
         return _fail_input([str(exc)])
-    for option, path, suffix in (("--record", args.record, ".md"), ("--json", args.json, ".json")):
-        problem = path and output_file_problem(option, path, suffix)
-        if problem:
-            return _fail_input([problem])
+    problem = outputs_problem(("--record", args.record, ".md"), ("--json", args.json, ".json"))
+    if problem:
+        return _fail_input([problem])
     try:
         if args.snapshot_cost:
             table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every,
@@ -660,7 +653,7 @@ def cmd_bench(args):
 
 def cmd_validate(args):
     from gpusim import validation
-    from gpusim.kernels.launch import CacheFolderError, private_cache_dir
+    from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
 
     try:
         seeds = tuple(_parsed(text, int, "comma-separated whole seeds such as 1,2,3") for text in args.seeds.split(","))
@@ -673,10 +666,9 @@ def cmd_validate(args):
         unknown = sorted(rows - set(known))
         if unknown:
             return _fail_input([f"--rows: no row {unknown[0]!r}; the rows: {', '.join(known)}"])
-    for option, path, suffix in (("--figure", args.figure, ".png"), ("--record", args.record, ".md")):
-        problem = path and output_file_problem(option, path, suffix)
-        if problem:
-            return _fail_input([problem])
+    problem = outputs_problem(("--figure", args.figure, ".png"), ("--record", args.record, ".md"))
+    if problem:
+        return _fail_input([problem])
     try:
         private_cache_dir()
     except CacheFolderError as exc:

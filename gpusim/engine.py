@@ -19,7 +19,6 @@ effectors sense the chemokine when they turn (move phase).
 
 import contextlib
 import time
-from collections import ChainMap
 
 import numpy as np
 
@@ -44,7 +43,8 @@ from gpusim.kernels.synapse import (
     choose_partner, release_partner, synapse_apply, synapse_exchange, synapse_receive,
 )
 from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
-from gpusim.kernels.launch import Count, launch_named
+from gpusim.kernels.cpu_launcher import Count
+from gpusim.kernels.decorators import launch_named
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
@@ -146,6 +146,15 @@ class Simulation:
         self.state = State(
             self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * HEADROOM)), held=inputs["held"]
         )
+        if debug:
+            self.state.watch_scratch()  # a phase using two scratch arrays of one row raises (gpusim.state)
+        # what rules take by name besides the state's columns (launch_rule): fixed for the run
+        self.run_arguments = {
+            "seed": self.seed, "params": self.params, "tables": self.tables, "occ": self.state.occ,
+            "detection": self.detection, "cycle_table": self.cycle_table, "age_table": self.age_table,
+            "inheritance_table": self.inheritance_table, "oxygen_levels": self.oxygen_levels,
+            "sensitivity": self.chemotaxis_sensitivity, "set_point_table": self.set_point_table,
+        }
         self.timeseries = Timeseries()
         self._seen_ids = None
         self._daughters_next = None  # bound on the next step's daughters, from the last census
@@ -213,13 +222,15 @@ class Simulation:
         The step runs on the backend without waiting for it: the tallies stay
         there, births and compaction change the count of cells there, and the
         launches after them take that count from device memory
-        (:class:`~gpusim.kernels.launch.Count`).  The host reads once, at the
+        (:class:`~gpusim.kernels.cpu_launcher.Count`).  The host reads once, at the
         end (:meth:`_observe`): the step's record, the count of cells, and the
         bound on the next step's daughters that sizes the table for it.
         """
         t = self.clock
         s = self.state
         daughters = self._daughters_next
+        if self.debug:
+            s.enter_phase("make room")
         s.make_room(daughters)
         ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
         with self._phase("engage"):
@@ -278,6 +289,8 @@ class Simulation:
         self.phase_seconds = {name: [] for name in PHASES}
 
     def _phase(self, name):
+        if self.debug:
+            self.state.enter_phase(name)
         if self.phase_seconds is None:
             return contextlib.nullcontext()
         return _PhaseTimer(self, name)
@@ -286,21 +299,11 @@ class Simulation:
         """Free effectors engage a recognised neighbour (kernels.synapse.choose_partner)."""
         return self.launch_rule(choose_partner, self.state.n, t)
 
-    def _given(self, t):
-        """What a rule's parameters name, by name: the state's columns and scratch, the grid, and the run's
-        numbers and tables at step ``t`` (kernels.launch.launch_arguments)."""
-        s = self.state
-        run = {"seed": self.seed, "step": t, "params": self.params, "tables": self.tables, "occ": s.occ,
-               "detection": self.detection, "cycle_table": self.cycle_table, "age_table": self.age_table,
-               "inheritance_table": self.inheritance_table, "oxygen_levels": self.oxygen_levels,
-               "sensitivity": self.chemotaxis_sensitivity, "set_point_table": self.set_point_table}
-        return ChainMap(run, s)
-
     def launch_rule(self, rule, extent, t=None, **named):
         """Launch ``rule`` over ``extent`` with every argument bound by its parameter's name: ``named`` first,
-        then :meth:`_given` at step ``t``.  No call restates a rule's signature, so reordering one cannot swap
-        values."""
-        return launch_named(self.launch, rule, extent, ChainMap(named, self._given(t)))
+        then ``step`` (``t``), the run's numbers and tables (:attr:`run_arguments`), and the state's columns and
+        scratch.  No call restates a rule's signature, so reordering one cannot swap values."""
+        return launch_named(self.launch, rule, extent, named, {"step": t}, self.run_arguments, self.state)
 
     def _synapse(self, t):
         s = self.state

@@ -7,13 +7,11 @@ solver step (reaction terms from the cells, then for each field the residual,
 three line sweeps and the update).
 """
 
-from collections import ChainMap
-
 import numpy as np
 
 from gpusim.kernels.cells import KIND_NAMES, N_KINDS
 from gpusim.kernels.diffusion import apply_update, diffusion_residual, line_solve, reaction_terms
-from gpusim.kernels.launch import launch_named
+from gpusim.kernels.decorators import launch_named
 from gpusim.kernels.rng import VESSEL, draw, probability_threshold
 
 FACE_BITS = {"z-": 0, "z+": 1, "y-": 2, "y+": 3, "x-": 4, "x+": 5}
@@ -149,7 +147,7 @@ class Fields:
         grid = {"nzf": nzf, "nyf": nyf, "nxf": nxf, "coarsening": self.coarsening, "uptake": self.uptake,
                 "secretion": self.secretion, "attacked_secretion": self.attacked_secretion, "decay": self.decay,
                 "rate": self.rate, "source": self.source, "delta": self.delta, "scratch": self.scratch}
-        return launch_named(self.backend.launch, rule, extent, ChainMap(named, grid))
+        return launch_named(self.backend.launch, rule, extent, named, grid)
 
     def adi_step(self, f, coefficients):
         """One Douglas ADI step of field ``f`` (tau and the rest in ``coefficients``, see kernels.diffusion)."""

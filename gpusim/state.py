@@ -15,15 +15,14 @@ The number of cells and the next id live on the backend (``counters``), so
 that births and compaction, which change them, need no word from the host.
 The host keeps ``n`` and ``next_id`` too: exact after :meth:`State.settle`
 or :meth:`State.synchronize`, upper bounds while the step runs (``exact``
-False), which is all a launch needs (:class:`gpusim.kernels.launch.Count`).
+False), which is all a launch needs (:class:`gpusim.kernels.cpu_launcher.Count`).
 """
-
-from collections import ChainMap
 
 import numpy as np
 
 from gpusim.kernels.cells import DEAD
-from gpusim.kernels.launch import Count, launch_named
+from gpusim.kernels.cpu_launcher import Count
+from gpusim.kernels.decorators import launch_named
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
 from gpusim.kernels.occupancy import (
     claim_own_voxel, gather_slots, list_by_rank, list_occupied, mark_occupied, mark_survivor,
@@ -175,6 +174,11 @@ def bytes_per_agent(held=None):
     return blocks + sum(np.dtype(t).itemsize * rows for t, rows in WORK.values())
 
 
+class ScratchRowConflict(RuntimeError):
+    """Debug mode: one phase used two scratch arrays that share a row (SHARED_SCRATCH), so one overwrote the
+    other."""
+
+
 class State:
     """Agent columns and occupancy grid on one backend."""
 
@@ -198,6 +202,8 @@ class State:
         self.storage = {}  # dtype -> the [row, slot] array of its RowBlock
         self.low_row = {}  # dtype -> the storage row of the first column row: 0, or the number of free rows
         self.occ = self.xp.full(int(np.prod(self.shape)), -1, dtype=np.int32)
+        self._scratch_users = None  # debug mode: row -> the scratch array using it in the phase running
+        self._phase = None
         self._allocate(max(int(capacity), 16))
 
     # --- storage ---------------------------------------------------------------
@@ -277,7 +283,35 @@ class State:
 
     def __getitem__(self, name):
         """The full-capacity column (or scratch array) ``name``."""
-        return self.columns[name] if name in self.columns else self.scratch[name]
+        return self.columns[name] if name in self.columns else self._scratch_array(name)
+
+    # --- debug mode: which phase owns each shared scratch row ------------------------
+    def watch_scratch(self):
+        """Debug mode: from now on every use of a scratch array is recorded against the phase running
+        (:meth:`enter_phase`), and a phase that uses two scratch arrays sharing one row (``SHARED_SCRATCH``:
+        rank and taken_a, won and touched, claim and contact) raises :class:`ScratchRowConflict` naming both."""
+        self._scratch_users = {}
+        self._phase = "set-up"
+
+    def enter_phase(self, name):
+        """Debug mode: the phase ``name`` starts; the shared rows are free again (none is read across phases)."""
+        if self._scratch_users is not None:
+            self._scratch_users = {}
+            self._phase = name
+
+    def _scratch_array(self, name):
+        array = self.scratch[name]
+        if self._scratch_users is not None:
+            row = SHARED_SCRATCH.get(name, name)
+            user = self._scratch_users.setdefault(row, name)
+            if user != name:
+                raise ScratchRowConflict(
+                    f"phase {self._phase}: scratch arrays {user} and {name} share one row of the agent table "
+                    f"(gpusim.state.SHARED_SCRATCH), so one overwrites the other; give one of them its own row")
+        return array
+
+    def __contains__(self, name):
+        return name in self.columns or name in self.scratch
 
     def view(self, name):
         """The live part ``[..., :n]`` of a column."""
@@ -310,7 +344,7 @@ class State:
 
     def _launch(self, rule, extent, **named):
         """Launch ``rule`` with its arguments bound by name: ``named``, then the grid and the columns."""
-        return launch_named(self.backend.launch, rule, extent, ChainMap(named, {"occ": self.occ}, self.columns))
+        return launch_named(self.backend.launch, rule, extent, named, {"occ": self.occ}, self.columns)
 
     # --- growth, compaction and sorting -----------------------------------------
     def append(self, count, written=()):
@@ -339,7 +373,7 @@ class State:
 
     def _rank_listing(self, count):
         """The inclusive prefix sum of the first ``count`` entries of the listing work array, into the rank one."""
-        rank = self.scratch["rank"]
+        rank = self["rank"]
         return self.xp.cumsum(self.work["listing"][:count], dtype=rank.dtype, out=rank[:count])
 
     def add_daughters(self, rank, bound):

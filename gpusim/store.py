@@ -827,15 +827,7 @@ def open_store(path):
     is not one, or not one gpusim can read safely."""
     if isinstance(path, OpenedStore):
         return path
-    path = _store_folder(path)
-    check_tree(path)
-    try:
-        root = _zarr().open_group(str(path), mode="r", zarr_format=3)
-        attributes = root.attrs.asdict()
-    except Exception as exc:
-        raise StoreError(f"{path}: cannot be read as a zarr store ({type(exc).__name__}: {exc})") from None
-    checked = checked_attributes(path, attributes)
-    meta = attributes["gpusim"]
+    path, root, meta, checked = _root_checked(path)
     edited = run_digest(meta) != checked.digest
     try:
         cfg = _config_of(path, checked.config)
@@ -857,13 +849,21 @@ def edited_hint(path):
 def stored_config(path):
     """The config a store holds, as written (root attributes checked; nothing else read): what a new run can
     start from."""
+    return _root_checked(path)[3].config
+
+
+def _root_checked(path):
+    """(path, root group, gpusim attributes, the same as RootAttributes) of a store after the first two looks: its
+    tree and its root attributes."""
     path = _store_folder(path)
     check_tree(path)
     try:
-        attributes = _zarr().open_group(str(path), mode="r", zarr_format=3).attrs.asdict()
+        root = _zarr().open_group(str(path), mode="r", zarr_format=3)
+        attributes = root.attrs.asdict()
     except Exception as exc:
         raise StoreError(f"{path}: cannot be read as a zarr store ({type(exc).__name__}: {exc})") from None
-    return checked_attributes(path, attributes).config
+    checked = checked_attributes(path, attributes)  # a gpusim store: its attributes are there
+    return path, root, attributes["gpusim"], checked
 
 
 def read_timeseries(store):

@@ -463,16 +463,15 @@ def checkpoint_arrays(group, store, pointer, cfg, n):
 def checkpoint_problems(columns, cfg, n, next_id, held):
     """The first value of a checkpoint's columns outside its domain, as a line, or None.  ``held``: the pool and
     set-point rows the run's table holds (gpusim.parameters.build)."""
-    from gpusim.kernels.cells import DEAD, N_KINDS
+    from gpusim.kernels.cells import N_KINDS, PERSISTENT_FLAGS
     from gpusim.kernels.lattice import N_DIRECTIONS
 
-    known_flags = 0x7F & ~int(DEAD)  # kernels.cells: every flag a cell carries across steps (the dead are compacted)
     voxel, ids = columns["voxel"], columns["agent_id"]
     checks = [
         ("voxel", np.any((voxel < 0) | (voxel >= cfg.voxels)), f"a voxel outside the lattice's {cfg.voxels:,}"),
         ("voxel", n and np.unique(voxel).size != n, "two cells in one voxel"),
         ("kind", np.any(columns["kind"] >= N_KINDS), f"a kind beyond the {N_KINDS} known"),
-        ("state", np.any(columns["state"] & ~np.uint8(known_flags)), "a state flag no live cell carries"),
+        ("state", np.any(columns["state"] & ~PERSISTENT_FLAGS), "a state flag no live cell carries"),
         ("heading", np.any((columns["heading"] < 0) | (columns["heading"] >= N_DIRECTIONS)), "a direction out of range"),
         ("partner", np.any((columns["partner"] < -1) | (columns["partner"] >= N_DIRECTIONS)), "a direction out of range"),
         ("agent_id", np.any((ids < 0) | (ids >= next_id)), "an id outside 0 .. next_id"),

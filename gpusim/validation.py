@@ -55,10 +55,7 @@ def antigen_vs_no_trogocytosis(hours, e_to_t):
 
 def drop_kept_without_trogocytosis(seed, targets):
     arms = hamieh(seed, targets, 0.5)
-    untreated = arms["untreated"].at(4).antigen_per_target
-    drop = 1 - arms["treated"].at(4).antigen_per_target / untreated
-    kept = 1 - arms["no_trogocytosis"].at(4).antigen_per_target / untreated
-    return kept / drop
+    return assays.antigen_drop(arms, 4, "no_trogocytosis") / assays.antigen_drop(arms, 4)
 
 
 def antigen_positive_car_t(seed, targets):
@@ -81,10 +78,7 @@ def removal(seed, targets):
 
 def deficit_left_after_removal(seed, targets):
     arms = removal(seed, targets)
-
-    def deficit(hours):
-        return 1 - arms["treated"].at(hours).antigen_per_target / arms["untreated"].at(hours).antigen_per_target
-    return deficit(78) / deficit(7)
+    return assays.antigen_drop(arms, 78) / assays.antigen_drop(arms, 7)
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,10 +90,8 @@ def costimulation(seed, targets, domain):
 
 
 def cd28_over_41bb_lysis(seed, targets):
-    def lysis(domain):
-        arms = costimulation(seed, targets, domain)
-        return 1 - arms["treated"].at(8).targets / arms["untreated"].at(8).targets
-    return lysis("cd28") / max(lysis("41bb"), 1e-9)
+    return ratio(assays.specific_lysis(costimulation(seed, targets, "cd28"), 8),
+                 assays.specific_lysis(costimulation(seed, targets, "41bb"), 8))
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,19 +101,23 @@ def car_nk(seed, targets, icar):
     return assays.run_arms(raw, [24], arms=("treated", "untreated"))
 
 
+def ratio(a, b, floor=1e-9):
+    """a / b, with b no smaller than ``floor`` (a count of none reads as one: ``floor=1``)."""
+    return a / max(b, floor)
+
+
 def icar_fratricide_share(seed, targets):
-    return car_nk(seed, targets, 20000)["treated"].at(24).fratricide / max(car_nk(seed, targets, 0)["treated"].at(24).fratricide, 1)
+    return ratio(car_nk(seed, targets, 20000)["treated"].at(24).fratricide,
+                 car_nk(seed, targets, 0)["treated"].at(24).fratricide, 1)
 
 
 def icar_nk_survival(seed, targets):
-    return car_nk(seed, targets, 20000)["treated"].at(24).effectors / max(car_nk(seed, targets, 0)["treated"].at(24).effectors, 1)
+    return ratio(car_nk(seed, targets, 20000)["treated"].at(24).effectors,
+                 car_nk(seed, targets, 0)["treated"].at(24).effectors, 1)
 
 
 def icar_lysis(seed, targets):
-    def lysis(icar):
-        arms = car_nk(seed, targets, icar)
-        return 1 - arms["treated"].at(24).targets / arms["untreated"].at(24).targets
-    return lysis(20000) / max(lysis(0), 1e-9)
+    return ratio(assays.specific_lysis(car_nk(seed, targets, 20000), 24), assays.specific_lysis(car_nk(seed, targets, 0), 24))
 
 
 BINDERS = {  # FMC63 and CAT scFv: KD by SPR (Ghorashian 2019); off-rates at one on-rate, ~2.3e5 /M/s [est]
@@ -136,23 +132,19 @@ def binder(seed, targets, name):
     return assays.run_arms(raw, [8, 24], arms=("treated", "untreated"))
 
 
+AFFINITY = {  # what each affinity row compares: (numerator, denominator, floor) from the FMC63 and CAT wells
+    "taken": lambda high, low: (high["treated"].series["taken_antigen_a"].sum(),
+                                low["treated"].series["taken_antigen_a"].sum(), 1),
+    "fratricide": lambda high, low: (high["treated"].at(8).fratricide, low["treated"].at(8).fratricide, 1),
+    "lysis": lambda high, low: (assays.specific_lysis(low, 24), assays.specific_lysis(high, 24), 1e-9),
+    "survival": lambda high, low: (low["treated"].at(24).effectors, high["treated"].at(24).effectors, 1),
+    "drop": lambda high, low: (assays.antigen_drop(low, 8), assays.antigen_drop(high, 8), 1e-9),
+}
+
+
 def affinity_ratio(what):
     def value(seed, targets):
-        high, low = binder(seed, targets, "fmc63"), binder(seed, targets, "cat")
-        if what == "taken":
-            return high["treated"].series["taken_antigen_a"].sum() / max(low["treated"].series["taken_antigen_a"].sum(), 1)
-        if what == "fratricide":
-            return high["treated"].at(8).fratricide / max(low["treated"].at(8).fratricide, 1)
-        if what == "lysis":
-            def lysis(arms):
-                return 1 - arms["treated"].at(24).targets / arms["untreated"].at(24).targets
-            return lysis(low) / max(lysis(high), 1e-9)
-        if what == "survival":
-            return low["treated"].at(24).effectors / max(high["treated"].at(24).effectors, 1)
-
-        def drop(arms):
-            return 1 - arms["treated"].at(8).antigen_per_target / arms["untreated"].at(8).antigen_per_target
-        return drop(low) / max(drop(high), 1e-9)
+        return ratio(*AFFINITY[what](binder(seed, targets, "fmc63"), binder(seed, targets, "cat")))
     return value
 
 
@@ -165,24 +157,22 @@ def saturating(seed, targets):
 
 def kill_rate_at_saturation(seed, targets):
     """Kills per effector per hour over the first 4 h, targets never short."""
-    arm = saturating(seed, targets)["treated"]
-    effectors = arm.series["cells_car_t"][1:].mean()
-    return arm.at(4).lysed / effectors / 4.0
+    return assays.kills_per_effector(saturating(seed, targets)["treated"], 4) / 4.0
 
 
 def kills_per_effector_per_day(seed, targets):
     """Kills per CAR-T over the first day of the Hamieh co-culture (E:T 1:4)."""
-    arm = hamieh(seed, targets)["treated"]
-    return arm.at(24).lysed / arm.series["cells_car_t"][1:].mean()
+    return assays.kills_per_effector(hamieh(seed, targets)["treated"], 24)
 
 
 def lysis_rises_with_e_to_t(seed, targets):
     """The smallest ratio of 4-h specific lysis between neighbouring E:T of 1:8, 1:4, 1:2, 1:1 and 2:1."""
     lyses = []
-    for ratio in (0.125, 0.25, 0.5, 1.0, 2.0):
-        arms = assays.run_arms(assays.coculture(targets, ratio, 4, seed=seed), [4], arms=("treated", "untreated"))
-        lyses.append(1 - arms["treated"].at(4).targets / arms["untreated"].at(4).targets)
-    return min(b / max(a, 1e-9) for a, b in zip(lyses, lyses[1:]))
+    for effectors_per_target in (0.125, 0.25, 0.5, 1.0, 2.0):
+        arms = assays.run_arms(assays.coculture(targets, effectors_per_target, 4, seed=seed), [4],
+                               arms=("treated", "untreated"))
+        lyses.append(assays.specific_lysis(arms, 4))
+    return min(ratio(b, a) for a, b in zip(lyses, lyses[1:]))
 
 
 ROWS = [

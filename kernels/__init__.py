@@ -1,8 +1,21 @@
 """The model's rules, each a plain per-cell Python function written once.
 
-:mod:`gpusim.kernels.launch` compiles every rule twice, for the CPU
+:mod:`gpusim.kernels.codegen` compiles every rule twice, for the CPU
 (``numba.njit`` inside a ``prange`` loop) and for the GPU
 (``numba.cuda.jit(device=True)`` inside a ``cuda.grid(1)`` kernel).
+
+How rules are written and launched:
+
+=================================================  ====================================
+job                                                module
+=================================================  ====================================
+``@rule``, ``@device``, ``fuse``, binding by name  :mod:`gpusim.kernels.decorators`
+code generation and the launchers' cache           :mod:`gpusim.kernels.codegen`
+the CPU launcher, a launch's extent (``Count``)    :mod:`gpusim.kernels.cpu_launcher`
+the GPU launcher (numba, CUDA C, direct)           :mod:`gpusim.kernels.gpu_launcher`
+the experimental GPU settings (``GPUSIM_CUDA_*``)  :mod:`gpusim.kernels.gpu_options`
+hand-written CUDA C forms of five rules            :mod:`gpusim.kernels.cuda_c`
+=================================================  ====================================
 
 Where to find a rule by its biological name:
 

@@ -38,7 +38,7 @@ from gpusim.kernels.cells import (
 )
 from gpusim.kernels.claims import claimed_voxel
 from gpusim.kernels.lattice import N_DIRECTIONS, neighbour_at, voxel_coords
-from gpusim.kernels.launch import device, rule
+from gpusim.kernels.decorators import device, rule
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES, SET_A
 from gpusim.kernels.params import ANTIGEN_LOSS, DIVISION_STEPS, NX, NY, NZ, POOL_ROW, SET_POINT_ROW, SYNTHESIS
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, tally_add
@@ -85,7 +85,8 @@ def steady_fraction(relax_q32, length, age):
     ``x0 = x_end / 2``, so ``x_end = S (1 - g**T) / (1 - g**T / 2)``.
     """
     keep = (np.uint64(1 << 32) - np.uint64(relax_q32)) >> _S2
-    at_division = ((_ONE_Q30 - fraction_power(keep, length)) << _S30) // (_ONE_Q30 - (fraction_power(keep, length) >> np.uint64(1)))
+    kept_over_cycle = fraction_power(keep, length)
+    at_division = ((_ONE_Q30 - kept_over_cycle) << _S30) // (_ONE_Q30 - (kept_over_cycle >> np.uint64(1)))
     at_birth = at_division >> np.uint64(1)
     return _ONE_Q30 - (((_ONE_Q30 - at_birth) * fraction_power(keep, age)) >> _S30)
 

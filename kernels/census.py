@@ -8,7 +8,7 @@ every snapshot.
 
 from gpusim.kernels.cell_cycle import could_divide_next_step
 from gpusim.kernels.cells import ACTIVATED, DEAD, HYPOXIC, N_KINDS, NECROTIC, QUIESCENT, TUMOUR
-from gpusim.kernels.launch import rule
+from gpusim.kernels.decorators import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, HIST_BINS, N_SPECIES, log_bin
 from gpusim.kernels.params import EXHAUSTION_LIMIT, POOL_ROW
 from gpusim.kernels.pools import molecules

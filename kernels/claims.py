@@ -12,7 +12,7 @@ the step (``rng.draw`` with a purpose of the phase), ties broken by the
 higher cell id.
 """
 
-from gpusim.kernels.launch import device, rule
+from gpusim.kernels.decorators import device, rule
 from gpusim.kernels.lattice import direction_offset, opposite, step_towards, voxel_coords, voxel_index
 from gpusim.kernels.params import NX, NY, NZ
 from gpusim.kernels.rng import draw

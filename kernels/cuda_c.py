@@ -1,12 +1,12 @@
 """Rules hand-written in CUDA C for the GPU: compiled with NVRTC, loaded with cupy's RawModule.
 
 Every rule is written once in Python and compiled for both targets by
-:mod:`gpusim.kernels.launch`.  Where a measured hot path may run faster
+:mod:`gpusim.kernels.codegen`.  Where a measured hot path may run faster
 written by hand, the rule names a CUDA C form of itself:
 ``@rule(tally=..., cuda_c="synapse.cu")`` says that ``kernels/synapse.cu``
 holds a kernel of the rule's name doing exactly what the rule does.  The GPU
 launches it instead of numba's kernel only when asked (``GPUSIM_CUDA_C``,
-see :func:`requested`), until a GPU has shown it is faster; the CPU and the
+see :mod:`gpusim.kernels.gpu_options`), until a GPU has shown it is faster; the CPU and the
 CUDA simulator always run the Python rule.  A test compiles each ``.cu``
 file for the host and compares it with the rule on real states, and another
 compiles it for the GPU (no GPU needed), so the two forms cannot drift apart.
@@ -16,7 +16,7 @@ A kernel's arguments are the rule's, in the rule's order, after the extent::
     extern "C" __global__ void RULE(long long n, const long long* live, ARGUMENTS..., unsigned long long* totals)
 
 ``n`` the indices to run, or where only the device knows the count of
-cells (:class:`~gpusim.kernels.launch.Count`) its bound, with ``live``
+cells (:class:`~gpusim.kernels.cpu_launcher.Count`) its bound, with ``live``
 pointing at the count (else null); an array of one dimension as a pointer
 to its first element, one of two dimensions as that pointer followed by
 ``long long NAME_stride`` (elements from one row to the next; the rows
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.kernels.launch import cuda_c_source, launched_rules, rule_parameters, rules_in_setting, tally_size
+from gpusim.kernels.decorators import cuda_c_source, launched_rules, rule_parameters, tally_size
 
 FOLDER = Path(__file__).parent
 NVRTC_OPTIONS = ("-std=c++17",)  # besides the GPU's architecture
@@ -44,7 +44,7 @@ NVRTC_OPTIONS = ("-std=c++17",)  # besides the GPU's architecture
 # compute capability 7.0 (a V100); before 8.0 (a T4, a V100) a warp's sums take shuffles (tally.cuh).
 MIN_CAPABILITY = (7, 0)
 # the modules whose constants a .cu file may use (every kernels module that defines rules or their numbers)
-_NOT_CONSTANT_MODULES = {"__init__", "launch", "cuda_c"}
+_NOT_CONSTANT_MODULES = {"__init__", "cuda_c", "decorators", "codegen", "cpu_launcher", "gpu_launcher", "gpu_options"}
 
 
 def rules_with_cuda_c():
@@ -59,17 +59,6 @@ def capability_problem(capability):
     return (f"GPUSIM_CUDA_C: the CUDA C kernels need a GPU of compute capability {MIN_CAPABILITY[0]}."
             f"{MIN_CAPABILITY[1]} or later (their warps match lanes by value); this one has {capability[0]}."
             f"{capability[1]}: unset GPUSIM_CUDA_C to run numba's kernels")
-
-
-# The rules the GPU launches in their CUDA C form unless GPUSIM_CUDA_C says otherwise: none until a GPU's per-rule
-# times (benchmarks/gpu_check.sh's variants) show one faster than numba's kernel.
-BY_DEFAULT = frozenset()
-
-
-def requested(setting=None):
-    """The rules whose CUDA C form the GPU should launch, from ``GPUSIM_CUDA_C`` (or ``setting``): unset or empty
-    ``BY_DEFAULT``; ``0`` none; ``1`` or ``all`` every one that has one; else rule names separated by commas."""
-    return rules_in_setting("GPUSIM_CUDA_C", rules_with_cuda_c(), setting, BY_DEFAULT, lacking="have no CUDA C form")
 
 
 def _constant_modules():
@@ -249,7 +238,7 @@ def blocks_per_multiprocessor(threads_per_block, registers, shared_bytes, multip
     """Blocks of a kernel that one multiprocessor runs at once, and what limits them (``"threads"``,
     ``"registers"``, ``"shared memory"`` or ``"blocks"``), from its ``registers`` a thread and ``shared_bytes``
     a block.  ``multiprocessor``: its registers and the unit it hands them out in (a warp at a time), its
-    warps, blocks, shared memory and the shared memory it reserves a block (gpusim.bench.SM90 for an H200, or
+    warps, blocks, shared memory and the shared memory it reserves a block (benchmarks/gputools/compiled.py's SM90 for an H200, or
     a GPU's own through :func:`multiprocessor_of`)."""
     warps = -(-threads_per_block // 32)
     unit = multiprocessor["register_unit"]

@@ -38,7 +38,7 @@ from gpusim.kernels.cells import (
     TROGOPTOSIS,
     TUMOUR,
 )
-from gpusim.kernels.launch import device, rule
+from gpusim.kernels.decorators import device, rule
 from gpusim.kernels.molecules import N_SPECIES
 from gpusim.kernels.params import (
     APOPTOSIS_THRESHOLD, DEBRIS_STEPS, LETHAL_BITES, LETHAL_DAMAGE, NECROSIS_STEPS, POOL_ROW,

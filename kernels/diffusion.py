@@ -48,7 +48,7 @@ import numba
 import numpy as np
 
 from gpusim.kernels.lattice import index_coords, quotient, voxel_coords
-from gpusim.kernels.launch import device, device_for_targets, rule
+from gpusim.kernels.decorators import device, device_for_targets, rule
 from gpusim.kernels.params import COARSENING_DIVISOR, GRID_NX, GRID_NY
 
 def _mul_cuda(a, b):

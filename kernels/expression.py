@@ -23,7 +23,7 @@ tonically, which exhausts trogocytosis-positive cells (Hamieh 2019; Kim 2025).
 import numpy as np
 
 from gpusim.kernels.cells import DEAD, NECROTIC, TUMOUR
-from gpusim.kernels.launch import device, fuse, rule
+from gpusim.kernels.decorators import device, fuse, rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SPECIES, SET_A, SET_B, bound_complexes, share
 from gpusim.kernels.params import (
     BITE_REPAIR,

@@ -15,7 +15,7 @@ do by multiplying (:func:`quotient`): the lattice's divisors arrive in
 
 import numpy as np
 
-from gpusim.kernels.launch import device
+from gpusim.kernels.decorators import device
 from gpusim.kernels.params import NX, NY, NZ, PLANE_DIVISOR, ROW_DIVISOR
 
 N_DIRECTIONS = 26

@@ -25,7 +25,7 @@ from gpusim.kernels.cells import DEAD, HELD, NECROTIC, TUMOUR
 from gpusim.kernels.claims import claimed_voxel
 from gpusim.kernels.diffusion import grid_coords
 from gpusim.kernels.lattice import N_DIRECTIONS, direction_offset, neighbour, voxel_index
-from gpusim.kernels.launch import device, rule
+from gpusim.kernels.decorators import device, rule
 from gpusim.kernels.params import (
     CHEMOTAXIS_THRESHOLD,
     GRID_NX,

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from gpusim.kernels.launch import device
+from gpusim.kernels.decorators import device
 
 # species (rows of the pools table)
 ANTIGEN_A = 0  # target antigen (e.g. CD19); on effectors: acquired by trogocytosis

@@ -10,7 +10,7 @@ that needs no memory per voxel (:mod:`gpusim.dosing`).
 import numpy as np
 
 from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
-from gpusim.kernels.launch import device, rule
+from gpusim.kernels.decorators import device, rule
 from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
 from gpusim.kernels.params import DIVISION_BUDGET, SET_POINT, SET_POINT_ROW

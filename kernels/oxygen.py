@@ -16,7 +16,7 @@ because the field itself is bitwise identical there (kernels/diffusion.py).
 
 from gpusim.kernels.cells import DEAD, HYPOXIC, NECROTIC, NOT_HYPOXIC, TUMOUR
 from gpusim.kernels.diffusion import grid_voxel
-from gpusim.kernels.launch import rule
+from gpusim.kernels.decorators import rule
 
 HYPOXIA_LEVEL = 0  # rows of the oxygen_levels vector (mmHg)
 ANOXIA_LEVEL = 1

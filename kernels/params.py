@@ -11,7 +11,7 @@ contact area, so rules decide events by integer arithmetic alone.
 """
 
 from gpusim.kernels.cells import N_KINDS
-from gpusim.kernels.launch import Layout
+from gpusim.kernels.decorators import Layout
 from gpusim.kernels.molecules import N_SET_POINTS, N_SPECIES
 
 _layout = Layout()

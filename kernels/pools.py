@@ -13,7 +13,7 @@ reads as if every species were there and the result is the same bit for bit.
 
 import numpy as np
 
-from gpusim.kernels.launch import device
+from gpusim.kernels.decorators import device
 from gpusim.kernels.params import POOL_ROW, SET_POINT_ROW
 
 

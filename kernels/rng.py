@@ -18,7 +18,7 @@ differences between devices cannot flip an event.
 
 import numpy as np
 
-from gpusim.kernels.launch import device
+from gpusim.kernels.decorators import device
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from gpusim.kernels.cells import TUMOUR
-from gpusim.kernels.launch import device
+from gpusim.kernels.decorators import device
 from gpusim.kernels.molecules import (
     ANTIGEN_A,
     ANTIGEN_B,

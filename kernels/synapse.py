@@ -35,7 +35,7 @@ synapse
 
 from gpusim.kernels.cells import ACTIVATED, CAR_M, DEAD, ENGULFED, HELD, N_KINDS, NECROTIC, NOT_HELD, TUMOUR
 from gpusim.kernels.lattice import N_DIRECTIONS, occupant_at, opposite, voxel_coords
-from gpusim.kernels.launch import rule
+from gpusim.kernels.decorators import rule
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, SHARES, share
 from gpusim.kernels.params import (
     ACTIVATION_TABLE,

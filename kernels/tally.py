@@ -13,7 +13,7 @@ counters), so the engine adds their results into one ledger per step.
 import numpy as np
 
 from gpusim.kernels.cells import N_CAUSES, N_KINDS
-from gpusim.kernels.launch import Layout, device, device_for_targets
+from gpusim.kernels.decorators import Layout, device, device_for_targets
 from gpusim.kernels.molecules import N_SPECIES
 
 _LOW_WORD = np.uint64(0xFFFFFFFF)

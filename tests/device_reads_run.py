@@ -92,7 +92,7 @@ def main():
     from gpusim.backend import Backend
     from gpusim.config import validate
     from gpusim.engine import Simulation
-    from gpusim.kernels.launch import CUDALauncher
+    from gpusim.kernels.gpu_launcher import CUDALauncher
 
     steps = int(sys.argv[1])
     warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)  # the hash wraps on purpose

@@ -8,6 +8,8 @@ from pathlib import Path
 from gpusim.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # the GPU-analysis tools, gputools, live there, outside the package
 
 
 def small_config(**sections):

@@ -8,7 +8,7 @@ simulator runs kernels as Python, so it accepts code that numba-cuda's real
 compiler refuses; here each launcher is compiled to PTX by NVVM for compute
 capability MAJOR.MINOR (default 9.0, the H100 and H200) and linked into that
 GPU's machine code by nvJitLink, with no GPU or driver
-(:func:`gpusim.bench.compile_kernels`; needs numba-cuda's NVVM, NVRTC and
+(:func:`gputools.compiled.compile_kernels`; needs numba-cuda's NVVM, NVRTC and
 nvJitLink wheels, ``numba-cuda[cu13]``); with ``strided``, also each kernel's
 form that strides over its indices (``GPUSIM_CUDA_GRID``).  It proves that the kernels compile,
 not what they compute: only a GPU shows that.  Prints one JSON line: the
@@ -22,7 +22,8 @@ import sys
 
 
 def main():
-    from gpusim.bench import compile_kernels
+    import helpers  # noqa: F401  (puts benchmarks/, where gputools lives, on the path)
+    from gputools.compiled import compile_kernels
 
     capability = tuple(int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "9.0").split("."))
     with open(sys.argv[1], "rb") as f:

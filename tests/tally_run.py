@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from gpusim.kernels.launch import rule
+from gpusim.kernels.decorators import rule
 from gpusim.kernels.tally import tally_add
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gpusim.kernels import molecules
-from gpusim.kernels.launch import compile_device
+from gpusim.kernels.codegen import compile_device
 
 
 def values_to_check():

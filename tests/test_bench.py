@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from gputools import compiled, ncu, variants
+
 from gpusim import bench
 
 from helpers import run_gpusim, run_script
@@ -100,11 +102,11 @@ def test_the_fastest_form_of_every_rule_is_chosen_among_the_variants_equal_to_th
         "wrong": [_timed(630, 1.0, {name: 0.1 for name in rules}, cuda_c=list(rules))],
     }
     equal = {"c", "grid", "direct"}
-    assert bench.best_settings(reports, equal) == {
+    assert variants.best_settings(reports, equal) == {
         "GPUSIM_CUDA_C": "census", "GPUSIM_CUDA_GRID": "die", "GPUSIM_CUDA_DIRECT": "1"}
     # the main run's own forms stand where no variant beats them
     reports["main"][1].update(cuda_c=["choose_partner"], strided=["commit_step"])
-    assert bench.best_settings(reports, {"grid"}) == {
+    assert variants.best_settings(reports, {"grid"}) == {
         "GPUSIM_CUDA_C": "choose_partner", "GPUSIM_CUDA_GRID": "census,commit_step,die", "GPUSIM_CUDA_DIRECT": "0"}
     # the script, on what gpu_check.sh leaves: the equality of each variant beside its timing
     reports["main"][1].update(cuda_c=[], strided=[])
@@ -147,14 +149,14 @@ def test_nsight_computes_report_is_summed_per_rule():
         lines += _ncu_rows(launch, kernel, [("gpu__time_duration.sum", unit, time), ("dram__bytes.sum", "byte", "1,000,000"),
                                             ("dram__throughput.avg.pct_of_peak_sustained_elapsed", "%", dram),
                                             ("launch__registers_per_thread", "register/thread", "40")])
-    table = bench.ncu_table("\n".join(lines), rules={"resolve_claim", "die", "census", "claim_own_voxel"})
+    table = ncu.ncu_table("\n".join(lines), rules={"resolve_claim", "die", "census", "claim_own_voxel"})
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()[2:6]}
     assert list(rows) == ["census (CUDA C)", "die (strided)", "resolve_claim", "cupy_cumsum__int64_int64"]
     assert rows["census (CUDA C)"][2] == "1000.0" and rows["resolve_claim"][1:3] == ["2", "2.0"]
     assert rows["resolve_claim"][5] == "70"  # (80 * 1500 + 40 * 500) / 2000
     assert rows["die (strided)"][5] == "" and rows["resolve_claim"][4] == "2.0"  # MB of DRAM, both launches
     assert "5 launches, 1.00 ms" in table
-    assert bench.ncu_table("==ERROR== Failed to initialize the profiler") == ""
+    assert ncu.ncu_table("==ERROR== Failed to initialize the profiler") == ""
 
 
 SASS = """
@@ -175,14 +177,14 @@ SASS = """
 def test_a_kernels_machine_code_is_summarised_for_what_costs_more_than_its_loads():
     """kernel_resources.py --sass: instructions (predicated ones too), compare-and-swap loops, the library
     routines called, local-memory accesses; and the resources table gains those columns, with the stack frame."""
-    assert bench.sass_summary(SASS) == {"instructions": 9, "cas_loops": 1, "routines": ["__cuda_sm20_div_s64"],
+    assert compiled.sass_summary(SASS) == {"instructions": 9, "cas_loops": 1, "routines": ["__cuda_sm20_div_s64"],
                                         "local_accesses": 2}
     entry = {"kernel": "gpusim.kernels.census.census", "registers": 44, "shared_bytes": 4032, "spill_bytes": 0,
              "stack_bytes": 0}
-    plain = bench.resources_markdown([entry], (9, 0), 256).splitlines()
+    plain = compiled.resources_markdown([entry], (9, 0), 256).splitlines()
     assert plain[-1] == "| gpusim.kernels.census.census | 44 | 4032 | 0 | 0 | 62% | registers |"
     assert plain[-3].count("|") == plain[-1].count("|")
-    with_code = bench.resources_markdown([{**entry, "sass": bench.sass_summary(SASS)}], (9, 0), 256).splitlines()
+    with_code = compiled.resources_markdown([{**entry, "sass": compiled.sass_summary(SASS)}], (9, 0), 256).splitlines()
     assert with_code[-1].endswith("| registers | 9 | 1 | __cuda_sm20_div_s64 | 2 |")
     assert with_code[-3].count("|") == with_code[-1].count("|") == with_code[-2].count("|")
     from gpusim.kernels import cuda_c

@@ -20,7 +20,8 @@ import pytest
 from gpusim.config import read_source, validate
 from gpusim.engine import Simulation
 from gpusim.kernels import cuda_c
-from gpusim.kernels.launch import Count, cuda_c_source, rule_parameters, tally_size
+from gpusim.kernels.cpu_launcher import Count
+from gpusim.kernels.decorators import cuda_c_source, rule_parameters, tally_size
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B
 from gpusim.kernels.params import EXHAUSTION_LIMIT, POOL_ROW
 from gpusim.kernels.rng import MOVE_PRIORITY
@@ -63,16 +64,21 @@ def test_a_source_that_does_not_compile_is_refused_with_the_compiler_log(monkeyp
 
 
 def test_gpusim_cuda_c_names_rules_with_a_cuda_c_form(monkeypatch):
-    assert cuda_c.requested("") == cuda_c.BY_DEFAULT and cuda_c.requested("0") == frozenset()
-    monkeypatch.setattr(cuda_c, "BY_DEFAULT", frozenset({"census"}))  # once a GPU has shown the census faster
-    assert cuda_c.requested("") == {"census"} and cuda_c.requested("0") == frozenset()
+    from gpusim.kernels import gpu_options
+
+    def requested(setting):
+        return gpu_options.read({"GPUSIM_CUDA_C": setting}).cuda_c
+
+    assert requested("") == gpu_options.CUDA_C_BY_DEFAULT and requested("0") == frozenset()
+    monkeypatch.setattr(gpu_options, "CUDA_C_BY_DEFAULT", frozenset({"census"}))  # once a GPU has shown it faster
+    assert requested("") == {"census"} and requested("0") == frozenset()
     monkeypatch.delenv("GPUSIM_CUDA_C", raising=False)
-    assert cuda_c.requested() == {"census"}
-    assert cuda_c.requested("1") == cuda_c.requested("all") == frozenset(RULES)
-    assert cuda_c.requested(" choose_partner ") == {"choose_partner"}
+    assert gpu_options.read().cuda_c == {"census"}
+    assert requested("1") == requested("all") == frozenset(RULES)
+    assert requested(" choose_partner ") == {"choose_partner"}
     forms = "census, choose_division_site, choose_partner, resolve_claim, synapse_receive"
     with pytest.raises(ValueError, match=f"die, which have no CUDA C form; those that can be named: {forms}"):
-        cuda_c.requested("choose_partner,die")
+        requested("choose_partner,die")
 
 
 def test_a_blocks_counters_in_32_bit_halves_sum_as_int64(tmp_path):
@@ -210,7 +216,7 @@ def test_host_build_equals_the_rule_at_every_launch_of_a_run(preset, host_kernel
     sim = Simulation(small_preset(preset), backend=None)
     compared = {name: 0 for name in RULES}
     tallied = {name: 0 for name in RULES}
-    counted = {name: 0 for name in RULES}  # launches over a count only the device knows (kernels.launch.Count)
+    counted = {name: 0 for name in RULES}  # launches over a count only the device knows (kernels.cpu_launcher.Count)
     launch = sim.launch
 
     def compare_then_launch(fn, n, *args):
@@ -380,7 +386,8 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
     arguments)."""
     from types import SimpleNamespace
 
-    from gpusim.kernels.launch import CUDALauncher
+    from gpusim.kernels.gpu_launcher import CUDALauncher
+    from gpusim.kernels.gpu_options import GPUOptions
 
     launched = []
 
@@ -398,7 +405,8 @@ def test_the_gpu_launcher_runs_the_cuda_c_form_when_asked(host_kernels, monkeypa
                   "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 228 * 1024}  # 6 blocks of a warp
     device = SimpleNamespace(Device=lambda: SimpleNamespace(id=0),
                              runtime=SimpleNamespace(getDeviceProperties=lambda device_id: properties))
-    gpu = CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), threads_per_block=1, cuda_c=set(RULES))
+    gpu = CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), threads_per_block=1,
+                       options=GPUOptions(cuda_c=frozenset(RULES)))
     sim = Simulation(small_preset("li2022_car_nk"), backend=None)  # effectors next to the tumour, all free
     s = sim.state
     given = ChainMap({"seed": sim.seed, "step": 0, "params": sim.params, "occ": s.occ, "detection": 100}, s)
@@ -454,7 +462,7 @@ H200 = {"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048, "regsPe
 def test_a_cuda_c_launch_starts_the_blocks_an_h200_holds_of_the_kernel(registers, shared_bytes, held):
     """As many blocks as the multiprocessors hold of this kernel at once, by its registers (the census's 40:
     six blocks of 256 threads; 68: three) and threads; never more than the cells need."""
-    from gpusim.bench import SM90, occupancy
+    from gputools.compiled import SM90, occupancy
 
     resident = cuda_c.resident_blocks(256, H200, registers, shared_bytes)
     assert cuda_c.blocks_for(10**8, 256, resident) == 132 * held

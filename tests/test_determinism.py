@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from gpusim.engine import Simulation
-from gpusim.kernels.launch import Fused, launched_rules
+from gpusim.kernels.decorators import Fused, launched_rules
 
 from helpers import run_script, small_config
 
 
 def all_rules():
-    """What the engine launches: every rule of the kernels package, a fused launch (kernels.launch.fuse) in place
+    """What the engine launches: every rule of the kernels package, a fused launch (kernels.decorators.fuse) in place
     of the rules it runs."""
     launched = launched_rules().values()
     fused = {f"{r.__module__}.{r.__name__}" for fn in launched if isinstance(fn, Fused) for r in fn.rules}
@@ -222,7 +222,7 @@ def test_every_cuda_kernel_compiles_for_an_h200(simulator_trace):
 
 
 def test_a_fused_launch_equals_its_rules_launched_one_after_another():
-    """kernels.launch.fuse: express and recover in one launch change every array and tally as the two launches do,
+    """kernels.decorators.fuse: express and recover in one launch change every array and tally as the two launches do,
     mid-run (pools off their set points, effectors exhausted and damaged); and a fusion that cannot hold is
     refused."""
     from collections import ChainMap
@@ -232,7 +232,7 @@ def test_a_fused_launch_equals_its_rules_launched_one_after_another():
 
     from gpusim.kernels.census import census
     from gpusim.kernels.expression import express, express_and_recover, recover
-    from gpusim.kernels.launch import fuse, launch_arguments
+    from gpusim.kernels.decorators import fuse, launch_arguments
     from gpusim.kernels.synapse import synapse_receive
 
     cfg, _ = small_config()

@@ -177,7 +177,8 @@ def test_a_direct_launch_lays_out_the_parameters_as_numba_does(monkeypatch):
     import numba
     from numba import types as nbtypes
 
-    from gpusim.kernels import launch as launching
+    from gpusim.kernels import gpu_launcher as launching
+    from gpusim.kernels.gpu_options import GPUOptions
     from gpusim.kernels.occupancy import mark_survivor
 
     numba_launches, core_launches = [], []
@@ -206,9 +207,9 @@ def test_a_direct_launch_lays_out_the_parameters_as_numba_does(monkeypatch):
             return call
 
     kernel = Kernel()
-    monkeypatch.setattr(launching, "launcher", lambda fn, target, counted, strided: kernel)
+    monkeypatch.setattr(launching, "launcher", lambda fn, target, counted, strided, cache: kernel)
     xp = SimpleNamespace(ndarray=_DeviceArray, zeros=np.zeros, cuda=object())
-    gpu = launching.CUDALauncher(xp, direct=True)
+    gpu = launching.CUDALauncher(xp, options=GPUOptions(direct=True))
     gpu._core = SimpleNamespace(LaunchConfig=lambda **config: config,
                                 launch=lambda stream, config, function, *parameters:
                                 core_launches.append((stream, config, function, parameters)))
@@ -243,7 +244,7 @@ import ctypes, json, types
 import numpy as np
 import numba.cuda.dispatcher as dispatcher
 from numba import types as nb
-from gpusim.kernels.launch import kernel_parameters, parameter_forms
+from gpusim.kernels.gpu_launcher import kernel_parameters, parameter_forms
 
 class DeviceArray:  # a cupy array as far as both layouts ask (numba's through its device-array wrapper)
     def __init__(self, array):
@@ -290,10 +291,11 @@ def test_gpusim_cuda_direct_is_checked_on_every_backend(monkeypatch):
     """GPUSIM_CUDA_DIRECT: 1 or 0, unset the default (off until a GPU has shown it faster); anything else is
     refused on every backend; asked for in the CUDA simulator, which runs kernels as Python, a clear error."""
     from gpusim.backend import BackendError, select
-    from gpusim.kernels import launch
+    from gpusim.kernels import gpu_options
 
-    assert launch.direct_requested("") is launch.DIRECT_BY_DEFAULT is False
-    assert launch.direct_requested("1") is True and launch.direct_requested(" 0 ") is False
+    assert gpu_options.read({}).direct is gpu_options.DIRECT_BY_DEFAULT is False
+    assert gpu_options.read({"GPUSIM_CUDA_DIRECT": "1"}).direct is True
+    assert gpu_options.read({"GPUSIM_CUDA_DIRECT": " 0 "}).direct is False
     monkeypatch.setenv("GPUSIM_CUDA_DIRECT", "yes")
     with pytest.raises(BackendError, match=r"GPUSIM_CUDA_DIRECT='yes': expected 1"):
         select("cpu")
@@ -309,13 +311,17 @@ def test_gpusim_cuda_grid_names_rules_and_falls_back_to_its_default(monkeypatch)
     """Unset: the rules a GPU has shown faster strided (none yet); 0 none; all every launch; a misspelt name is
     refused on every backend, naming the rules there are."""
     from gpusim.backend import BackendError, select
-    from gpusim.kernels import launch
+    from gpusim.kernels import gpu_options
+    from gpusim.kernels.decorators import launched_rules
 
-    assert launch.strided_requested("") == launch.STRIDED_BY_DEFAULT == frozenset()
-    monkeypatch.setattr(launch, "STRIDED_BY_DEFAULT", frozenset({"die", "commit_step"}))
+    def strided(setting):
+        return gpu_options.read({"GPUSIM_CUDA_GRID": setting}).strided
+
+    assert strided("") == gpu_options.STRIDED_BY_DEFAULT == frozenset()
+    monkeypatch.setattr(gpu_options, "STRIDED_BY_DEFAULT", frozenset({"die", "commit_step"}))
     monkeypatch.delenv("GPUSIM_CUDA_GRID", raising=False)
-    assert launch.strided_requested() == {"die", "commit_step"} and launch.strided_requested("0") == frozenset()
-    assert launch.strided_requested("all") == set(launch.launched_rules()) >= {"die", "census", "express_and_recover"}
+    assert gpu_options.read().strided == {"die", "commit_step"} and strided("0") == frozenset()
+    assert strided("all") == set(launched_rules()) >= {"die", "census", "express_and_recover"}
     monkeypatch.setenv("GPUSIM_CUDA_GRID", "census,dye")
     with pytest.raises(BackendError, match="GPUSIM_CUDA_GRID names dye, which are not rules of the kernels package; "
                                            "those that can be named: apply_update, census"):
@@ -332,8 +338,9 @@ def test_a_strided_kernel_starts_the_blocks_the_gpu_holds_of_it(monkeypatch):
 
     import numpy as np
 
-    from gpusim.kernels import launch as launching
+    from gpusim.kernels import gpu_launcher as launching
     from gpusim.kernels.death import die
+    from gpusim.kernels.gpu_options import GPUOptions
 
     started = []
 
@@ -356,12 +363,12 @@ def test_a_strided_kernel_starts_the_blocks_the_gpu_holds_of_it(monkeypatch):
             return call
 
     strided, plain = Kernel([40, None, 70, None, None]), Kernel([40])
-    monkeypatch.setattr(launching, "launcher", lambda fn, target, counted, stride: strided if stride else plain)
+    monkeypatch.setattr(launching, "launcher", lambda fn, target, counted, stride, cache: strided if stride else plain)
     properties = {"multiProcessorCount": 132, "maxThreadsPerMultiProcessor": 2048, "regsPerMultiprocessor": 65536,
                   "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 233472}
     device = SimpleNamespace(Device=lambda: SimpleNamespace(id=0),
                              runtime=SimpleNamespace(getDeviceProperties=lambda device_id: properties))
-    gpu = launching.CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), strided={"die"})
+    gpu = launching.CUDALauncher(SimpleNamespace(zeros=np.zeros, cuda=device), options=GPUOptions(strided={"die"}))
     for cells in (10**8, 10**8, 10**8, 10**8, 1000):
         gpu(die, cells)
     gpu.strided = frozenset()
@@ -387,9 +394,11 @@ def test_gpusim_cuda_cache_puts_the_kernels_in_numbas_cache_beside_their_modules
     with an on-disk cache in the launchers' folder, where the file names carry the kernels' digest (a changed
     rule is never loaded stale); unset or 0, none (making the dispatchers needs no GPU)."""
     result = _python(
-        "from gpusim.kernels.launch import launcher; from gpusim.kernels.death import die; "
-        "from gpusim.kernels.migration import choose_step; "
-        "kernels = [launcher(die, 'cuda', True), launcher(die, 'cuda', True, True), launcher(choose_step, 'cuda')]; "
+        "from gpusim.kernels.codegen import launcher; from gpusim.kernels.death import die; "
+        "from gpusim.kernels.migration import choose_step; from gpusim.kernels.gpu_options import read; "
+        "cache = read().cache; "
+        "kernels = [launcher(die, 'cuda', True, False, cache), launcher(die, 'cuda', True, True, cache), "
+        "launcher(choose_step, 'cuda', cache=cache)]; "
         "print(*{type(k._cache).__name__ for k in kernels}, *{k._cache.cache_path for k in kernels if k._cache.cache_path})",
         env={"GPUSIM_CUDA_CACHE": setting, "GPUSIM_CACHE_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -503,13 +512,13 @@ def test_a_gpu_older_than_numba_cudas_toolkit_is_named_with_the_fix(capability):
 @pytest.mark.without_gpu
 def test_the_profiling_script_runs_one_step_between_the_profilers_marks():
     """benchmarks/profile_step.py (run under ncu by the GPU check), rehearsed in the CUDA simulator; and the
-    metrics it asks ncu for are the ones gpusim.bench.ncu_table reads."""
+    metrics it asks ncu for are the ones gputools.ncu.ncu_table reads."""
     result = run_script("../benchmarks/profile_step.py", "--agents", "200", "--warmup", "1",
                         env={"NUMBA_ENABLE_CUDASIM": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "profiled one step of" in result.stderr and "cuda (CUDA simulator)" in result.stderr
     listed = run_script("../benchmarks/profile_step.py", "--metrics")
-    from gpusim.bench import NCU_METRICS
+    from gputools.ncu import NCU_METRICS
 
     assert listed.stdout.strip().split(",") == list(NCU_METRICS)
 

@@ -5,7 +5,7 @@ import pytest
 
 from gpusim.engine import Simulation
 from gpusim.kernels.cells import CAR_T, TUMOUR
-from gpusim.kernels.launch import compile_device
+from gpusim.kernels.codegen import compile_device
 from gpusim.kernels.lattice import direction_offset, neighbour, opposite
 
 from helpers import small_config
@@ -452,3 +452,25 @@ def test_growing_the_table_holds_the_old_and_new_tables_only_a_block_at_a_time()
         tracemalloc.stop()
     assert state.capacity == 300_001
     assert peak <= state.capacity * bytes_per_agent() - old_table + largest
+
+
+def test_debug_mode_names_a_phase_that_uses_two_scratch_arrays_of_one_row(small):
+    """The shared scratch rows (gpusim.state.SHARED_SCRATCH): a whole debug run uses each row for one array a
+    phase; a phase that took the synapse's taken_a and the births' rank at once would have one overwrite the
+    other, and debug mode says so, naming the phase and both arrays."""
+    from gpusim.state import SHARED_SCRATCH, ScratchRowConflict
+
+    cfg, _ = small
+    sim = Simulation(cfg, debug=True)
+    sim.run(6)  # every phase, births and compaction included, keeps to one array a row
+    s = sim.state
+    for shared, host in SHARED_SCRATCH.items():
+        s.enter_phase("synapse")
+        s[host], s[host]  # the same array twice is one user
+        with pytest.raises(ScratchRowConflict, match=f"phase synapse: scratch arrays {host} and {shared} share"):
+            s[shared]
+        s.enter_phase("divide")
+        s[shared]  # the next phase may take the row for the other
+    unwatched = Simulation(cfg)
+    unwatched.state.enter_phase("synapse")
+    unwatched.state["taken_a"], unwatched.state["rank"]  # outside debug mode nothing is recorded

@@ -1,15 +1,18 @@
-"""gpusim.memory_traffic: the sectors a launch touches, counted exactly, and a recorded run left as it was."""
+"""gputools.memory_traffic: the sectors a launch touches, counted exactly, and a recorded run left as it was."""
 
 import hashlib
 
 import numpy as np
 import pytest
 
-from gpusim import bench, memory_traffic
+from gputools import memory_traffic
+
+from gpusim import bench
 from gpusim.backend import select
 from gpusim.config import validate
 from gpusim.engine import Simulation
-from gpusim.kernels.launch import Count, fuse, rule
+from gpusim.kernels.cpu_launcher import Count
+from gpusim.kernels.decorators import fuse, rule
 from gpusim.kernels.tally import tally_add
 
 SECTOR_VALUES = memory_traffic.SECTOR_BYTES // 4  # int32 values in a sector

@@ -23,8 +23,7 @@ def arms(seed, e_to_t=0.25, hours=8, at=(8,), which=("treated", "untreated", "no
     return assays.run_arms(assays.coculture(TARGETS, e_to_t, hours, seed=seed, **scene), at, arms=which)
 
 
-def lysis(result, hours):
-    return 1 - result["treated"].at(hours).targets / result["untreated"].at(hours).targets
+lysis = assays.specific_lysis
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -56,8 +55,7 @@ def test_A_antigen_recovers_when_the_car_t_cells_are_removed(seed):
         raw = assays.coculture(TARGETS, 0.25, 54, seed=seed, occupancy=0.02)
         raw["depletion"] = [{"time": "6 h", "kind": "car_t"}] if removed else []
         result = assays.run_arms(raw, [7, 54], arms=("treated", "untreated"))
-        return [1 - result["treated"].at(h).antigen_per_target / result["untreated"].at(h).antigen_per_target
-                for h in (7, 54)]
+        return [assays.antigen_drop(result, h) for h in (7, 54)]
 
     at_removal, later = deficit(removed=True)
     assert at_removal > 0.1 and later < 0.4 * at_removal

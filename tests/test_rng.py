@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gpusim.kernels import rng
-from gpusim.kernels.launch import compile_device
+from gpusim.kernels.codegen import compile_device
 
 draw = compile_device(rng.draw, "cpu")
 draw_index = compile_device(rng.draw_index, "cpu")

@@ -544,11 +544,11 @@ def test_a_cache_folder_others_can_write_to_is_refused(tmp_path):
     result = run_gpusim("run", "tiny", "-o", tmp_path / "x.ome.zarr", env={"GPUSIM_CACHE_DIR": str(cache)})
     refused(result, "is writable by group or others")
     fresh = tmp_path / "fresh"
-    from gpusim.kernels import launch
+    from gpusim.kernels import codegen
 
     os.environ["GPUSIM_CACHE_DIR"], saved = str(fresh), os.environ.get("GPUSIM_CACHE_DIR")
     try:
-        launch.private_cache_dir()
+        codegen.private_cache_dir()
     finally:
         if saved is None:
             del os.environ["GPUSIM_CACHE_DIR"]

@@ -71,7 +71,7 @@ def test_killing_at_high_density_saturates_at_the_handling_time_the_rules_imply(
     repair, lethal dose and refractory time imply (assays.implied_kill_rate), within 25%, over the first 2 h."""
     raw = assays.coculture(4000, 0.05, 2, seed=seed, occupancy=0.3)
     arm = assays.run_arms(raw, [2], arms=("no_trogocytosis",))["no_trogocytosis"]
-    rate = arm.at(2).lysed / arm.series["cells_car_t"][1:].mean() / 2.0
+    rate = assays.kills_per_effector(arm, 2) / 2.0
     implied = assays.implied_kill_rate(validate(raw))
     assert 0.75 * implied <= rate <= 1.25 * implied, (rate, implied)
 

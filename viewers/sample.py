@@ -18,7 +18,7 @@ def sample_store(preset=SAMPLE_PRESET, folder=None):
     """Path of the complete sample store of ``preset``, running it first if it is not in the cache."""
     from gpusim import config
     from gpusim.engine import Simulation
-    from gpusim.kernels.launch import cache_dir, kernels_digest
+    from gpusim.kernels.codegen import cache_dir, kernels_digest
     from gpusim.store import RunStore, StoreError, open_store
 
     folder = Path(folder) if folder else cache_dir().parent / "samples"

@@ -2,7 +2,7 @@
 
 A GPU moves device memory in 32-byte sectors.  Running a step's launches as
 plain Python on recording arrays (the rules are plain Python functions; see
-:mod:`gpusim.kernels.launch`) gives every sector each index reads or writes,
+:mod:`gpusim.kernels.codegen`) gives every sector each index reads or writes,
 and from them, per launch:
 
 * the footprint: the distinct sectors read, plus those written (a sector both
@@ -39,7 +39,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from gpusim.kernels.launch import Count, Fused, rule_parameters, tally_size
+from gpusim.kernels.cpu_launcher import Count
+from gpusim.kernels.decorators import Fused, rule_parameters, tally_size
 
 SECTOR_BYTES = 32  # the unit in which a GPU's L2 cache and DRAM exchange data
 WARP = 32  # threads of one warp: consecutive indices of a launch
