@@ -337,15 +337,6 @@ def snapshot_cost(agents, every_min=60, snapshots=2, repeats=1, echo=print):
                     spent[name] += time.perf_counter() - t0
 
                 setattr(store, name, timed)
-            writer = {"seconds": 0.0}
-            write_snapshot = store._write_snapshot
-
-            def timed_write(*args):  # runs on the writer thread: compression and disk
-                t0 = time.perf_counter()
-                write_snapshot(*args)
-                writer["seconds"] += time.perf_counter() - t0
-
-            store._write_snapshot = timed_write
             t = time.perf_counter()
             sim.run(store=store)
             elapsed = time.perf_counter() - t
@@ -355,7 +346,7 @@ def snapshot_cost(agents, every_min=60, snapshots=2, repeats=1, echo=print):
 
             sizes = {"fields": sum(size(level.basename) for level in store.image), "labels": size("labels"),
                      "agents": size("agents"), "files": sum(1 for f in folder.rglob("*") if f.is_file()),
-                     "writer_s": writer["seconds"]}
+                     "writer_s": store.writer_seconds}
             return elapsed, spent, sizes, sim, store.meta["snapshots_written"]
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -46,6 +46,7 @@ import os
 import queue
 import shutil
 import tempfile
+import time
 import threading
 from pathlib import Path
 from typing import NamedTuple
@@ -235,6 +236,7 @@ class RunStore:
         self.path = Path(path)
         self.cfg = cfg
         self.building = None  # the folder the store is built in until it moves to its path
+        self.writer_seconds = 0.0  # time the background writer spent on snapshots (compressing and writing)
         self.replaced_lock = None  # the lock of the store it replaces
         if _existing:
             self._reopen()
@@ -583,6 +585,13 @@ class RunStore:
         self._submit(lambda: self._write_snapshot(payload, start, rows, clock))
 
     def _write_snapshot(self, payload, start, rows, clock):
+        began = time.perf_counter()
+        try:
+            self._write_snapshot_now(payload, start, rows, clock)
+        finally:
+            self.writer_seconds += time.perf_counter() - began  # the writer thread's busy time (gpusim bench)
+
+    def _write_snapshot_now(self, payload, start, rows, clock):
         if payload is not None:
             index = payload["index"]
             _write_levels(self.levels, index, payload["volume"])

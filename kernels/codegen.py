@@ -28,12 +28,7 @@ import sys
 import types
 from pathlib import Path
 
-from gpusim.kernels.decorators import _DEVICE_MARK, _RULE_MARK, _TARGET_IMPLEMENTATIONS, TARGETS, Fused, \
-    rule_parameters, tally_size
-
-def is_device(obj):
-    return callable(obj) and getattr(obj, _DEVICE_MARK, False)
-
+from gpusim.kernels.decorators import TARGETS, Fused, for_target, is_device, is_rule, rule_parameters, tally_size
 
 def _names_used(code):
     """Every global name a code object (and the code nested in it) refers to."""
@@ -55,7 +50,7 @@ def compile_device(fn, target):
     if key in _compiled:
         return _compiled[key]
     kernels_package = __name__.rsplit(".", 1)[0]
-    fn = _TARGET_IMPLEMENTATIONS.get((fn, target), fn)
+    fn = for_target(fn, target)
     namespace = dict(fn.__globals__)
     if target == "cuda" and "cuda" in _names_used(fn.__code__):
         from numba import cuda
@@ -264,7 +259,7 @@ def launcher(fn, target, counted=False, strided=False, cache=False):
     key = (fn, target, counted, strided, cache)
     if key in _launchers:
         return _launchers[key]
-    if not getattr(fn, _RULE_MARK, False):
+    if not is_rule(fn):
         raise TypeError(f"{fn.__qualname__} is not a rule (decorate it with @rule)")
     if _digest is None:
         _digest = kernels_digest()

@@ -95,6 +95,21 @@ def rule(fn=None, *, tally=0, cuda_c=None):
     return mark(fn) if fn is not None else mark
 
 
+def is_device(obj):
+    """Whether ``obj`` is a device function or a rule (both are compiled per target)."""
+    return callable(obj) and getattr(obj, _DEVICE_MARK, False)
+
+
+def is_rule(obj):
+    """Whether ``obj`` is a rule or a fused launch (something a launcher runs per index)."""
+    return getattr(obj, _RULE_MARK, False)
+
+
+def for_target(fn, target):
+    """The body of device function ``fn`` for ``target``: its own, or the one :func:`device_for_targets` gave."""
+    return _TARGET_IMPLEMENTATIONS.get((fn, target), fn)
+
+
 def tally_size(fn):
     """K of a tallying rule, 0 for a plain rule."""
     return getattr(fn, _TALLY_MARK, 0)
@@ -192,6 +207,6 @@ def launched_rules():
     for info in pkgutil.iter_modules(sys.modules[package].__path__):
         module = importlib.import_module(f"{package}.{info.name}")
         for value in vars(module).values():
-            if getattr(value, _RULE_MARK, False) and value.__module__ == module.__name__:
+            if is_rule(value) and value.__module__ == module.__name__:
                 found[value.__name__] = value
     return found
