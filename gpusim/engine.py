@@ -191,6 +191,7 @@ class Simulation:
     def checkpoint(self):
         """The complete state as host arrays: enough to continue the run bit for bit."""
         s = self.state
+        s.put_in_voxel_order()
         columns = s.host_columns()
         if self.fields:
             columns["field_values"] = self.fields.host_values().reshape(len(self.fields.names), -1)
@@ -231,6 +232,7 @@ class Simulation:
         daughters = self._daughters_next
         if self.debug:
             s.enter_phase("make room")
+        s.voxel_ordered = False  # cells move and are born; the sort phase may order them again
         s.make_room(daughters)
         ledger = self.xp.zeros(STEP_TALLY, dtype=np.int64)
         with self._phase("engage"):
@@ -342,6 +344,7 @@ class Simulation:
         rank = s.rank_marks(s.view("won"))
         parents = s.work["listing"][:daughters]
         ledger += self.launch_rule(list_by_rank, n, t, rank=rank, listing=parents)
+        s.order_by_voxel(parents, rank[n - 1 :])  # ids in the parents' voxel order, not their slots'
         born = Count(daughters, rank[n - 1 :])
         rows = dict(zip(("int64_rows", "int32_rows", "int16_rows", "int8_rows", "uint8_rows"),
                         s.column_rows(TABLE_DTYPES)))

@@ -193,6 +193,7 @@ class State:
         self.next_id = 0
         self.exact = True
         self.holds_dead = False  # whether slots below n may hold dead cells (compact() reclaims them)
+        self.voxel_ordered = False  # whether the cells are known to sit in voxel order (sort_by_voxel)
         self.counters = self.xp.zeros(2, dtype=np.int64)  # [cells, next id] on the backend
         self.capacity = 0
         self.columns = {}
@@ -358,6 +359,7 @@ class State:
                 col[..., first_slot : first_slot + count] = 0
         self.n += count
         self.next_id += count
+        self.voxel_ordered = False
         self.publish()
         return first_slot, first_id
 
@@ -375,6 +377,24 @@ class State:
         """The inclusive prefix sum of the first ``count`` entries of the listing work array, into the rank one."""
         rank = self["rank"]
         return self.xp.cumsum(self.work["listing"][:count], dtype=rank.dtype, out=rank[:count])
+
+    def order_by_voxel(self, listing, count):
+        """Reorder the first ``count`` entries of ``listing`` (slots; ``count`` a one-element array on the
+        backend, which the host need not read) by their cells' voxels, in place.
+
+        Daughters take their ids and slots in the order of their parents in the
+        listing: in voxel order rather than slot order, the ids do not depend on
+        where cells sit in the table, so a table sorted otherwise, or split
+        across processes along z (rank by rank, each in voxel order), numbers
+        the same daughters the same way.  Each parent is in a voxel of its own,
+        so the order is total.
+        """
+        xp, bound = self.xp, listing.shape[0]
+        if bound < 2:
+            return
+        listed = xp.arange(bound) < count
+        keys = xp.where(listed, self["voxel"][xp.where(listed, listing, 0)], np.iinfo(np.int64).max)
+        listing[...] = listing[xp.argsort(keys)]
 
     def add_daughters(self, rank, bound):
         """Count the daughters just placed after slot ``n`` (``rank``: inclusive prefix sum of the parents, on the
@@ -454,10 +474,22 @@ class State:
         self.counters[CELLS : CELLS + 1] = listed
         self.exact, self.holds_dead = False, False
         self._gather(order, self.cells)
+        self.voxel_ordered = True
+
+    def put_in_voxel_order(self):
+        """Sort the table by voxel unless it already is (dead slots go with the sort).
+
+        Checkpoints and snapshots hold the cells in this order: what they hold
+        then does not depend on where cells sat in the table, which a run does
+        not depend on either (tests/test_determinism.py), so a run split across
+        processes stores the same.
+        """
+        if not self.voxel_ordered:
+            self.sort_by_voxel()
 
     def host_columns(self):
-        """Host copies of every column for the cells (dead slots compacted away first), with every row of the
-        PER_RUN_ROWS columns (those the table does not hold are 0)."""
+        """Host copies of every column for the cells (dead slots compacted away first), in slot order, with every
+        row of the PER_RUN_ROWS columns (those the table does not hold are 0)."""
         self.compact_dead()
         self.synchronize()
         out = {name: self.backend.to_host(self.view(name)).copy() for name in COLUMNS}
@@ -489,7 +521,9 @@ class State:
             self[name][..., :n] = self.backend.to_device(values)
 
     def snapshot(self):
-        """Host copies of the cells' columns (dead slots compacted away first) and of the occupancy grid."""
+        """Host copies of the cells' columns in voxel order (:meth:`put_in_voxel_order`) and of the occupancy
+        grid."""
+        self.put_in_voxel_order()
         out = self.host_columns()
         out["occ"] = self.backend.to_host(self.occ).copy()
         out["next_id"] = self.next_id

@@ -19,10 +19,10 @@ SHRINK = ["--set", "lattice.shape=[24, 24, 24]", "--set", "tumour.initial_cells=
           "--set", "run.snapshot_every=2 h", "--set", "run.checkpoint_every=2 h", "--set", "dose.0.time=1 h",
           "--set", "dose.0.count=400", "--quiet", "--backend", "cpu"]
 PINNED = {
-    "hamieh2019_removal": (["--set", "depletion.0.time=4 h"], "6b00812bdfea1f10"),
+    "hamieh2019_removal": (["--set", "depletion.0.time=4 h"], "b832fcf7782f5b27"),
     "li2022_car_nk_icar": ([], "8dddcbadd82b56b9"),
     "car_macrophage": ([], "deacfe616f88a1c1"),
-    "dual_targeting": ([], "d9ce43948a6b3f27"),
+    "dual_targeting": ([], "5af63c0f54f6ffb5"),
     "sample": ([], "b5ee410d95a4d8f3"),
 }
 
