@@ -44,7 +44,7 @@ from gpusim.kernels.synapse import (
 )
 from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
 from gpusim.kernels.cpu_launcher import Count
-from gpusim.kernels.decorators import launch_named
+from gpusim.kernels.decorators import launch_named, reach
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
@@ -53,6 +53,22 @@ from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_byte
 # random as in a co-culture well
 TUMOUR_PLACEMENTS = {"ball": Placement.BALL, "well_mixed": Placement.UNIFORM}
 PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
+# The rules a step launches over its cells, in order, at most (the fields, placing infused cells, compaction, the
+# sort and the census come besides: over the fields' grid, or each cell or voxel on its own).  Each rule reads and writes
+# within its reach of a cell's voxel (kernels.decorators.rule), so a cell's state after a step depends on the
+# cells within the sum of their reaches: the layers of lattice beyond its own a process holding a slab of the
+# lattice needs to step its own cells exactly.  tests/test_lattice_invariants.py holds this list to what a step
+# launches.
+STEP_LAUNCHES = (
+    choose_partner,  # engage
+    synapse_exchange, synapse_apply, synapse_receive,  # synapse
+    express_and_recover,  # express
+    choose_step, resolve_claim, commit_step,  # move
+    sense_oxygen, choose_division_site, resolve_claim, list_by_rank, copy_parent, place_daughter,  # divide
+    die, release_partner,  # die
+    deplete, release_partner,  # dose, when a depletion is due
+)
+STEP_REACH = sum(reach(r) for r in STEP_LAUNCHES)  # voxels
 # the die phase compacts the table once the dead cells in it (counted by the last census) are this share of
 # its slots in use: compacting gathers every column, and a dead slot costs the other rules only a look at its
 # flags.  A sort, a snapshot, a checkpoint and a table that would otherwise grow compact it too.

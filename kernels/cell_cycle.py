@@ -91,7 +91,7 @@ def steady_fraction(relax_q32, length, age):
     return _ONE_Q30 - (((_ONE_Q30 - at_birth) * fraction_power(keep, age)) >> _S30)
 
 
-@rule
+@rule(reach=0)
 def start_cycle(i, seed, step, agent_id, kind, cycle_timer, pools, cycle_table, age_table, params):
     """A cell of the initial tumour, seeded at the steady state of a growing population: its age drawn from the
     age distribution of exponential growth (``age_table``: ages as fractions of the cycle times 2**16, at equally
@@ -112,7 +112,7 @@ def start_cycle(i, seed, step, agent_id, kind, cycle_timer, pools, cycle_table, 
             pools[row, i] = (np.uint64(pools[row, i]) * share_q30) >> _S30
 
 
-@rule(cuda_c="cell_cycle.cu")
+@rule(reach=1, cuda_c="cell_cycle.cu")
 def choose_division_site(i, seed, step, agent_id, kind, state, voxel, cycle_timer, divisions_left, occ, params, claim):
     """Advance the cycle clock; a due cell claims a random free neighbour voxel (its direction)."""
     claim[i] = -1
@@ -161,7 +161,7 @@ def copy_slot(table, source, destination):
         table[r, destination] = table[r, source]
 
 
-@rule
+@rule(reach=0)
 def copy_parent(j, first_slot, parents, int64_rows, int32_rows, int16_rows, int8_rows, uint8_rows):
     """Daughter ``j`` starts as a copy of its parent, in every row of the agent table (one ``[row, slot]`` table
     per dtype, TABLE_DTYPES: one launch for all of them)."""
@@ -176,7 +176,7 @@ def copy_parent(j, first_slot, parents, int64_rows, int32_rows, int16_rows, int8
     copy_slot(uint8_rows, parent, daughter)
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=1, tally=STEP_TALLY)
 def place_daughter(
     j, seed, step, first_slot, first_id, parents, claim, agent_id, kind, state, voxel, cycle_timer, divisions_left,
     partner, pools, set_points, occ, params, cycle_table, inheritance_table, tally,

@@ -34,7 +34,7 @@ CENSUS_SIZE = ANTIGEN_HISTOGRAM + N_KINDS * HIST_BINS
 CYTOMETER_SIZE = N_SPECIES * N_KINDS * HIST_BINS  # [(species * N_KINDS + kind) * HIST_BINS + bin]
 
 
-@rule(tally=CENSUS_SIZE, cuda_c="census.cu")
+@rule(reach=0, tally=CENSUS_SIZE, cuda_c="census.cu")
 def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulation, pools, occ, params, detection,
            tally):
     """Add cell ``i`` to the per-kind counts, pool sums and antigen-A histogram."""
@@ -70,7 +70,7 @@ def census(i, kind, state, voxel, partner, cycle_timer, divisions_left, stimulat
     tally_add(tally, row + STIMULATION_SUM, stimulation[i])
 
 
-@rule(tally=CYTOMETER_SIZE)
+@rule(reach=0, tally=CYTOMETER_SIZE)
 def flow_cytometry(i, kind, state, pools, params, tally):
     """Add cell ``i`` to the histogram of every pool of its kind (debris and the dead are not cells to measure)."""
     if (state[i] & (NECROTIC | DEAD)) != 0:

@@ -25,7 +25,7 @@ def claimed_voxel(i, voxel, claim, params):
     return voxel[i] + step_towards(claim[i], params[NY], params[NX])
 
 
-@rule(cuda_c="claims.cu")
+@rule(reach=2, cuda_c="claims.cu")
 def resolve_claim(i, seed, step, purpose, agent_id, voxel, claim, occ, params, won):
     """``won[i] = 1`` if cell ``i`` claims a voxel and no rival outranks it, else 0."""
     d = claim[i]

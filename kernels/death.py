@@ -48,7 +48,7 @@ from gpusim.kernels.rng import draw_below
 from gpusim.kernels.tally import CLEARED, DEATHS, LOST, STEP_TALLY, tally_add
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=0, tally=STEP_TALLY)
 def die(i, seed, step, agent_id, kind, state, voxel, damage, bites, cycle_timer, anoxic_steps, pools, occ, params,
         tally):
     """Mark cell ``i`` dead if anything killed it, free its voxel, and tally the cause and its molecules.
@@ -114,7 +114,7 @@ def _tally_death(i, k, cause, pools, params, tally):
             tally_add(tally, LOST + s, pools[row, i])
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=0, tally=STEP_TALLY)
 def deplete(i, depleted_kind, kind, state, voxel, pools, occ, params, tally):
     """Remove every cell of ``depleted_kind`` (a scheduled depletion, e.g. of the CAR-T cells)."""
     k = int(kind[i])

@@ -28,6 +28,7 @@ _DEVICE_MARK = "_gpusim_device"
 _RULE_MARK = "_gpusim_rule"
 _TALLY_MARK = "_gpusim_tally_size"
 _CUDA_C_MARK = "_gpusim_cuda_c"
+_REACH_MARK = "_gpusim_reach"
 _TARGET_IMPLEMENTATIONS = {}
 
 TARGETS = ("cpu", "cuda")
@@ -67,10 +68,18 @@ def device_for_targets(**implementations):
     return mark
 
 
-def rule(fn=None, *, tally=0, cuda_c=None):
+def rule(fn=None, *, reach=None, tally=0, cuda_c=None):
     """Mark a plain Python function ``fn(i, ...)`` as a per-index rule.
 
     A rule returns nothing; it writes its results into the arrays it is given.
+    ``reach`` (required) says how far from its cell's voxel (or from voxel
+    ``i``, for a rule over voxels) a launch for one index reads or writes, in
+    voxels along any axis: 0 for a rule that touches only its own cell, 1 for
+    one that looks at or changes the 26 neighbours, 2 for a claim settled
+    among the claimants around a voxel; ``GRID`` for a rule over the fields'
+    grid, which is not split with the cells.  The reaches of a step's
+    launches add up to how many layers of its neighbours a process holding
+    part of the lattice needs (:data:`gpusim.engine.STEP_LAUNCHES`).
     With ``tally=K`` its last parameter must be ``tally``: K int64 counters
     that the launch sums over all indices and returns.  ``cuda_c`` names a
     ``.cu`` file of this folder holding a hand-written CUDA C form of the rule
@@ -78,6 +87,8 @@ def rule(fn=None, *, tally=0, cuda_c=None):
     """
 
     def mark(fn):
+        if reach is None or not (reach == GRID or (isinstance(reach, int) and reach >= 0)):
+            raise TypeError(f"rule {fn.__qualname__} must declare its reach (voxels, 0 or more, or GRID)")
         params = list(inspect.signature(fn).parameters)
         if not params or params[0] not in ("i", "j", "v", "line"):
             raise TypeError(f"rule {fn.__qualname__} must take the index (i, j, v or line) first")
@@ -86,6 +97,7 @@ def rule(fn=None, *, tally=0, cuda_c=None):
         setattr(fn, _DEVICE_MARK, True)
         setattr(fn, _RULE_MARK, True)
         setattr(fn, _TALLY_MARK, int(tally))
+        setattr(fn, _REACH_MARK, reach)
         if cuda_c is not None:
             if not (Path(__file__).parent / cuda_c).is_file():
                 raise FileNotFoundError(f"rule {fn.__qualname__}: its CUDA C form {cuda_c} is not in kernels/")
@@ -93,6 +105,15 @@ def rule(fn=None, *, tally=0, cuda_c=None):
         return fn
 
     return mark(fn) if fn is not None else mark
+
+
+GRID = "grid"  # the reach of a rule over the fields' grid
+
+
+def reach(fn):
+    """How far a launch of rule ``fn`` reaches from each index's voxel (see :func:`rule`); a fused launch reaches
+    as far as its rules together, one after the other."""
+    return getattr(fn, _REACH_MARK)
 
 
 def is_device(obj):
@@ -170,6 +191,8 @@ class Fused:
         self.parameters = tuple(parameters)
         setattr(self, _RULE_MARK, True)
         setattr(self, _TALLY_MARK, max(tally_size(r) for r in self.rules))
+        reaches = [reach(r) for r in self.rules]
+        setattr(self, _REACH_MARK, GRID if GRID in reaches else sum(reaches))
 
     def __repr__(self):
         return f"fuse({', '.join(r.__name__ for r in self.rules)})"

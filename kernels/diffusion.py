@@ -48,7 +48,7 @@ import numba
 import numpy as np
 
 from gpusim.kernels.lattice import index_coords, quotient, voxel_coords
-from gpusim.kernels.decorators import device, device_for_targets, rule
+from gpusim.kernels.decorators import GRID, device, device_for_targets, rule
 from gpusim.kernels.params import COARSENING_DIVISOR, GRID_NX, GRID_NY
 
 def _mul_cuda(a, b):
@@ -71,7 +71,7 @@ def face_is_supplied(faces, axis, high):
     return (faces >> (2 * axis + high)) & 1
 
 
-@rule
+@rule(reach=GRID)
 def reaction_terms(v, nzf, nyf, nxf, coarsening, ny, nx, occ, kind, state, damage, live_flags, uptake, secretion,
                    attacked_secretion, decay, rate, source):
     """Loss rate (decay + uptake, per minute) and secretion (per minute) of grid voxel ``v``, for every field.
@@ -122,7 +122,7 @@ SUPPLY_VALUE = 1
 TAU = 2
 
 
-@rule
+@rule(reach=GRID)
 def diffusion_residual(v, nzf, nyf, nxf, field, rate, source, fixed, faces, coefficients, delta):
     """``delta[v] = tau (D lap(u) - lambda u + s)`` at grid voxel ``v``: the right-hand side of the ADI step.
 
@@ -148,7 +148,7 @@ def diffusion_residual(v, nzf, nyf, nxf, field, rate, source, fixed, faces, coef
     delta[v] = mul(r, laplacian) - mul(tau, mul(rate[v], u)) + mul(tau, source[v])
 
 
-@rule
+@rule(reach=GRID)
 def line_solve(line, axis, nzf, nyf, nxf, rate, fixed, faces, coefficients, delta, scratch):
     """Solve ``(1 - tau L_axis) x = delta`` along one grid line, in place (Thomas algorithm).
 
@@ -209,7 +209,7 @@ def line_solve(line, axis, nzf, nyf, nxf, rate, fixed, faces, coefficients, delt
         delta[p] = following
 
 
-@rule
+@rule(reach=GRID)
 def apply_update(v, field, delta, fixed, coefficients):
     """``u += delta``; supplied voxels hold the supply value."""
     if fixed[v]:

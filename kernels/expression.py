@@ -50,7 +50,7 @@ from gpusim.kernels.tally import TONIC as TONIC_STEPS
 _Q16 = np.int64(16)
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=0, tally=STEP_TALLY)
 def express(i, seed, step, agent_id, kind, state, partner, pools, set_points, params, tally):
     """Every pool of cell ``i`` moves toward its set point; an engaged effector internalises some of its CAR;
     synthesis and decay are tallied."""
@@ -97,7 +97,7 @@ def internalise_car(i, seed, step, agent_id, k, pools, params, tally):
         tally_add(tally, DEGRADED + CAR, lost)
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=0, tally=STEP_TALLY)
 def recover(i, seed, step, agent_id, kind, state, partner, refractory_steps, stimulation, damage, bites, pools, params,
             tables, tally):
     """Clocks and repair of cell ``i``: refractory time, exhaustion, damage and bites; tonic stimulation."""

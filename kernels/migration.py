@@ -68,7 +68,7 @@ def uphill_direction(voxel, chemokine, sensitivity, params):
     return best
 
 
-@rule
+@rule(reach=1)
 def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, occ, chemokine, sensitivity, params,
                 claim):
     """Set ``claim[i]`` to the direction of the voxel effector ``i`` steps into this step, or -1.  Tumour cells
@@ -102,7 +102,7 @@ def choose_step(i, seed, step, agent_id, kind, state, voxel, heading, partner, o
     heading[i] = draw_index(seed, step, me, MOVE_BOUNCE, N_DIRECTIONS)
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=1, tally=STEP_TALLY)
 def commit_step(i, claim, won, voxel, occ, params, tally):
     """The winner of a claimed voxel moves in; a tumour cell there takes its old voxel.
 

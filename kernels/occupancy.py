@@ -21,7 +21,7 @@ from gpusim.kernels.rng import INITIAL_HEADING, PLACEMENT, SET_POINT as SET_POIN
 _S32 = np.uint64(32)
 
 
-@rule
+@rule(reach=0)
 def claim_own_voxel(i, voxel, occ):
     """Cell ``i`` writes its slot into its voxel."""
     occ[voxel[i]] = i
@@ -32,7 +32,7 @@ FIELD_NAMES = ("antigen_a", "acquired_antigen_a", "car")
 FIELD_LABELS = ("tumour antigen A (molecules)", "acquired antigen A on effectors (molecules)", "CAR (molecules)")
 
 
-@rule
+@rule(reach=0)
 def paint_field(j, first_voxel, channel, occ, kind, pools, params, field):
     """Molecule field ``channel`` (FIELD_NAMES) in voxel ``first_voxel + j``: tumour antigen, antigen acquired by
     effectors, or CAR on any cell; 0 where there is none.  A chunk of voxels and one channel at a time, so a
@@ -50,7 +50,7 @@ def paint_field(j, first_voxel, channel, occ, kind, pools, params, field):
         field[j] = molecules(pools, params, CAR, i)
 
 
-@rule
+@rule(reach=0)
 def paint_kind(j, first_voxel, occ, kind, state, volume):
     """The cell-kind map in voxel ``first_voxel + j``: 0 if empty, DEBRIS_LABEL for necrotic debris, else the
     cell's kind + 1."""
@@ -83,7 +83,7 @@ def placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_dis
     return (np.uint64(off) << _S32) | noise
 
 
-@rule
+@rule(reach=0)
 def placement_digit(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params,
                     prefix, prefix_shift, shift, width, digits):
     """One digit of voxel ``first_voxel + j``'s placement key, for the histogram of a radix selection.
@@ -103,7 +103,7 @@ def placement_digit(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_
     digits[j] = np.int64((key >> np.uint64(shift)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
 
 
-@rule
+@rule(reach=0)
 def placement_pick(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x, radius_sq, by_distance, params,
                    threshold, picked):
     """``picked[j]``: 1 if voxel ``first_voxel + j`` is free with a placement key below ``threshold``, 2 if free
@@ -119,7 +119,7 @@ def placement_pick(j, first_voxel, occ, seed, step, centre_z, centre_y, centre_x
         picked[j] = 2
 
 
-@rule
+@rule(reach=0)
 def equip_cell(j, seed, step, first_slot, first_id, new_kind, agent_id, voxel, kind, heading, partner, divisions_left,
                pools, set_points, params, set_point_table, occ):
     """A new cell of ``new_kind`` in slot ``first_slot + j`` (its voxel already chosen): the next id, its slot in
@@ -157,7 +157,7 @@ MOMENT_Z, MOMENT_Y, MOMENT_X, MOMENT_COUNT = range(4)
 N_MOMENTS = 4
 
 
-@rule(tally=N_MOMENTS)
+@rule(reach=0, tally=N_MOMENTS)
 def tumour_moments(i, kind, state, voxel, params, tally):
     """Tumour cell ``i`` adds its voxel's z, y and x and 1: the sums that give the tumour's centre of mass (where
     rim infusions are placed) without a copy of the tumour's voxels."""
@@ -170,7 +170,7 @@ def tumour_moments(i, kind, state, voxel, params, tally):
     tally_add(tally, MOMENT_COUNT, 1)
 
 
-@rule
+@rule(reach=0)
 def gather_slots(j, order, source, destination):
     """``destination[:, j] = source[:, order[j]]``: rows of the agent table reordered (compaction, sort; the rows
     of one dtype a block at a time, gpusim.state.RowBlock)."""
@@ -179,13 +179,13 @@ def gather_slots(j, order, source, destination):
         destination[r, j] = source[r, slot]
 
 
-@rule
+@rule(reach=0)
 def mark_survivor(i, live, state, keep):
     """``keep[i] = 1`` if slot ``i`` holds a cell (below the count ``live[0]``) that is not dead, else 0."""
     keep[i] = 1 if i < live[0] and (state[i] & DEAD) == 0 else 0
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=0, tally=STEP_TALLY)
 def list_by_rank(i, rank, listing, tally):
     """Slot ``i``, if marked, enters ``listing`` at ``rank[i] - 1``; ``rank`` is the inclusive prefix sum of the
     marks (0 or 1 per slot), so the list is in slot order and built without knowing its length.
@@ -206,13 +206,13 @@ def list_by_rank(i, rank, listing, tally):
     listing[j] = i
 
 
-@rule
+@rule(reach=0)
 def mark_occupied(j, first_voxel, occ, marks):
     """``marks[j] = 1`` if voxel ``first_voxel + j`` holds a cell, else 0."""
     marks[j] = 1 if occ[first_voxel + j] >= 0 else 0
 
 
-@rule
+@rule(reach=0)
 def list_occupied(j, first_voxel, occ, rank, listed, listing):
     """The cell in voxel ``first_voxel + j``, if any, enters ``listing`` after the ``listed[0]`` of the voxels
     before the chunk; ``rank`` is the inclusive prefix sum of the chunk's marks.  Over every chunk, the slots

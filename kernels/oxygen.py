@@ -22,7 +22,7 @@ HYPOXIA_LEVEL = 0  # rows of the oxygen_levels vector (mmHg)
 ANOXIA_LEVEL = 1
 
 
-@rule
+@rule(reach=0)
 def sense_oxygen(i, kind, state, voxel, anoxic_steps, oxygen, oxygen_levels, params):
     """Mark tumour cell ``i`` hypoxic or not, and count its consecutive anoxic steps."""
     if kind[i] != TUMOUR or (state[i] & (NECROTIC | DEAD)) != 0:

@@ -79,7 +79,7 @@ STRUCK_BITE = 2
 STRUCK_ENGULF = 4
 
 
-@rule(tally=STEP_TALLY, cuda_c="synapse.cu")
+@rule(reach=1, tally=STEP_TALLY, cuda_c="synapse.cu")
 def choose_partner(i, seed, step, agent_id, kind, state, voxel, partner, refractory_steps, synapse_steps, pools, occ,
                    params, tally):
     """A free effector engages the first neighbour it recognises, looking from a random direction on."""
@@ -110,7 +110,7 @@ def choose_partner(i, seed, step, agent_id, kind, state, voxel, partner, refract
             return
 
 
-@rule
+@rule(reach=1)
 def synapse_exchange(
     i, seed, step, agent_id, kind, state, voxel, partner, synapse_steps, refractory_steps, stimulation,
     divisions_left, cycle_timer, pools, occ, params, tables, contact, taken_a, taken_b, car_given, strike, touched,
@@ -179,7 +179,7 @@ def synapse_exchange(
                                 molecules(pools, params, CAR, j) // SHARES)
 
 
-@rule(tally=STEP_TALLY)
+@rule(reach=1, tally=STEP_TALLY)
 def synapse_apply(i, voxel, contact, pools, occ, params, taken_a, taken_b, car_given, strike, touched, tally):
     """Effector ``i`` applies its own side of this step's exchange, tallies it, and marks the cell it was in
     contact with (``touched``; several effectors may write the same 1)."""
@@ -204,7 +204,7 @@ def synapse_apply(i, voxel, contact, pools, occ, params, taken_a, taken_b, car_g
         tally_add(tally, BITES, 1)
 
 
-@rule(cuda_c="synapse.cu")
+@rule(reach=1, cuda_c="synapse.cu")
 def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ, params, contact, taken_a, taken_b,
                     car_given, strike):
     """Cell ``i``, if an effector was in contact with it this step, gathers what every neighbour that struck it
@@ -244,7 +244,7 @@ def synapse_receive(i, touched, state, voxel, partner, pools, damage, bites, occ
         state[i] = state[i] | HELD
 
 
-@rule
+@rule(reach=1)
 def release_partner(i, kind, state, voxel, partner, synapse_steps, refractory_steps, occ, params):
     """An effector whose partner died this step (or lies necrotic) leaves the synapse, before anything can
     take the voxel."""

@@ -16,7 +16,7 @@ from gpusim.kernels.decorators import rule
 from gpusim.kernels.tally import tally_add
 
 
-@rule(tally=4)
+@rule(reach=0, tally=4)
 def add_amounts(i, amounts, tally):
     tally_add(tally, 0, amounts[i])
     tally_add(tally, 1, -amounts[i])

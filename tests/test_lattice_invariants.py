@@ -474,3 +474,49 @@ def test_debug_mode_names_a_phase_that_uses_two_scratch_arrays_of_one_row(small)
     unwatched = Simulation(cfg)
     unwatched.state.enter_phase("synapse")
     unwatched.state["taken_a"], unwatched.state["rank"]  # outside debug mode nothing is recorded
+
+
+def test_a_step_launches_what_its_reach_counts(small):
+    """gpusim.engine.STEP_LAUNCHES lists the rules a step runs over its cells that reach beyond a cell's voxel;
+    their reaches add up to the layers a process holding a slab of the lattice must see around it.  A step
+    with every phase busy (a synapse, moves, births, deaths, the fields, a dose, a depletion, the sort,
+    compaction) launches exactly those, in that order, and nothing else that reaches farther than its own
+    voxel (the fields' grid aside)."""
+    from gpusim.engine import STEP_LAUNCHES, STEP_REACH
+    from gpusim.kernels.decorators import GRID, launched_rules, reach
+
+    cfg, _ = small_config(fields={"oxygen": {}, "chemokine": {}, "every": "1 min", "settle": 1},
+                          run={"sort_every": "1 min"},
+                          dose=[{"time": "0 min", "count": 80, "placement": "rim"},
+                                {"time": "5 min", "count": 20, "placement": "uniform"}],
+                          depletion=[{"time": "5 min", "kind": "car_t"}])
+    sim = Simulation(cfg)
+    sim.run(4)
+    launched = []
+    plain = sim.launch
+
+    def recording(fn, extent, *args):
+        launched.append(fn)
+        return plain(fn, extent, *args)
+
+    sim.launch = recording
+    sim.step()  # step 5: the dose and the depletion as well
+    assert {"deplete", "equip_cell", "sense_oxygen"} <= {fn.__name__ for fn in launched} and sim.clock == 5
+    reaching = [fn for fn in launched if reach(fn) not in (0, GRID)]
+    assert reaching == [fn for fn in STEP_LAUNCHES if reach(fn) not in (0, GRID)]
+    assert STEP_REACH == sum(reach(fn) for fn in reaching) == 14
+    # every rule that reaches beyond its voxel is one the list counts (compaction and the sort launch through
+    # the table itself, and reach no farther)
+    assert {fn for fn in launched_rules().values() if reach(fn) not in (0, GRID)} == set(reaching)
+
+
+def test_a_rule_must_say_how_far_it_reaches():
+    from gpusim.kernels.decorators import rule
+
+    def look_around(i, occ):
+        pass
+
+    with pytest.raises(TypeError, match="look_around must declare its reach"):
+        rule(look_around)
+    with pytest.raises(TypeError, match="must declare its reach"):
+        rule(reach=-1)(look_around)

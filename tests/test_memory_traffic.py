@@ -18,23 +18,23 @@ from gpusim.kernels.tally import tally_add
 SECTOR_VALUES = memory_traffic.SECTOR_BYTES // 4  # int32 values in a sector
 
 
-@rule
+@rule(reach=0)
 def copy_value(i, source, target):
     target[i] = source[i]
 
 
-@rule
+@rule(reach=0)
 def add_right_neighbour(i, source, target):
     target[i] = source[i] + source[i + 1]
 
 
-@rule(tally=2)
+@rule(reach=0, tally=2)
 def count_positive(i, source, scale, tally):
     if source[i] * scale[0] > 0:
         tally_add(tally, 0, 1)
 
 
-@rule(tally=2)
+@rule(reach=0, tally=2)
 def count_large(i, source, tally):
     if source[i] > 50:
         tally_add(tally, 1, 1)

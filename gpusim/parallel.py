@@ -1,0 +1,119 @@
+"""One run across MPI ranks: whether this process is one of several, and how the lattice splits into slabs.
+
+The lattice splits along z into one slab a rank.  To step the cells of its slab exactly, a rank also needs
+the cells of ``gpusim.engine.STEP_REACH`` layers on each side of it (its halo): every rule a step launches
+reads and writes within its reach of a cell's voxel, and their reaches add up to how far a cell's state
+after one step can depend on other cells.  So a slab must be at least as deep as that, and a lattice too
+shallow for ``K`` such slabs is refused before anything is written.
+
+Whether a process was started by ``mpiexec`` (or ``srun``) among several is read from the variables the
+launcher sets, without importing MPI: a plain ``gpusim run`` never loads mpi4py.
+"""
+
+import dataclasses
+import os
+
+from gpusim.engine import STEP_REACH
+
+# What MPI launchers set in each process they start: the number of processes, and this one's rank among
+# those of its node (each takes the GPU of that number).  MPICH's and Intel MPI's Hydra and Slurm's PMI-2 set
+# PMI_*, Open MPI OMPI_COMM_WORLD_*, Slurm's srun SLURM_STEP_NUM_TASKS and SLURM_LOCALID.
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
+
+
+class DecompositionError(ValueError):
+    """The lattice cannot be split the way asked (too many ranks for its depth)."""
+
+
+def launched_ranks(environ=None):
+    """How many processes the MPI launcher started this one among (1 when none did), from ``environ`` (default
+    ``os.environ``); ValueError for a value that is not a positive whole number."""
+    environ = os.environ if environ is None else environ
+    for name in SIZE_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value:
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{name}={value!r}: expected the number of processes the MPI launcher started")
+            return int(value)
+    return 1
+
+
+def local_rank(environ=None):
+    """This process's rank among those the launcher started on its node (0 when it started none), which picks
+    its GPU."""
+    environ = os.environ if environ is None else environ
+    for name in LOCAL_RANK_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Slab:
+    """Rank ``rank``'s layers of the lattice, ``start <= z < stop``, and the halo layers it holds below and
+    above them (fewer at the lattice's faces, where there is nothing beyond)."""
+
+    rank: int
+    start: int
+    stop: int
+    below: int
+    above: int
+
+    @property
+    def layers(self):
+        return self.stop - self.start
+
+    @property
+    def held(self):
+        """The layers the rank holds, its halo included: ``(first, stop)``."""
+        return self.start - self.below, self.stop + self.above
+
+
+def plan_slabs(depth, ranks, halo=STEP_REACH, layer_cells=None):
+    """The slabs of a lattice ``depth`` layers deep (along z) for ``ranks`` ranks, each at least ``halo`` layers.
+
+    Without ``layer_cells`` the layers are shared as evenly as they divide; with it (the cells in each layer,
+    integers) the boundaries go where the cells divide evenly, each slab kept at least ``halo`` deep, so that a
+    tumour at the centre does not leave the outer ranks idle.  DecompositionError, naming the most ranks the
+    lattice allows, when it is too shallow.
+    """
+    depth, ranks, halo = int(depth), int(ranks), int(halo)
+    if ranks < 1:
+        raise DecompositionError(f"{ranks} ranks: expected at least 1")
+    if ranks == 1:
+        return [Slab(0, 0, depth, 0, 0)]
+    if depth < ranks * max(halo, 1):
+        raise DecompositionError(
+            f"{ranks} ranks need at least {ranks * max(halo, 1)} layers along z (each rank's slab as deep as the "
+            f"{halo} layers one step reaches); lattice.shape gives {depth}: run on at most "
+            f"{max(depth // max(halo, 1), 1)} ranks")
+    if layer_cells is None:
+        bounds = [(r * depth) // ranks for r in range(ranks + 1)]
+    else:
+        bounds = _balanced_bounds(list(map(int, layer_cells)), ranks, max(halo, 1))
+    return [Slab(r, bounds[r], bounds[r + 1], min(halo, bounds[r]), min(halo, depth - bounds[r + 1]))
+            for r in range(ranks)]
+
+
+def _balanced_bounds(layer_cells, ranks, least):
+    """Slab boundaries (``ranks + 1`` of them) that share the cells evenly, each slab at least ``least`` layers."""
+    depth = len(layer_cells)
+    total = sum(layer_cells)
+    below = [0]
+    for cells in layer_cells:
+        below.append(below[-1] + cells)  # cells in the layers below each boundary
+    bounds = [0]
+    for r in range(1, ranks):
+        z = next((z for z in range(depth + 1) if below[z] * ranks >= total * r), depth)  # r/K of the cells below
+        z = max(z, bounds[-1] + least)
+        bounds.append(min(z, depth - (ranks - r) * least))
+    return bounds + [depth]
+
+
+def imbalance(layer_cells, slabs):
+    """The most cells a rank steps over the mean (1.0 when shared evenly; 0 cells: 1.0)."""
+    cells = [sum(int(c) for c in layer_cells[slab.start : slab.stop]) for slab in slabs]
+    mean = sum(cells) / len(cells)
+    return max(cells) / mean if mean > 0 else 1.0

@@ -1,0 +1,76 @@
+"""Splitting a run across MPI ranks: the slabs, the halo a step needs, and who is who under mpiexec."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpusim.engine import STEP_REACH
+from gpusim.parallel import DecompositionError, imbalance, launched_ranks, local_rank, plan_slabs
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"  # the mpich wheel's (pip install 'gpusim[mpi]')
+
+
+def test_the_layers_are_shared_evenly_and_each_rank_holds_a_halo_as_deep_as_a_step_reaches():
+    slabs = plan_slabs(64, 4)
+    assert [(s.start, s.stop) for s in slabs] == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert STEP_REACH == 14
+    assert [(s.below, s.above) for s in slabs] == [(0, 14), (14, 14), (14, 14), (14, 0)]
+    assert slabs[1].held == (2, 46) and slabs[0].held == (0, 30)
+    assert plan_slabs(10, 1) == plan_slabs(10, 1, halo=0)  # one rank: the whole lattice, no halo
+    assert [s.layers for s in plan_slabs(43, 3)] == [14, 14, 15]
+
+
+@pytest.mark.parametrize("depth, ranks, most", [(41, 3, 2), (27, 2, 1), (100, 8, 7)])
+def test_a_lattice_too_shallow_for_the_ranks_is_refused_naming_how_many_it_allows(depth, ranks, most):
+    with pytest.raises(DecompositionError, match=rf"{ranks} ranks need at least {ranks * 14} layers along z .* "
+                                                 rf"lattice.shape gives {depth}: run on at most {most} rank"):
+        plan_slabs(depth, ranks)
+
+
+def test_slabs_balanced_by_cells_put_the_boundaries_where_the_tumour_is():
+    """A tumour in the middle of the lattice: even slabs leave the outer ranks nearly idle; slabs moved to
+    where the cells are share them far better, and none is thinner than the halo."""
+    depth = 200
+    layer_cells = [max(0, 2500 - (z - 100) ** 2) for z in range(depth)]  # cells per layer of a ball of radius 50
+    even, balanced = plan_slabs(depth, 4), plan_slabs(depth, 4, layer_cells=layer_cells)
+    assert all(s.layers >= STEP_REACH for s in balanced)
+    assert balanced[0].start == 0 and balanced[-1].stop == depth
+    assert imbalance(layer_cells, even) > 1.9 and imbalance(layer_cells, balanced) < 1.05
+    assert imbalance([0] * depth, even) == 1.0
+
+
+def test_the_launchers_variables_say_how_many_ranks_and_which_gpu():
+    assert launched_ranks({}) == 1 and local_rank({}) == 0
+    assert launched_ranks({"PMI_SIZE": "4", "MPI_LOCALRANKID": "3"}) == 4
+    assert local_rank({"OMPI_COMM_WORLD_LOCAL_RANK": "2"}) == 2
+    assert launched_ranks({"OMPI_COMM_WORLD_SIZE": "8"}) == 8 and launched_ranks({"SLURM_STEP_NUM_TASKS": "2"}) == 2
+    with pytest.raises(ValueError, match="PMI_SIZE='two'"):
+        launched_ranks({"PMI_SIZE": "two"})
+
+
+def test_under_mpiexec_every_rank_reads_the_world_mpi_has(tmp_path):
+    """mpiexec from the mpich wheel, 3 ranks oversubscribed on this machine's cores: what gpusim reads from
+    the environment, without MPI, is what MPI itself says."""
+    assert MPIEXEC.exists(), "pip install 'gpusim[mpi]' brings mpiexec (the test extra includes it)"
+    script = ("from mpi4py import MPI\n"
+              "from gpusim.parallel import launched_ranks, local_rank\n"
+              "world = MPI.COMM_WORLD\n"
+              "print(world.Get_rank(), world.Get_size(), launched_ranks(), local_rank(), flush=True)\n")
+    result = subprocess.run([str(MPIEXEC), "-n", "3", sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = sorted(tuple(map(int, line.split())) for line in result.stdout.splitlines())
+    assert rows == [(0, 3, 3, 0), (1, 3, 3, 1), (2, 3, 3, 2)]
+
+
+def test_a_plain_run_never_loads_mpi(tmp_path):
+    check = ("import sys; from gpusim import cli; "
+             f"code = cli.main(['run', 'tiny', '-o', {str(tmp_path / 'x.ome.zarr')!r}, '--quiet']); "
+             "print(code, 'mpi4py' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["0", "False"]
