@@ -117,3 +117,66 @@ def imbalance(layer_cells, slabs):
     cells = [sum(int(c) for c in layer_cells[slab.start : slab.stop]) for slab in slabs]
     mean = sum(cells) / len(cells)
     return max(cells) / mean if mean > 0 else 1.0
+
+
+# --- which rank holds which cell ----------------------------------------------------------------------------------
+
+def owners(layers, slabs):
+    """The rank whose slab holds each layer of ``layers`` (an integer array of z)."""
+    import numpy as np
+
+    starts = np.array([slab.start for slab in slabs[1:]], dtype=np.int64)
+    return np.searchsorted(starts, np.asarray(layers, dtype=np.int64), side="right")
+
+
+def route(voxels, shape, slabs):
+    """Which cells of a table each rank holds, for cells at flat voxel indices ``voxels`` of a lattice of
+    ``shape``: per rank, (the indices of the cells in its slab, those of the cells in its halo), each in the
+    order of the table.  A cell is in one rank's slab and in the halo of every other rank whose held layers
+    reach it (with slabs at least as deep as the halo, only the neighbours')."""
+    import numpy as np
+
+    plane = int(shape[1]) * int(shape[2])
+    z = np.asarray(voxels, dtype=np.int64) // plane
+    owner = owners(z, slabs)
+    routed = []
+    for slab in slabs:
+        first, stop = slab.held
+        held = (z >= first) & (z < stop)
+        routed.append((np.flatnonzero(owner == slab.rank), np.flatnonzero(held & (owner != slab.rank))))
+    return routed
+
+
+def local_columns(columns, owned, halo, slab, shape):
+    """The table a rank holds, from host ``columns`` (``[..., cell]`` arrays, the global table) and the indices
+    :func:`route` gave it: its own cells, then its halo's marked GHOST; voxels counted from the first layer it
+    holds."""
+    import numpy as np
+
+    from gpusim.kernels.cells import GHOST
+
+    taken = np.concatenate([owned, halo])
+    out = {name: np.ascontiguousarray(values[..., taken]) for name, values in columns.items()}
+    out["state"] = out["state"] & ~GHOST
+    out["state"][owned.shape[0]:] |= GHOST
+    out["voxel"] = out["voxel"] - slab.held[0] * int(shape[1]) * int(shape[2])
+    return out
+
+
+def global_columns(parts, slabs, shape):
+    """The global table in voxel order from each rank's table (``parts``, as :func:`local_columns` makes them):
+    every rank's own cells (not its GHOSTs), voxels counted from the lattice's first layer."""
+    import numpy as np
+
+    from gpusim.kernels.cells import GHOST
+
+    plane = int(shape[1]) * int(shape[2])
+    kept = []
+    for part, slab in zip(parts, slabs):
+        mine = (part["state"] & GHOST) == 0
+        cells = {name: values[..., mine] for name, values in part.items()}
+        cells["voxel"] = cells["voxel"] + slab.held[0] * plane
+        kept.append(cells)
+    joined = {name: np.concatenate([cells[name] for cells in kept], axis=-1) for name in parts[0]}
+    order = np.argsort(joined["voxel"], kind="stable")
+    return {name: np.ascontiguousarray(values[..., order]) for name, values in joined.items()}

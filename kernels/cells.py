@@ -30,6 +30,7 @@ HELD = np.uint8(8)  # held in a synapse by an effector this step: does not move
 ENGULFED = np.uint8(16)  # engulfed whole by a CAR-macrophage this step
 NECROTIC = np.uint8(32)  # a tumour cell dead of anoxia, left as debris in its voxel until cleared
 HYPOXIC = np.uint8(64)  # a tumour cell short of oxygen: it does not cycle
+GHOST = np.uint8(128)  # a copy of a cell another process steps (the halo of a run split across processes)
 # every flag a cell can carry from one step to the next (the dead are compacted away): what a checkpoint may hold
 PERSISTENT_FLAGS = np.uint8(QUIESCENT | ACTIVATED | HELD | ENGULFED | NECROTIC | HYPOXIC)
 NOT_QUIESCENT = np.uint8(0xFF ^ 2)

@@ -58,11 +58,12 @@ def test_under_mpiexec_every_rank_reads_the_world_mpi_has(tmp_path):
     script = ("from mpi4py import MPI\n"
               "from gpusim.parallel import launched_ranks, local_rank\n"
               "world = MPI.COMM_WORLD\n"
-              "print(world.Get_rank(), world.Get_size(), launched_ranks(), local_rank(), flush=True)\n")
+              "seen = (world.Get_rank(), world.Get_size(), launched_ranks(), local_rank())\n"
+              "open(f'rank-{world.Get_rank()}.txt', 'w').write(' '.join(map(str, seen)))\n")
     result = subprocess.run([str(MPIEXEC), "-n", "3", sys.executable, "-c", script], capture_output=True,
                             text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = sorted(tuple(map(int, line.split())) for line in result.stdout.splitlines())
+    rows = sorted(tuple(map(int, path.read_text().split())) for path in tmp_path.glob("rank-*.txt"))
     assert rows == [(0, 3, 3, 0), (1, 3, 3, 1), (2, 3, 3, 2)]
 
 
@@ -74,3 +75,45 @@ def test_a_plain_run_never_loads_mpi(tmp_path):
                             env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["0", "False"]
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_cells_go_to_the_slab_they_sit_in_and_to_the_halos_that_reach_them(ranks):
+    """A real table routed to the ranks of a split lattice: each cell is stepped by exactly one rank (the one
+    whose slab holds it) and copied, marked GHOST, to the ranks whose halo reaches it; put back together, the
+    ranks' own cells are the table again, column for column."""
+    import numpy as np
+
+    from gpusim.engine import Simulation
+    from gpusim.kernels.cells import GHOST
+    from gpusim.parallel import global_columns, local_columns, route
+    from gpusim.state import COLUMNS
+
+    from helpers import small_config
+
+    shape = (44, 10, 10)
+    cfg, _ = small_config(lattice={"shape": list(shape)}, tumour={"initial_cells": 1500},
+                          dose=[{"time": "0 min", "count": 200, "placement": "uniform"}])
+    sim = Simulation(cfg)
+    sim.run(5)
+    table = sim.state.snapshot()
+    columns = {name: table[name] for name in COLUMNS}
+    z = columns["voxel"] // (shape[1] * shape[2])
+    slabs = plan_slabs(shape[0], ranks)
+    routed = route(columns["voxel"], shape, slabs)
+    owned_somewhere = np.concatenate([owned for owned, _ in routed])
+    assert np.array_equal(np.sort(owned_somewhere), np.arange(z.shape[0]))  # each cell stepped once
+    parts = []
+    for slab, (owned, halo) in zip(slabs, routed):
+        assert np.all((z[owned] >= slab.start) & (z[owned] < slab.stop))
+        first, stop = slab.held
+        in_halo = ((z >= first) & (z < slab.start)) | ((z >= slab.stop) & (z < stop))
+        assert np.array_equal(halo, np.flatnonzero(in_halo)) and (halo.size > 0) == (ranks > 1)
+        part = local_columns(columns, owned, halo, slab, shape)
+        local_z = part["voxel"] // (shape[1] * shape[2])
+        assert local_z.min() >= 0 and local_z.max() < stop - first
+        assert np.array_equal((part["state"] & GHOST) != 0, np.arange(owned.size + halo.size) >= owned.size)
+        parts.append(part)
+    joined = global_columns(parts, slabs, shape)
+    for name in COLUMNS:
+        assert np.array_equal(joined[name], columns[name]), name
