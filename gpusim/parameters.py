@@ -201,13 +201,22 @@ def hold_rows(params, kinds):
     return {"pools": pool_rows, "set_points": set_point_rows}
 
 
-def set_extents(params, shape, coarsening=1):
+def set_extents(params, shape, coarsening=1, held=None):
     """Write the lattice's extent ``shape`` (z, y, x voxels), its field grid's (``coarsening`` times coarser) and
-    the divisors that find a voxel's coordinates (:func:`gpusim.kernels.lattice.division_magic`) into ``params``."""
+    the divisors that find a voxel's coordinates (:func:`gpusim.kernels.lattice.division_magic`) into ``params``.
+
+    ``held`` (first, stop) are the layers along z a rank of a split run holds (gpusim.parallel.Slab.held): its
+    lattice is then those layers, the first of them at z ``first`` of the whole (``FIRST_LAYER``), while the
+    fields' grid stays the whole lattice's.
+    """
     nz, ny, nx = (int(edge) for edge in shape)
     if nz * ny * nx > MAX_VOXELS:
         raise ValueError(f"a lattice of {nz} x {ny} x {nx} voxels has more than {MAX_VOXELS:,} (2**32)")
-    params[P.NZ], params[P.NY], params[P.NX] = nz, ny, nx
+    first, stop = (0, nz) if held is None else (int(held[0]), int(held[1]))
+    if not 0 <= first < stop <= nz:
+        raise ValueError(f"layers {first} to {stop} are not within the lattice's {nz}")
+    params[P.NZ], params[P.NY], params[P.NX] = stop - first, ny, nx
+    params[P.FIRST_LAYER] = first
     params[P.PLANE_DIVISOR : P.PLANE_DIVISOR + 2] = division_magic(ny * nx)
     params[P.ROW_DIVISOR : P.ROW_DIVISOR + 2] = division_magic(nx)
     params[P.COARSENING] = coarsening

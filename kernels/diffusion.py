@@ -47,7 +47,7 @@ sequence of IEEE operations gives the same bits everywhere.
 import numba
 import numpy as np
 
-from gpusim.kernels.lattice import index_coords, quotient, voxel_coords
+from gpusim.kernels.lattice import index_coords, quotient, tissue_coords
 from gpusim.kernels.decorators import GRID, device, device_for_targets, rule
 from gpusim.kernels.params import COARSENING_DIVISOR, GRID_NX, GRID_NY
 
@@ -221,7 +221,7 @@ def apply_update(v, field, delta, fixed, coefficients):
 @device
 def grid_coords(voxel, params):
     """(z, y, x) on the field grid of the grid voxel holding lattice voxel ``voxel``."""
-    z, y, x = voxel_coords(voxel, params)
+    z, y, x = tissue_coords(voxel, params)
     high = params[COARSENING_DIVISOR]
     low = params[COARSENING_DIVISOR + 1]
     return quotient(z, high, low), quotient(y, high, low), quotient(x, high, low)

@@ -16,7 +16,7 @@ do by multiplying (:func:`quotient`): the lattice's divisors arrive in
 import numpy as np
 
 from gpusim.kernels.decorators import device
-from gpusim.kernels.params import NX, NY, NZ, PLANE_DIVISOR, ROW_DIVISOR
+from gpusim.kernels.params import FIRST_LAYER, NX, NY, NZ, PLANE_DIVISOR, ROW_DIVISOR
 
 N_DIRECTIONS = 26
 MAX_VOXELS = 2**32  # every voxel index below 2**32, as quotient needs
@@ -68,6 +68,20 @@ def voxel_coords(voxel, params):
     rest = voxel - z * (params[NY] * params[NX])
     y = quotient(rest, params[ROW_DIVISOR], params[ROW_DIVISOR + 1])
     return z, y, rest - y * params[NX]
+
+
+@device
+def tissue_coords(voxel, params):
+    """(z, y, x) of a voxel in the whole lattice: :func:`voxel_coords` with z counted from the lattice's first
+    layer (``FIRST_LAYER``, not 0 where a rank holds only some layers of a split run)."""
+    z, y, x = voxel_coords(voxel, params)
+    return z + params[FIRST_LAYER], y, x
+
+
+@device
+def tissue_voxel(voxel, params):
+    """The flat index of a voxel in the whole lattice (see :func:`tissue_coords`)."""
+    return voxel + params[FIRST_LAYER] * (params[NY] * params[NX])
 
 
 @device

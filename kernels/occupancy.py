@@ -11,7 +11,7 @@ import numpy as np
 
 from gpusim.kernels.cells import DEAD, DEBRIS_LABEL, NECROTIC, TUMOUR
 from gpusim.kernels.decorators import device, rule
-from gpusim.kernels.lattice import N_DIRECTIONS, voxel_coords
+from gpusim.kernels.lattice import N_DIRECTIONS, tissue_coords, tissue_voxel
 from gpusim.kernels.molecules import ANTIGEN_A, ANTIGEN_B, CAR, N_SET_POINTS, N_SPECIES, SET_A, SET_B
 from gpusim.kernels.params import DIVISION_BUDGET, SET_POINT, SET_POINT_ROW
 from gpusim.kernels.pools import molecules, put_molecules, set_point
@@ -72,10 +72,10 @@ def placement_key(v, seed, step, centre_z, centre_y, centre_x, radius_sq, by_dis
     radius, or a ball when it is 0), then at random; without, at random
     alone.  All integer, so every backend ranks alike.
     """
-    noise = draw(seed, step, v, PLACEMENT) >> _S32
+    noise = draw(seed, step, tissue_voxel(v, params), PLACEMENT) >> _S32
     if by_distance == 0:
         return noise
-    z, y, x = voxel_coords(v, params)
+    z, y, x = tissue_coords(v, params)
     d_sq = (z - centre_z) * (z - centre_z) + (y - centre_y) * (y - centre_y) + (x - centre_x) * (x - centre_x)
     off = d_sq - radius_sq
     if off < 0:
@@ -163,7 +163,7 @@ def tumour_moments(i, kind, state, voxel, params, tally):
     rim infusions are placed) without a copy of the tumour's voxels."""
     if kind[i] != TUMOUR or (state[i] & DEAD) != 0:
         return
-    z, y, x = voxel_coords(voxel[i], params)
+    z, y, x = tissue_coords(voxel[i], params)
     tally_add(tally, MOMENT_Z, z)
     tally_add(tally, MOMENT_Y, y)
     tally_add(tally, MOMENT_X, x)

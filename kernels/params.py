@@ -25,6 +25,9 @@ NX = _block(1)
 # the divisors that find a voxel's coordinates, as multipliers (kernels.lattice.division_magic): high, low half
 PLANE_DIVISOR = _block(2)  # NY * NX
 ROW_DIVISOR = _block(2)  # NX
+# the z of this lattice's first layer in the whole lattice: 0, or where a rank's layers start in a run split across
+# processes (gpusim.parallel); what depends on where a voxel is in the tissue (the fields' grid, placement) adds it
+FIRST_LAYER = _block(1)
 
 # --- migration (per kind) -------------------------------------------------------------
 MOVE_THRESHOLD = _block(N_KINDS)  # chance per step to attempt a step to a neighbour voxel

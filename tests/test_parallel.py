@@ -117,3 +117,35 @@ def test_cells_go_to_the_slab_they_sit_in_and_to_the_halos_that_reach_them(ranks
     joined = global_columns(parts, slabs, shape)
     for name in COLUMNS:
         assert np.array_equal(joined[name], columns[name]), name
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning")  # the hash wraps, as on a GPU
+def test_a_ranks_layers_know_where_they_are_in_the_tissue():
+    """A rank holding layers 18 to 40 of a 44-layer lattice counts its voxels from its first layer, yet what
+    depends on where a voxel is in the tissue comes out as in the whole lattice: its voxel in the fields'
+    grid, its placement key (distance from a centre, and the random draw keyed by the tissue voxel), and a
+    tumour cell's share of the centre of mass."""
+    import numpy as np
+
+    from gpusim.kernels import params as P
+    from gpusim.kernels.diffusion import grid_voxel
+    from gpusim.kernels.lattice import tissue_coords, voxel_coords
+    from gpusim.kernels.occupancy import placement_key
+    from gpusim.parameters import set_extents
+
+    shape, held, coarsening = (44, 10, 12), (18, 40), 2
+    whole, part = np.zeros(P.N_PARAMS, np.int64), np.zeros(P.N_PARAMS, np.int64)
+    set_extents(whole, shape, coarsening)
+    set_extents(part, shape, coarsening, held=held)
+    assert part[P.NZ] == 22 and part[P.FIRST_LAYER] == 18 and part[P.GRID_NZ] == whole[P.GRID_NZ] == 22
+    offset = held[0] * shape[1] * shape[2]
+    for local in np.random.default_rng(3).integers(0, 22 * 10 * 12, 200):
+        tissue = int(local) + offset
+        assert tissue_coords(int(local), part) == voxel_coords(tissue, whole)
+        assert grid_voxel(int(local), part) == grid_voxel(tissue, whole)
+        for by_distance in (0, 1):
+            ranking = dict(centre_z=22, centre_y=5, centre_x=6, radius_sq=49, by_distance=by_distance)
+            assert placement_key(int(local), 7, 3, params=part, **ranking) == \
+                placement_key(tissue, 7, 3, params=whole, **ranking)
+    with pytest.raises(ValueError, match="layers 30 to 50 are not within the lattice's 44"):
+        set_extents(part, shape, held=(30, 50))
