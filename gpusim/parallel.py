@@ -180,3 +180,108 @@ def global_columns(parts, slabs, shape):
     joined = {name: np.concatenate([cells[name] for cells in kept], axis=-1) for name in parts[0]}
     order = np.argsort(joined["voxel"], kind="stable")
     return {name: np.ascontiguousarray(values[..., order]) for name, values in joined.items()}
+
+
+def exchange(comm, columns, slabs, shape):
+    """A rank's table after a step, made its table for the next.  ``columns``: host arrays ``[..., cell]``, voxels
+    counted from the rank's first held layer; returns the same, the rank's own cells first, then its halo
+    marked GHOST.  ``comm`` is an mpi4py communicator whose ranks are the slabs' ranks.
+
+    Two rounds between neighbours only: the halo (GHOST) is dropped and every own cell (daughters included)
+    that now sits in a neighbour's slab moves there (a step moves no cell farther than a slab is deep); then
+    each rank sends copies of its own cells within a neighbour's halo (no halo reaches past a neighbour's
+    slab, which is at least as deep).
+    """
+    import numpy as np
+
+    from gpusim.kernels.cells import GHOST
+
+    rank, plane = comm.Get_rank(), int(shape[1]) * int(shape[2])
+    first = slabs[rank].held[0] * plane
+    mine = (columns["state"] & GHOST) == 0
+    own = {name: values[..., mine] for name, values in columns.items()}
+    own["voxel"] = own["voxel"] + first
+    z = own["voxel"] // plane
+    owner = owners(z, slabs)
+    if np.any(np.abs(owner - rank) > 1):
+        raise RuntimeError(f"rank {rank}: a cell left for a slab beyond its neighbours' in one step; slabs must be "
+                           "at least as deep as a step reaches")
+    arrived = _swap(comm, own, {other: np.flatnonzero(owner == other) for other in _neighbours(rank, slabs)})
+    own = _joined([_taken(own, np.flatnonzero(owner == rank))] + arrived)
+    halos = {}
+    for other in _neighbours(rank, slabs):
+        held_first, held_stop = slabs[other].held
+        z = own["voxel"] // plane
+        halos[other] = np.flatnonzero((z >= held_first) & (z < held_stop))
+    ghosts = _swap(comm, own, halos)
+    out = _joined([own] + ghosts)
+    count = own["voxel"].shape[-1]
+    out["state"] = out["state"] & ~GHOST
+    out["state"][count:] |= GHOST
+    out["voxel"] = out["voxel"] - first
+    return out
+
+
+def _neighbours(rank, slabs):
+    return [other for other in (rank - 1, rank + 1) if 0 <= other < len(slabs)]
+
+
+def _taken(cells, indices):
+    return {name: values[..., indices] for name, values in cells.items()}
+
+
+def _joined(parts):
+    import numpy as np
+
+    return {name: np.concatenate([part[name] for part in parts], axis=-1) for name in parts[0]}
+
+
+def _swap(comm, cells, sending):
+    """Send each neighbour ``other`` the cells ``sending[other]`` (indices into ``cells``) and receive theirs:
+    a count, then every column packed in one buffer; returns what arrived, a table per neighbour."""
+    import numpy as np
+
+    names = list(cells)
+    requests, keep = [], []
+    for other, indices in sending.items():
+        count = np.array([indices.size], dtype=np.int64)
+        payload = _packed(_taken(cells, indices), names)
+        keep += [count, payload]  # alive until the sends complete
+        requests += [comm.Isend(count, dest=other, tag=1), comm.Isend(payload, dest=other, tag=2)]
+    arrived = []
+    for other in sending:
+        count = np.empty(1, dtype=np.int64)
+        comm.Recv(count, source=other, tag=1)
+        payload = np.empty(sum(_row_bytes(cells[name]) for name in names) * int(count[0]), dtype=np.uint8)
+        comm.Recv(payload, source=other, tag=2)
+        arrived.append(_unpacked(payload, cells, names, int(count[0])))
+    for request in requests:
+        request.Wait()
+    return arrived
+
+
+def _row_bytes(values):
+    """Bytes one cell takes in column ``values`` (``[..., cell]``)."""
+    rows = 1
+    for extent in values.shape[:-1]:
+        rows *= int(extent)
+    return values.dtype.itemsize * rows
+
+
+def _packed(cells, names):
+    """The columns of some cells as one byte buffer, column after column (each C-ordered)."""
+    import numpy as np
+
+    return np.concatenate([np.ascontiguousarray(cells[name]).view(np.uint8).ravel() for name in names]) if names \
+        else np.empty(0, np.uint8)
+
+
+def _unpacked(payload, like, names, count):
+    """The columns :func:`_packed` put in ``payload``, for ``count`` cells, shaped and typed as ``like``'s."""
+    out, at = {}, 0
+    for name in names:
+        values = like[name]
+        size = _row_bytes(values) * count
+        out[name] = payload[at : at + size].view(values.dtype).reshape(values.shape[:-1] + (count,))
+        at += size
+    return out

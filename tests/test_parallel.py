@@ -149,3 +149,18 @@ def test_a_ranks_layers_know_where_they_are_in_the_tissue():
                 placement_key(tissue, 7, 3, params=whole, **ranking)
     with pytest.raises(ValueError, match="layers 30 to 50 are not within the lattice's 44"):
         set_extents(part, shape, held=(30, 50))
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_after_a_step_the_ranks_exchange_exactly_the_cells_each_needs(tmp_path, ranks):
+    """Under mpiexec: every rank starts from its slab and halo of a real table, its own cells move up to a
+    step's reach (some into a neighbour's slab), and after the exchange each rank holds exactly the cells the
+    moved table routes to it, every column equal, its halo marked GHOST."""
+    assert MPIEXEC.exists(), "pip install 'gpusim[mpi]' brings mpiexec (the test extra includes it)"
+    tests = Path(__file__).parent
+    result = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(tests / "exchange_run.py"),
+                             str(tests)], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "NUMBA_NUM_THREADS": "1"})  # ranks oversubscribe the cores
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = {path.name: path.read_text() for path in tmp_path.glob("rank-*.txt")}
+    assert answers == {f"rank-{r}.txt": "ok" for r in range(ranks)}
