@@ -11,9 +11,13 @@ launcher sets, without importing MPI: a plain ``gpusim run`` never loads mpi4py.
 """
 
 import dataclasses
+import math
 import os
 
+import numpy as np
+
 from gpusim.engine import STEP_REACH
+from gpusim.kernels.cells import GHOST
 
 # What MPI launchers set in each process they start: the number of processes, and this one's rank among
 # those of its node (each takes the GPU of that number).  MPICH's and Intel MPI's Hydra and Slurm's PMI-2 set
@@ -123,8 +127,6 @@ def imbalance(layer_cells, slabs):
 
 def owners(layers, slabs):
     """The rank whose slab holds each layer of ``layers`` (an integer array of z)."""
-    import numpy as np
-
     starts = np.array([slab.start for slab in slabs[1:]], dtype=np.int64)
     return np.searchsorted(starts, np.asarray(layers, dtype=np.int64), side="right")
 
@@ -134,10 +136,7 @@ def route(voxels, shape, slabs):
     ``shape``: per rank, (the indices of the cells in its slab, those of the cells in its halo), each in the
     order of the table.  A cell is in one rank's slab and in the halo of every other rank whose held layers
     reach it (with slabs at least as deep as the halo, only the neighbours')."""
-    import numpy as np
-
-    plane = int(shape[1]) * int(shape[2])
-    z = np.asarray(voxels, dtype=np.int64) // plane
+    z = np.asarray(voxels, dtype=np.int64) // _plane(shape)
     owner = owners(z, slabs)
     routed = []
     for slab in slabs:
@@ -151,35 +150,14 @@ def local_columns(columns, owned, halo, slab, shape):
     """The table a rank holds, from host ``columns`` (``[..., cell]`` arrays, the global table) and the indices
     :func:`route` gave it: its own cells, then its halo's marked GHOST; voxels counted from the first layer it
     holds."""
-    import numpy as np
-
-    from gpusim.kernels.cells import GHOST
-
-    taken = np.concatenate([owned, halo])
-    out = {name: np.ascontiguousarray(values[..., taken]) for name, values in columns.items()}
-    out["state"] = out["state"] & ~GHOST
-    out["state"][owned.shape[0]:] |= GHOST
-    out["voxel"] = out["voxel"] - slab.held[0] * int(shape[1]) * int(shape[2])
-    return out
+    return _held_table(_taken(columns, owned), [_taken(columns, halo)], slab.held[0] * _plane(shape))
 
 
 def global_columns(parts, slabs, shape):
     """The global table in voxel order from each rank's table (``parts``, as :func:`local_columns` makes them):
     every rank's own cells (not its GHOSTs), voxels counted from the lattice's first layer."""
-    import numpy as np
-
-    from gpusim.kernels.cells import GHOST
-
-    plane = int(shape[1]) * int(shape[2])
-    kept = []
-    for part, slab in zip(parts, slabs):
-        mine = (part["state"] & GHOST) == 0
-        cells = {name: values[..., mine] for name, values in part.items()}
-        cells["voxel"] = cells["voxel"] + slab.held[0] * plane
-        kept.append(cells)
-    joined = {name: np.concatenate([cells[name] for cells in kept], axis=-1) for name in parts[0]}
-    order = np.argsort(joined["voxel"], kind="stable")
-    return {name: np.ascontiguousarray(values[..., order]) for name, values in joined.items()}
+    joined = _joined([_own_cells(part, slab.held[0] * _plane(shape)) for part, slab in zip(parts, slabs)])
+    return _taken(joined, np.argsort(joined["voxel"], kind="stable"))
 
 
 def exchange(comm, columns, slabs, shape):
@@ -192,38 +170,24 @@ def exchange(comm, columns, slabs, shape):
     each rank sends copies of its own cells within a neighbour's halo (no halo reaches past a neighbour's
     slab, which is at least as deep).
     """
-    import numpy as np
-
-    from gpusim.kernels.cells import GHOST
-
-    rank, plane = comm.Get_rank(), int(shape[1]) * int(shape[2])
-    first = slabs[rank].held[0] * plane
-    mine = (columns["state"] & GHOST) == 0
-    own = {name: values[..., mine] for name, values in columns.items()}
-    own["voxel"] = own["voxel"] + first
-    z = own["voxel"] // plane
-    owner = owners(z, slabs)
-    if np.any(np.abs(owner - rank) > 1):
+    rank = comm.Get_rank()
+    first = slabs[rank].held[0] * _plane(shape)
+    neighbours = [other for other in (rank - 1, rank + 1) if 0 <= other < len(slabs)]
+    own = _own_cells(columns, first)
+    routed = route(own["voxel"], shape, slabs)
+    if any(routed[other][0].size for other in range(len(slabs)) if abs(other - rank) > 1):
         raise RuntimeError(f"rank {rank}: a cell left for a slab beyond its neighbours' in one step; slabs must be "
                            "at least as deep as a step reaches")
-    arrived = _swap(comm, own, {other: np.flatnonzero(owner == other) for other in _neighbours(rank, slabs)})
-    own = _joined([_taken(own, np.flatnonzero(owner == rank))] + arrived)
-    halos = {}
-    for other in _neighbours(rank, slabs):
-        held_first, held_stop = slabs[other].held
-        z = own["voxel"] // plane
-        halos[other] = np.flatnonzero((z >= held_first) & (z < held_stop))
-    ghosts = _swap(comm, own, halos)
-    out = _joined([own] + ghosts)
-    count = own["voxel"].shape[-1]
-    out["state"] = out["state"] & ~GHOST
-    out["state"][count:] |= GHOST
-    out["voxel"] = out["voxel"] - first
-    return out
+    arrived = _swap(comm, own, {other: routed[other][0] for other in neighbours})
+    own = _joined([_taken(own, routed[rank][0])] + arrived)
+    routed = route(own["voxel"], shape, slabs)  # every cell now the rank's own: what each neighbour's halo holds
+    ghosts = _swap(comm, own, {other: routed[other][1] for other in neighbours})
+    return _held_table(own, ghosts, first)
 
 
-def _neighbours(rank, slabs):
-    return [other for other in (rank - 1, rank + 1) if 0 <= other < len(slabs)]
+def _plane(shape):
+    """Voxels in one layer of a lattice of ``shape``."""
+    return int(shape[1]) * int(shape[2])
 
 
 def _taken(cells, indices):
@@ -231,57 +195,52 @@ def _taken(cells, indices):
 
 
 def _joined(parts):
-    import numpy as np
-
     return {name: np.concatenate([part[name] for part in parts], axis=-1) for name in parts[0]}
+
+
+def _own_cells(table, first):
+    """A held table's own cells (its GHOSTs dropped), their voxels counted from the lattice's first layer (the
+    table's are counted from flat voxel ``first``)."""
+    own = _taken(table, (table["state"] & GHOST) == 0)
+    own["voxel"] = own["voxel"] + first
+    return own
+
+
+def _held_table(own, halos, first):
+    """A rank's table: ``own`` cells, then the cells of ``halos`` marked GHOST, voxels counted from flat voxel
+    ``first`` (the rank's first held layer)."""
+    out = _joined([own] + list(halos))
+    out["state"] = out["state"] & ~GHOST
+    out["state"][own["voxel"].shape[-1]:] |= GHOST
+    out["voxel"] = out["voxel"] - first
+    return out
 
 
 def _swap(comm, cells, sending):
     """Send each neighbour ``other`` the cells ``sending[other]`` (indices into ``cells``) and receive theirs:
     a count, then every column packed in one buffer; returns what arrived, a table per neighbour."""
-    import numpy as np
-
     names = list(cells)
     requests, keep = [], []
     for other, indices in sending.items():
         count = np.array([indices.size], dtype=np.int64)
-        payload = _packed(_taken(cells, indices), names)
+        payload = np.concatenate([np.ascontiguousarray(cells[name][..., indices]).view(np.uint8).ravel()
+                                  for name in names])  # column after column, each C-ordered
         keep += [count, payload]  # alive until the sends complete
         requests += [comm.Isend(count, dest=other, tag=1), comm.Isend(payload, dest=other, tag=2)]
     arrived = []
     for other in sending:
         count = np.empty(1, dtype=np.int64)
         comm.Recv(count, source=other, tag=1)
-        payload = np.empty(sum(_row_bytes(cells[name]) for name in names) * int(count[0]), dtype=np.uint8)
+        cells_in = int(count[0])
+        sizes = [cells[name].dtype.itemsize * math.prod(cells[name].shape[:-1]) * cells_in for name in names]
+        payload = np.empty(sum(sizes), dtype=np.uint8)
         comm.Recv(payload, source=other, tag=2)
-        arrived.append(_unpacked(payload, cells, names, int(count[0])))
+        table, at = {}, 0
+        for name, size in zip(names, sizes):
+            like = cells[name]
+            table[name] = payload[at : at + size].view(like.dtype).reshape(like.shape[:-1] + (cells_in,))
+            at += size
+        arrived.append(table)
     for request in requests:
         request.Wait()
     return arrived
-
-
-def _row_bytes(values):
-    """Bytes one cell takes in column ``values`` (``[..., cell]``)."""
-    rows = 1
-    for extent in values.shape[:-1]:
-        rows *= int(extent)
-    return values.dtype.itemsize * rows
-
-
-def _packed(cells, names):
-    """The columns of some cells as one byte buffer, column after column (each C-ordered)."""
-    import numpy as np
-
-    return np.concatenate([np.ascontiguousarray(cells[name]).view(np.uint8).ravel() for name in names]) if names \
-        else np.empty(0, np.uint8)
-
-
-def _unpacked(payload, like, names, count):
-    """The columns :func:`_packed` put in ``payload``, for ``count`` cells, shaped and typed as ``like``'s."""
-    out, at = {}, 0
-    for name in names:
-        values = like[name]
-        size = _row_bytes(values) * count
-        out[name] = payload[at : at + size].view(values.dtype).reshape(values.shape[:-1] + (count,))
-        at += size
-    return out

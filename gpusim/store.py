@@ -586,12 +586,6 @@ class RunStore:
 
     def _write_snapshot(self, payload, start, rows, clock):
         began = time.perf_counter()
-        try:
-            self._write_snapshot_now(payload, start, rows, clock)
-        finally:
-            self.writer_seconds += time.perf_counter() - began  # the writer thread's busy time (gpusim bench)
-
-    def _write_snapshot_now(self, payload, start, rows, clock):
         if payload is not None:
             index = payload["index"]
             _write_levels(self.levels, index, payload["volume"])
@@ -602,6 +596,7 @@ class RunStore:
             self.histograms[index] = payload["cytometer"]
             self.meta["snapshots_written"] = index + 1
         self._write_rows(start, rows, clock)
+        self.writer_seconds += time.perf_counter() - began  # the writer thread's busy time (gpusim bench)
 
     def finish(self, sim):
         """Write what is left, mark the run complete (or stopped) and wait for the disk; a store that never

@@ -31,8 +31,6 @@ STRIDED_BY_DEFAULT = frozenset()
 DIRECT_BY_DEFAULT = False
 CACHE_BY_DEFAULT = False
 
-VARIABLES = ("GPUSIM_CUDA_C", "GPUSIM_CUDA_GRID", "GPUSIM_CUDA_DIRECT", "GPUSIM_CUDA_CACHE")
-
 
 @dataclasses.dataclass(frozen=True)
 class GPUOptions:
