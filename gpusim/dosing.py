@@ -11,7 +11,10 @@ Placement takes the free voxels with the smallest integer keys
 * ``uniform`` infusions take free voxels uniformly at random.
 
 New cells fill new slots in voxel order, which keeps placement independent of
-the backend.
+the backend.  On a lattice split across ranks (gpusim.domain) each rank looks
+at the voxels of its own layers only: the histograms and the count of tied
+keys are summed over the ranks, and the ranks take tied voxels, and number
+their new cells, in the order of their slabs, which is voxel order.
 """
 
 import math
@@ -41,8 +44,8 @@ class Placement:
 def _tumour_sphere(sim):
     """(centre z, y, x) rounded to voxels and squared radius of the tumour's equivalent sphere."""
     state = sim.state
-    nz, ny, nx = state.shape
-    moments = sim.backend.to_host(sim.launch_rule(tumour_moments, state.n))
+    nz, ny, nx = sim.domain.shape
+    moments = sim.domain.sum(sim.backend.to_host(sim.launch_rule(tumour_moments, state.n)))
     count = int(moments[MOMENT_COUNT])
     if count == 0:
         return (nz // 2, ny // 2, nx // 2), 0
@@ -54,9 +57,9 @@ def _tumour_sphere(sim):
 def _key_arguments(sim, placement):
     """The ranking's arguments to :func:`placement_key`, by name: centre, squared radius, by distance; and how
     many bits the keys can have."""
-    state = sim.state
+    shape = sim.domain.shape  # the whole lattice's
     if placement == Placement.BALL:
-        nz, ny, nx = state.shape
+        nz, ny, nx = shape
         centre, radius_sq, by_distance = (nz // 2, ny // 2, nx // 2), 0, 1
     elif placement == Placement.RIM:
         centre, radius_sq = _tumour_sphere(sim)
@@ -67,7 +70,7 @@ def _key_arguments(sim, placement):
         raise ValueError(f"unknown placement {placement!r}")
     key_bits = 32  # the random part
     if by_distance:
-        farthest_sq = sum(max(c, n - 1 - c) ** 2 for c, n in zip(centre, state.shape))
+        farthest_sq = sum(max(c, n - 1 - c) ** 2 for c, n in zip(centre, shape))
         key_bits += max(farthest_sq, radius_sq).bit_length()
     ranking = dict(zip(("centre_z", "centre_y", "centre_x"), centre), radius_sq=radius_sq, by_distance=by_distance)
     return ranking, key_bits
@@ -101,11 +104,12 @@ def choose_voxels(sim, count, placement, out):
     chosen), then one pass lists the voxels below it, and as many equal to it
     as are still wanted.  The lattice is walked in chunks (:func:`gpusim.state.voxel_chunks`).
     """
-    state, xp = sim.state, sim.xp
+    xp, domain = sim.xp, sim.domain
     ranking, key_bits = _key_arguments(sim, placement)
     key_args = dict(ranking, step=sim.clock)
-    chunks = voxel_chunks(state.occ.shape[0])
-    chunk = chunk_size(state.occ.shape[0])
+    first_own, stop_own = domain.own_voxels  # the voxels whose cells this process steps
+    chunks = [(first_own + start, extent) for start, extent in voxel_chunks(stop_own - first_own)]
+    chunk = chunk_size(stop_own - first_own)
     digits = xp.empty(chunk, dtype=np.int32)
     prefix, top, wanted = 0, key_bits, int(count)  # the key's bits from `top` up are `prefix`
     while top > 0:
@@ -116,7 +120,7 @@ def choose_voxels(sim, count, placement, out):
             sim.launch_rule(placement_digit, extent, first_voxel=start, prefix=np.uint64(prefix), prefix_shift=top,
                         shift=shift, width=top - shift, digits=digits, **key_args)
             _count_digits(xp, digits[:extent], histogram)
-        below_or_at = np.cumsum(sim.backend.to_host(histogram))
+        below_or_at = np.cumsum(domain.sum(sim.backend.to_host(histogram)))
         if top == key_bits and below_or_at[-1] <= wanted:  # no more free voxels than wanted: take them all
             prefix, wanted = _EVERY_KEY, 0
             break
@@ -125,6 +129,16 @@ def choose_voxels(sim, count, placement, out):
         prefix, top = (prefix << (top - shift)) | digit, shift
     del digits
     picked = xp.empty(chunk, dtype=np.uint8)
+
+    def ties():
+        tied = 0
+        for start, extent in chunks:
+            sim.launch_rule(placement_pick, extent, first_voxel=start, threshold=np.uint64(prefix), picked=picked,
+                            **key_args)
+            tied += int(xp.count_nonzero(picked[:extent] == 2))
+        return tied
+
+    wanted = domain.ties_to_take(wanted, ties)  # the ranks below take theirs first
     placed = 0
     for start, extent in chunks:
         sim.launch_rule(placement_pick, extent, first_voxel=start, threshold=np.uint64(prefix), picked=picked, **key_args)
@@ -149,14 +163,16 @@ def add_cells(sim, count, kind, placement):
     state = sim.state
     state.make_room(count)
     placed = choose_voxels(sim, count, placement, out=state["voxel"][state.n : state.n + count])
-    if placed < count:
+    everywhere = sim.domain.sum(placed)
+    if everywhere < count and sim.domain.rank == 0:
         warnings.warn(
-            f"only {placed} of {count} {KIND_NAMES[kind]} cells found a free voxel at step {sim.clock}",
+            f"only {everywhere} of {count} {KIND_NAMES[kind]} cells found a free voxel at step {sim.clock}",
             RuntimeWarning,
             stacklevel=2,
         )
-    if placed == 0:
-        return 0
-    first_slot, first_id = state.append(placed, written=("voxel",))
-    sim.launch_rule(equip_cell, placed, sim.clock, first_slot=first_slot, first_id=first_id, new_kind=kind)
-    return placed
+    first_id = sim.domain.new_ids(state, placed)
+    if placed:
+        first_slot, _ = state.append(placed, written=("voxel",))
+        sim.launch_rule(equip_cell, placed, sim.clock, first_slot=first_slot, first_id=first_id, new_kind=kind)
+    sim.domain.settle_ids(state)
+    return everywhere

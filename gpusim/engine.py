@@ -25,6 +25,7 @@ import numpy as np
 from gpusim import backend as backends
 from gpusim import parameters
 from gpusim.config import ConfigError
+from gpusim.domain import WholeLattice
 from gpusim.dosing import Placement, add_cells, placement_bytes
 from gpusim.kernels.cell_cycle import TABLE_DTYPES, choose_division_site, copy_parent, place_daughter, start_cycle
 from gpusim.kernels.census import census, flow_cytometry
@@ -44,7 +45,7 @@ from gpusim.kernels.synapse import (
 )
 from gpusim.kernels.census import CENSUS_ROW, CENSUS_SIZE, DEAD_SLOTS, DIVISION_CANDIDATES, LIVE, NECROTIC_COUNT
 from gpusim.kernels.cpu_launcher import Count
-from gpusim.kernels.decorators import launch_named, reach
+from gpusim.kernels.decorators import launch_named, reach, tally_size
 from gpusim.kernels.tally import BIRTHS, STEP_TALLY, TABLE_FULL
 from gpusim.observables import Timeseries
 from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_bytes, voxel_chunks
@@ -52,7 +53,7 @@ from gpusim.state import HEADROOM, State, bytes_per_agent, chunk_size, sort_byte
 # the initial tumour's placement (tumour.placement): a ball at the lattice centre, or cells scattered uniformly at
 # random as in a co-culture well
 TUMOUR_PLACEMENTS = {"ball": Placement.BALL, "well_mixed": Placement.UNIFORM}
-PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe")
+PHASES = ("engage", "synapse", "express", "move", "divide", "die", "fields", "dose", "sort", "observe", "exchange")
 # The rules a step launches over its cells, in order, at most (the fields, placing infused cells, compaction, the
 # sort and the census come besides: over the fields' grid, or each cell or voxel on its own).  Each rule reads and writes
 # within its reach of a cell's voxel (kernels.decorators.rule), so a cell's state after a step depends on the
@@ -129,8 +130,10 @@ def preflight(cfg, backend, cells=None):
 class Simulation:
     """A run of the model: state, parameters, backend and the observables so far."""
 
-    def __init__(self, cfg, backend=None, debug=False, _populate=True):
+    def __init__(self, cfg, backend=None, debug=False, _populate=True, domain=None):
         self.cfg = cfg
+        # the layers this process steps: the whole lattice, or an MPI rank's slab (gpusim.parallel.SlabDomain)
+        self.domain = WholeLattice(cfg.lattice.shape) if domain is None else domain
         self.backend = backend if backend is not None else backends.select(configured=cfg.run.backend)
         self.xp = self.backend.xp
         self.launch = self.backend.launch
@@ -138,7 +141,7 @@ class Simulation:
         self.seed = int(cfg.run.seed)
         self.dt = float(cfg.run.dt)
         self.clock = 0
-        inputs = parameters.build(cfg)
+        inputs = parameters.build(cfg, held=self.domain.held if self.domain.splits else None)
         self.params = self.backend.to_device(inputs["params"])
         self.tables = self.backend.to_device(inputs["tables"])
         self.cycle_table = self.backend.to_device(inputs["cycle_table"])
@@ -147,7 +150,7 @@ class Simulation:
         self.inheritance_table = self.backend.to_device(inputs["inheritance_table"])
         self.oxygen_levels = self.backend.to_device(inputs["oxygen_levels"])
         self.chemotaxis_sensitivity = self.backend.to_device(inputs["chemotaxis_sensitivity"])
-        self.fields = Fields(cfg, self.backend)
+        self.fields = Fields(cfg, self.backend, self.domain)
         self._no_field = self.xp.zeros(1)
         self.detection = int(cfg.synapse.trogocytosis_detection)
         self.end_step = cfg.steps
@@ -160,7 +163,7 @@ class Simulation:
         )
         initial = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) == 0)
         self.state = State(
-            self.backend, cfg.lattice.shape, capacity=max(1024, int(initial * HEADROOM)), held=inputs["held"]
+            self.backend, self.domain.held_shape, capacity=max(1024, int(initial * HEADROOM)), held=inputs["held"]
         )
         if debug:
             self.state.watch_scratch()  # a phase using two scratch arrays of one row raises (gpusim.state)
@@ -226,11 +229,13 @@ class Simulation:
         dosed, infused = self._dose()
         for _ in range(self.cfg.fields.settle if self.fields else 0):
             self.fields.update(s, NECROTIC)
+        counts = self.census()
+        self.timeseries.record(0, self.dt, self.domain.sum(counts), np.zeros(STEP_TALLY, dtype=np.int64), dosed,
+                               infused)
+        self._learn_from_census(counts)
+        self._exchange()  # a split run's halos filled
         if self.debug:
             self._check()
-        counts = self.census()
-        self.timeseries.record(0, self.dt, counts, np.zeros(STEP_TALLY, dtype=np.int64), dosed, infused)
-        self._learn_from_census(counts)
 
     # --- the step -----------------------------------------------------------------
     def step(self):
@@ -275,6 +280,8 @@ class Simulation:
                 self.state.sort_by_voxel()
         with self._phase("observe"):
             self._observe(ledger, dosed, infused, daughters)
+        with self._phase("exchange"):
+            self._exchange()
         if self.debug:
             self._check()
 
@@ -287,8 +294,17 @@ class Simulation:
         self._dead_slots = int(per_kind[:, DEAD_SLOTS].sum())
         self.cell_count = int(per_kind[:, [LIVE, LIVE + QUIESCENT, NECROTIC_COUNT]].sum())
 
+    def _exchange(self):
+        """A split run's ranks trade the cells that crossed into a neighbour's slab and refresh their halos
+        (gpusim.domain).  The census counted none of the cells that came, and each could divide in the next
+        step (a halo copy too: a rank steps its halo as its own): the bound grows by their number."""
+        self.domain.after_step(self)
+        self._daughters_next += self.domain.received
+
     def _observe(self, ledger, dosed, infused, daughters):
-        """The step's one read of the backend: ledger, census, the count of cells and the next step's bound."""
+        """The step's one read of the backend: ledger, census, the count of cells and the next step's bound.
+        The record sums every process's (``dosed`` and ``infused`` are sums already); the bound is this
+        process's."""
         s = self.state
         record = self.backend.to_host(self.xp.concatenate((ledger, self._census(), s.counters)))
         ledger, counts = record[:STEP_TALLY], record[STEP_TALLY : STEP_TALLY + CENSUS_SIZE]
@@ -300,6 +316,9 @@ class Simulation:
                 "the bound in kernels.cell_cycle.could_divide_next_step is wrong"
             )
         self._learn_from_census(counts)
+        whole = self.domain.sum(np.concatenate((ledger, counts)))
+        ledger, counts = whole[:STEP_TALLY], whole[STEP_TALLY:]
+        self.domain.settle_ids(s)
         self.timeseries.record(self.clock, self.dt, counts, ledger, dosed, infused)
 
     def profile_phases(self):
@@ -320,8 +339,13 @@ class Simulation:
     def launch_rule(self, rule, extent, t=None, **named):
         """Launch ``rule`` over ``extent`` with every argument bound by its parameter's name: ``named`` first,
         then ``step`` (``t``), the run's numbers and tables (:attr:`run_arguments`), and the state's columns and
-        scratch.  No call restates a rule's signature, so reordering one cannot swap values."""
-        return launch_named(self.launch, rule, extent, named, {"step": t}, self.run_arguments, self.state)
+        scratch.  No call restates a rule's signature, so reordering one cannot swap values.
+
+        A tallying rule counts only the cells this process steps, not the GHOST copies of a neighbour's (a run
+        split across processes): over cells from slot 0, or over new cells from ``first_slot``."""
+        ghosts = (self.state["state"], named.get("first_slot", 0)) if tally_size(rule) else None
+        return launch_named(self.launch, rule, extent, named, {"step": t}, self.run_arguments, self.state,
+                            ghosts=ghosts)
 
     def _synapse(self, t):
         s = self.state
@@ -354,13 +378,14 @@ class Simulation:
             self.launch_rule(sense_oxygen, s.n, t, oxygen=self.field_values(OXYGEN))
         self.launch_rule(choose_division_site, s.n, t)
         self.launch_rule(resolve_claim, s.n, t, purpose=DIVISION_PRIORITY)
-        n, first_id = s.n, s.next_id
+        n = s.n
         if n == 0:
             return
         rank = s.rank_marks(s.view("won"))
         parents = s.work["listing"][:daughters]
         ledger += self.launch_rule(list_by_rank, n, t, rank=rank, listing=parents)
         s.order_by_voxel(parents, rank[n - 1 :])  # ids in the parents' voxel order, not their slots'
+        first_id = self.domain.first_daughter_id(s, parents, rank[n - 1 :])
         born = Count(daughters, rank[n - 1 :])
         rows = dict(zip(("int64_rows", "int32_rows", "int16_rows", "int8_rows", "uint8_rows"),
                         s.column_rows(TABLE_DTYPES)))
@@ -413,13 +438,13 @@ class Simulation:
             kind = KIND_NAMES.index(dose.kind)
             dosed[kind] += add_cells(self, dose.count, kind, dose.placement)
         new_pools = self.state["pools"][:, before : self.state.n]
-        held = self.backend.to_host(new_pools.sum(axis=1, dtype=np.int64))  # no int64 copy of the pools
+        held = self.domain.sum(self.backend.to_host(new_pools.sum(axis=1, dtype=np.int64)))  # no int64 copy
         infused = self.state.every_row_of("pools", held)
         return dosed, infused
 
     def _check(self):
         previous_next = getattr(self, "_checked_next_id", 0)
-        self._seen_ids = self.state.check_invariants(self._seen_ids, previous_next)
+        self._seen_ids = self.domain.check(self, self._seen_ids, previous_next)
         self._checked_next_id = self.state.next_id
 
     # --- running and looking ------------------------------------------------------

@@ -9,6 +9,7 @@ three line sweeps and the update).
 
 import numpy as np
 
+from gpusim.domain import WholeLattice
 from gpusim.kernels.cells import KIND_NAMES, N_KINDS
 from gpusim.kernels.diffusion import apply_update, diffusion_residual, line_solve, reaction_terms
 from gpusim.kernels.decorators import launch_named
@@ -74,8 +75,9 @@ def memory_needed(cfg):
 class Fields:
     """The configured fields of a run and their solver."""
 
-    def __init__(self, cfg, backend):
+    def __init__(self, cfg, backend, domain=None):
         self.backend = backend
+        self.domain = WholeLattice(cfg.lattice.shape) if domain is None else domain
         xp = backend.xp
         fields = cfg.fields
         self.names = [name for name, _section in fields.active]
@@ -135,8 +137,15 @@ class Fields:
         if not self.names:
             return
         nz, ny, nx = self.lattice_shape
-        self._launch(reaction_terms, self.grid_size, ny=ny, nx=nx, occ=state.occ, kind=state["kind"],
+        grid_plane = self.grid_shape[1] * self.grid_shape[2]
+        first, stop = (min(layer // self.coarsening, self.grid_shape[0]) for layer in self.domain.own)
+        if self.domain.splits:  # each rank the grid voxels over its own layers, then every rank the whole grid
+            self.rate[...] = 0
+            self.source[...] = 0
+        self._launch(reaction_terms, (stop - first) * grid_plane, first_grid_voxel=first * grid_plane,
+                     first_layer=self.domain.held[0], ny=ny, nx=nx, occ=state.occ, kind=state["kind"],
                      state=state["state"], damage=state["damage"], live_flags=live_flags)
+        self.domain.combine_grid(self.backend, self.rate, self.source)
         for f in range(len(self.names)):
             for coefficients in self.steps[f]:
                 self.adi_step(f, coefficients)

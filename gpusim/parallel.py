@@ -16,8 +16,10 @@ import os
 
 import numpy as np
 
+from gpusim.domain import WholeLattice
 from gpusim.engine import STEP_REACH
 from gpusim.kernels.cells import GHOST
+from gpusim.kernels.occupancy import claim_own_voxel
 
 # What MPI launchers set in each process they start: the number of processes, and this one's rank among
 # those of its node (each takes the GPU of that number).  MPICH's and Intel MPI's Hydra and Slurm's PMI-2 set
@@ -75,28 +77,34 @@ class Slab:
         return self.start - self.below, self.stop + self.above
 
 
-def plan_slabs(depth, ranks, halo=STEP_REACH, layer_cells=None):
+def plan_slabs(depth, ranks, halo=STEP_REACH, layer_cells=None, align=1):
     """The slabs of a lattice ``depth`` layers deep (along z) for ``ranks`` ranks, each at least ``halo`` layers.
 
     Without ``layer_cells`` the layers are shared as evenly as they divide; with it (the cells in each layer,
     integers) the boundaries go where the cells divide evenly, each slab kept at least ``halo`` deep, so that a
-    tumour at the centre does not leave the outer ranks idle.  DecompositionError, naming the most ranks the
-    lattice allows, when it is too shallow.
+    tumour at the centre does not leave the outer ranks idle.  Boundaries fall on multiples of ``align`` layers
+    (the fields' coarsening: a grid voxel's cells are then all one rank's).  DecompositionError, naming the
+    most ranks the lattice allows, when it is too shallow.
     """
-    depth, ranks, halo = int(depth), int(ranks), int(halo)
+    depth, ranks, halo, align = int(depth), int(ranks), int(halo), max(int(align), 1)
     if ranks < 1:
         raise DecompositionError(f"{ranks} ranks: expected at least 1")
     if ranks == 1:
         return [Slab(0, 0, depth, 0, 0)]
-    if depth < ranks * max(halo, 1):
+    least = -(-max(halo, 1) // align)  # blocks of `align` layers a slab needs
+    blocks = depth // align  # the last slab takes the layers past the last whole block
+    if blocks < ranks * least:
         raise DecompositionError(
-            f"{ranks} ranks need at least {ranks * max(halo, 1)} layers along z (each rank's slab as deep as the "
-            f"{halo} layers one step reaches); lattice.shape gives {depth}: run on at most "
-            f"{max(depth // max(halo, 1), 1)} ranks")
+            f"{ranks} ranks need at least {ranks * least * align} layers along z (each rank's slab as deep as the "
+            f"{halo} layers one step reaches{f', in blocks of {align}' if align > 1 else ''}); lattice.shape gives "
+            f"{depth}: run on at most {max(blocks // least, 1)} ranks")
     if layer_cells is None:
-        bounds = [(r * depth) // ranks for r in range(ranks + 1)]
+        bounds = [(r * blocks) // ranks for r in range(ranks + 1)]
     else:
-        bounds = _balanced_bounds(list(map(int, layer_cells)), ranks, max(halo, 1))
+        cells = list(map(int, layer_cells))
+        block_cells = [sum(cells[b * align : (b + 1) * align if b < blocks - 1 else depth]) for b in range(blocks)]
+        bounds = _balanced_bounds(block_cells, ranks, least)
+    bounds = [b * align for b in bounds[:-1]] + [depth]
     return [Slab(r, bounds[r], bounds[r + 1], min(halo, bounds[r]), min(halo, depth - bounds[r + 1]))
             for r in range(ranks)]
 
@@ -244,3 +252,110 @@ def _swap(comm, cells, sending):
     for request in requests:
         request.Wait()
     return arrived
+
+
+# --- a rank's part of a run -----------------------------------------------------------------------------------
+
+class SlabDomain(WholeLattice):
+    """An MPI rank's slab of the lattice (gpusim.domain): it steps the cells of layers ``start <= z < stop``
+    and holds those of its halo, and asks the other ranks (``comm``, an mpi4py communicator whose ranks are the
+    slabs') what one process would know alone."""
+
+    splits = True
+
+    def __init__(self, comm, shape, slabs):
+        super().__init__(shape)
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self.comm, self.slabs = comm, list(slabs)
+        self.rank, self.ranks = comm.Get_rank(), comm.Get_size()
+        if self.ranks != len(self.slabs):
+            raise ValueError(f"{len(self.slabs)} slabs for {self.ranks} ranks")
+        slab = self.slabs[self.rank]
+        self.held, self.own = slab.held, (slab.start, slab.stop)
+        self.next_id = 0  # the whole run's next agent id
+        self.exchanged_bytes = 0  # sent by this rank in the last exchange
+
+    def sum(self, values):
+        if np.ndim(values) == 0:
+            return self.comm.allreduce(int(values), op=self._mpi.SUM)
+        mine = np.ascontiguousarray(values, dtype=np.int64)
+        total = np.empty_like(mine)
+        self.comm.Allreduce(mine, total, op=self._mpi.SUM)
+        return total
+
+    def _below(self, count):
+        """The sum of ``count`` over the ranks before this one (their slabs lie below)."""
+        before = self.comm.exscan(int(count), op=self._mpi.SUM)
+        return 0 if self.rank == 0 else int(before)
+
+    def new_ids(self, state, count):
+        counts = self.comm.allgather(int(count))
+        first = self.next_id + sum(counts[: self.rank])
+        self.next_id += sum(counts)
+        return first
+
+    def settle_ids(self, state):
+        state.next_id = self.next_id
+        state.publish()
+
+    def first_daughter_id(self, state, parents, count):
+        """The ids of this step's daughters follow their parents' voxel order over the whole lattice: the rank's
+        own parents take theirs after those of the ranks below.  Its listing (in voxel order) starts with the
+        parents in its lower halo, so its first daughter's id is that many before its own first one's (those
+        it steps exactly get the ids their own rank gives them)."""
+        listed = min(int(state.backend.to_host(count)[0]), parents.shape[0])
+        voxels = state.backend.to_host(state["voxel"][parents[:listed]])
+        first_own, stop_own = self.own_voxels
+        in_lower_halo, below_own_stop = np.searchsorted(voxels, [first_own, stop_own])
+        return self.new_ids(state, int(below_own_stop - in_lower_halo)) - int(in_lower_halo)
+
+    def ties_to_take(self, wanted, count_ties):
+        mine = count_ties()
+        return max(0, min(mine, wanted - self._below(mine)))
+
+    def combine_grid(self, backend, *arrays):
+        for values in arrays:
+            host = np.ascontiguousarray(backend.to_host(values))
+            self.comm.Allreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM)  # x + 0.0 is x: exact in any order
+            values[...] = backend.to_device(host)
+
+    def after_step(self, sim):
+        """Trade cells with the neighbours (:func:`exchange`) and take the table that results: the rank's own
+        cells, then its halo; the occupancy grid made again from it."""
+        s = sim.state
+        columns = s.host_columns()
+        first_own, stop_own = self.own_voxels
+        kept = np.count_nonzero(((columns["state"] & GHOST) == 0) & (columns["voxel"] >= first_own)
+                                & (columns["voxel"] < stop_own))
+        table = exchange(self.comm, columns, self.slabs, self.shape)
+        n = int(table["voxel"].shape[-1])
+        self.received = n - int(kept)
+        s.reserve(max(n, 16))
+        s.load_columns(table, n)
+        s.n = n
+        s.voxel_ordered = False
+        s.publish()
+        s.occ[:] = -1
+        sim.launch_rule(claim_own_voxel, n)
+
+    def check(self, sim, previous_ids, previous_next_id):
+        """Each rank's lattice invariants, then the whole run's: no cell stepped by two ranks, ids unique and
+        never reused over the whole lattice."""
+        s = sim.state
+        s.check_invariants()
+        own = (s.backend.to_host(s.view("state")) & GHOST) == 0
+        ids = np.sort(np.concatenate(self.comm.allgather(s.backend.to_host(s.view("agent_id"))[own])))
+        problems = []
+        if ids.size and np.any(ids[1:] == ids[:-1]):
+            problems.append("two ranks step cells of one id")
+        if ids.size and ids[-1] >= self.next_id:
+            problems.append("an id beyond the run's id counter")
+        if previous_ids is not None:
+            new = np.setdiff1d(ids, previous_ids, assume_unique=True)
+            if new.size and new.min() < previous_next_id:
+                problems.append("an id was reused")
+        if problems:
+            raise AssertionError(f"rank {self.rank}: lattice invariants broken: " + "; ".join(problems))
+        return ids

@@ -224,15 +224,16 @@ def set_extents(params, shape, coarsening=1, held=None):
     params[P.GRID_NZ], params[P.GRID_NY], params[P.GRID_NX] = nz // coarsening, ny // coarsening, nx // coarsening
 
 
-def build(cfg):
-    """All the integer inputs of the rules, as host numpy arrays (a dict)."""
+def build(cfg, held=None):
+    """All the integer inputs of the rules, as host numpy arrays (a dict); ``held`` as for :func:`set_extents`
+    (the layers a rank of a split run holds)."""
     dt = cfg.run.dt
     steps = lambda minutes: duration_steps(minutes, dt)  # noqa: E731
     relax = lambda minutes: q32(relaxation_per_step(minutes, dt))  # noqa: E731
     half_life = lambda minutes: q32(relaxation_per_step(minutes / math.log(2), dt))  # noqa: E731
     tumour, synapse, damage = cfg.tumour, cfg.synapse, cfg.damage
     params = np.zeros(P.N_PARAMS, dtype=np.int64)
-    set_extents(params, cfg.lattice.shape, cfg.fields.coarsening)
+    set_extents(params, cfg.lattice.shape, cfg.fields.coarsening, held=held)
     params[P.CONTACT_Q16] = int(round(synapse.contact_fraction * 65536))
     params[P.ANTIGEN_LOSS] = q32(tumour.antigen_loss)
     params[P.NECROSIS_STEPS] = steps(tumour.necrosis_time)

@@ -49,10 +49,10 @@ extern "C" __global__ void census(long long n, const long long* live, const unsi
     long long extent = launch_extent(n, live);
     for (long long first = warp_start(); first < extent; first += grid_stride()) {
         long long slot = first + lane_id();
-        bool present = slot < extent;
-        int i = present ? (int)slot : 0;
+        int i = slot < extent ? (int)slot : 0;
+        unsigned char flags = slot < extent ? state[i] : 0;
+        bool present = slot < extent && (flags & cells::GHOST) == 0;  // a copy of another process's cell: not counted
         int k = present ? kind[i] : 0;
-        unsigned char flags = present ? state[i] : 0;
         int row = k * census::CENSUS_ROW;
         bool dead = (flags & cells::DEAD) != 0;
         bool debris = !dead && (flags & cells::NECROTIC) != 0;

@@ -94,14 +94,20 @@ from gpusim.kernels.codegen import compile_device
 {compiled}
 
 
+from gpusim.kernels.cells import GHOST as _GHOST
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def launch(n, {args}, partials):
+def launch(n, {args}, partials, ghost_flags, ghost_offset):
     chunks = partials.shape[0]
+    gated = ghost_flags.shape[0] > 0
     for c in numba.prange(chunks):
-        row = partials[c]
+        counted = partials[c, 0]
+        uncounted = partials[c, 1]  # what copies of another process's cells add: dropped (kernels.cells.GHOST)
         start = (n * c) // chunks
         stop = (n * (c + 1)) // chunks
         for i in range(start, stop):
+            row = uncounted if gated and ({gate}[ghost_offset + i] & _GHOST) != 0 else counted
             {calls}
 ''',
     "cuda": '''\
@@ -113,11 +119,14 @@ from gpusim.kernels.codegen import compile_device
 {compiled}
 import gpusim.kernels.tally as _tally
 _whole_counter = compile_device(_tally.whole_counter, "cuda")
+from gpusim.kernels.cells import GHOST as _GHOST
 
 
 @cuda.jit(cache={cache})
-def launch({extent}, {args}, totals):
+def launch({extent}, {args}, totals, ghost_flags, ghost_offset):
     block = cuda.shared.array((2, {size}), numba.uint32)  # each counter's low and high 32 bits (kernels.tally)
+    uncounted = cuda.shared.array((2, {size}), numba.uint32)  # what copies of another process's cells add: dropped
+    gated = ghost_flags.shape[0] > 0
     k = cuda.threadIdx.x
     while k < {size}:
         block[0, k] = 0
@@ -237,6 +246,14 @@ def private_cache_dir():
     return folder
 
 
+def ghost_gate(fn):
+    """The array a tallying launch of ``fn`` reads GHOST flags from: the rule's own ``state``, or where it takes
+    none the ``ghost_flags`` its launcher is given.  Not the table's state column a second time beside the
+    rule's: numba's CUDA simulator copies each argument back after a kernel, and the unchanged copy would
+    undo what the rule wrote."""
+    return "state" if "state" in rule_parameters(fn) else "ghost_flags"
+
+
 _launchers = {}
 _digest = None
 
@@ -265,23 +282,25 @@ def launcher(fn, target, counted=False, strided=False, cache=False):
         _digest = kernels_digest()
     size = tally_size(fn)
     rules = fn.rules if isinstance(fn, Fused) else (fn,)
-    tally = {"cpu": "row", "cuda": "block"}[target] if size else None
+    tally = {"cpu": "row", "cuda": "counters"}[target] if size else None
     compiled = "\n".join(
         f"import {r.__module__} as _source{k}\n_rule{k} = compile_device(_source{k}.{r.__name__}, {target!r})"
         for k, r in enumerate(rules)
     )
     template = (_TALLY_TEMPLATES if size else _TEMPLATES)["cuda-strided" if strided else target]
     calls_line = next(line for line in template.splitlines() if "{calls}" in line)
-    calls = ("\n" + calls_line[: calls_line.index("{calls}")]).join(
-        f"_rule{k}(i, {', '.join(rule_parameters(r) + ([tally] if tally_size(r) else []))})"
-        for k, r in enumerate(rules)
-    )
+    gate = ghost_gate(fn)
+    calls = [f"_rule{k}(i, {', '.join(rule_parameters(r) + ([tally] if tally_size(r) else []))})"
+             for k, r in enumerate(rules)]
+    if size and target == "cuda":  # the CPU template picks its row of counters itself
+        calls.insert(0, f"counters = uncounted if gated and ({gate}[ghost_offset + i] & _GHOST) != 0 else block")
+    calls = ("\n" + calls_line[: calls_line.index("{calls}")]).join(calls)
     title = f"{fn.__module__}.{fn.__name__}" + (
         f" ({', then '.join(r.__name__ for r in rules)}, for each index)" if isinstance(fn, Fused) else ""
     )
     source = template.format(
         title=title, compiled=compiled, calls=calls, args=", ".join(rule_parameters(fn)), digest=_digest, size=size,
-        extent="live" if counted else "n", limit="live[0]" if counted else "n", cache=bool(cache),
+        extent="live" if counted else "n", limit="live[0]" if counted else "n", cache=bool(cache), gate=gate,
     )
     folder = private_cache_dir()
     stem = (f"{target}_{fn.__module__.rsplit('.', 1)[-1]}_{fn.__name__}{'_counted' if counted else ''}"

@@ -3,8 +3,24 @@ of a launch (:class:`Count`) and timing launches per rule."""
 
 import time
 
-from gpusim.kernels.codegen import launcher
+from gpusim.kernels.codegen import ghost_gate, launcher
 from gpusim.kernels.decorators import tally_size
+
+import numpy as np
+
+_NO_GHOSTS = np.zeros(0, dtype=np.uint8)  # the flags of a launch that counts every index
+_GATED = np.zeros(1, dtype=np.uint8)  # stands for the flags of a rule that reads them from its own `state`
+
+
+def ghost_arguments(fn, ghosts, none, gated):
+    """The last two arguments of a tallying launch of ``fn``: the GHOST flags (``none`` to count every index;
+    ``gated`` where the rule's own ``state`` holds them, kernels.codegen.ghost_gate) and the offset of index 0
+    in them."""
+    if ghosts is None:
+        return none, 0
+    flags, offset = ghosts
+    return (gated if ghost_gate(fn) == "state" else flags), int(offset)
+
 
 class Count:
     """The extent of a launch over the agent table when only the device knows it exactly.
@@ -37,14 +53,19 @@ class Launcher:
         self.timings = {} if on else None
         return self.timings
 
-    def __call__(self, fn, n, *args):
+    def __call__(self, fn, n, *args, ghosts=None):
         """Run ``fn`` for indices ``0..n-1`` (``n`` an int or a :class:`Count`); returns the summed tally (int64)
-        of a tallying rule."""
+        of a tallying rule.
+
+        ``ghosts``, for a tallying rule: ``(flags, offset)``, the table's ``state`` column and where index 0's
+        cell sits in it; what an index whose cell carries the GHOST flag (a copy of a cell another process
+        steps, kernels.cells) adds is left out of the tally, so that each process counts only its own cells.
+        """
         if self.timings is None:
-            return self._launch(fn, n, *args)
+            return self._launch(fn, n, args, ghosts)
         self._wait()
         start = time.perf_counter()
-        result = self._launch(fn, n, *args)
+        result = self._launch(fn, n, args, ghosts)
         self._wait()
         entry = self.timings.setdefault(fn.__name__, [0, 0.0])
         entry[0] += 1
@@ -65,17 +86,17 @@ class CPULauncher(Launcher):
     target = "cpu"
     TALLY_CHUNKS = 64
 
-    def _launch(self, fn, n, *args):
-        import numpy as np
-
+    def _launch(self, fn, n, args, ghosts):
         if isinstance(n, Count):
             n = min(int(n.live[0]), n.bound)  # as on the GPU, never past the bound
         size = tally_size(fn)
         if size:
-            partials = np.zeros((self.TALLY_CHUNKS, size), dtype=np.int64)
+            partials = np.zeros((self.TALLY_CHUNKS, 2, size), dtype=np.int64)  # [chunk, counted or not, counter]
             if n > 0:
-                launcher(fn, "cpu")(n, *args, partials)
-            return partials.sum(axis=0)
+                flags, offset = ghost_arguments(fn, ghosts, _NO_GHOSTS, _GATED)
+                launcher(fn, "cpu")(n, *args, partials, flags, int(offset))
+            return partials[:, 0].sum(axis=0)
         if n > 0:
             launcher(fn, "cpu")(n, *args)
         return None
+

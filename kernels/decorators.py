@@ -157,11 +157,11 @@ def rule_parameters(fn):
     return list(_PARAMETERS[fn])
 
 
-def launch_named(launch, fn, extent, *mappings):
+def launch_named(launch, fn, extent, *mappings, ghosts=None):
     """``launch(fn, extent, ...)`` with every argument bound by its parameter's name, from the first of
     ``mappings`` that has it: no call site restates a rule's signature, so a reordered signature cannot swap
-    values."""
-    return launch(fn, extent, *launch_arguments(fn, *mappings))
+    values.  ``ghosts``: which indices a tallying rule leaves out of its tally (the launchers')."""
+    return launch(fn, extent, *launch_arguments(fn, *mappings), ghosts=ghosts)
 
 
 def launch_arguments(fn, *mappings):

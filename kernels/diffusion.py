@@ -72,25 +72,29 @@ def face_is_supplied(faces, axis, high):
 
 
 @rule(reach=GRID)
-def reaction_terms(v, nzf, nyf, nxf, coarsening, ny, nx, occ, kind, state, damage, live_flags, uptake, secretion,
-                   attacked_secretion, decay, rate, source):
-    """Loss rate (decay + uptake, per minute) and secretion (per minute) of grid voxel ``v``, for every field.
+def reaction_terms(v, first_grid_voxel, first_layer, nzf, nyf, nxf, coarsening, ny, nx, occ, kind, state, damage,
+                   live_flags, uptake, secretion, attacked_secretion, decay, rate, source):
+    """Loss rate (decay + uptake, per minute) and secretion (per minute) of grid voxel ``first_grid_voxel + v``,
+    for every field.
 
     The grid voxel gathers the cells of its ``coarsening``^3 lattice voxels;
     ``uptake[f, kind]`` and the secretion tables are per cell, already divided
     by the number of lattice voxels in a grid voxel.  A cell with any of
     ``live_flags`` set (necrotic debris) neither takes up nor secretes; a
-    tumour cell with lytic damage secretes at the under-attack rate.
+    tumour cell with lytic damage secretes at the under-attack rate.  ``occ``
+    holds the lattice from layer ``first_layer`` on (a rank's layers, in a
+    split run; the rank computes the grid voxels over the layers it steps).
     """
-    zf, yf, xf = index_coords(np.int64(v), nyf, nxf)  # int64: the CPU loop index is unsigned
+    g = first_grid_voxel + np.int64(v)  # int64: the CPU loop index is unsigned
+    zf, yf, xf = index_coords(g, nyf, nxf)
     n_fields = rate.shape[0]
     for f in range(n_fields):
-        rate[f, v] = decay[f]
-        source[f, v] = 0.0
+        rate[f, g] = decay[f]
+        source[f, g] = 0.0
     for dz in range(coarsening):
         for dy in range(coarsening):
             for dx in range(coarsening):
-                z = zf * coarsening + dz
+                z = zf * coarsening + dz - first_layer
                 y = yf * coarsening + dy
                 x = xf * coarsening + dx
                 cell = occ[(z * ny + y) * nx + x]
@@ -99,11 +103,11 @@ def reaction_terms(v, nzf, nyf, nxf, coarsening, ny, nx, occ, kind, state, damag
                 k = int(kind[cell])
                 attacked = damage[cell] > 0
                 for f in range(n_fields):
-                    rate[f, v] += uptake[f, k]
+                    rate[f, g] += uptake[f, k]
                     if attacked:
-                        source[f, v] += attacked_secretion[f, k]
+                        source[f, g] += attacked_secretion[f, k]
                     else:
-                        source[f, v] += secretion[f, k]
+                        source[f, g] += secretion[f, k]
 
 
 @device

@@ -5,7 +5,7 @@ takes is a GPU option (:mod:`gpusim.kernels.gpu_options`)."""
 import sys
 
 from gpusim.kernels.codegen import launcher
-from gpusim.kernels.cpu_launcher import Count, Launcher
+from gpusim.kernels.cpu_launcher import Count, Launcher, ghost_arguments
 from gpusim.kernels.decorators import tally_size
 from gpusim.kernels.gpu_options import GPUOptions
 
@@ -93,13 +93,15 @@ class CUDALauncher(Launcher):
         self._direct = {}  # (numba kernel, kinds of the arguments) -> (cuda.core kernel, parameter forms) or False
         self._launch_configs = {}  # blocks -> cuda.core LaunchConfig (direct launches)
         self._properties = None
+        self._ghost_marks = None  # kernels.cpu_launcher.ghost_arguments: made at the first tallying launch
 
     def _wait(self):
         if hasattr(self.xp, "cuda"):  # cupy; under the simulator the arrays are numpy's and kernels are synchronous
             self.xp.cuda.Device().synchronize()
 
-    def _launch(self, fn, n, *args):
-        """As for every launcher; a tally comes back on the device (nothing waits for it)."""
+    def _launch(self, fn, n, args, ghosts):
+        """As for every launcher; a tally comes back on the device (nothing waits for it).  A hand-written CUDA C
+        kernel leaves GHOST cells out of its tally by their ``state`` itself (its rules run over cells)."""
         import numpy as np
 
         counted = isinstance(n, Count)
@@ -115,6 +117,10 @@ class CUDALauncher(Launcher):
             blocks = (bound + self.threads_per_block - 1) // self.threads_per_block
             if strided:
                 blocks = min(blocks, self._resident_blocks(kernel))
+            if size:
+                if self._ghost_marks is None:  # any array of no element, and of one: their lengths are the marks
+                    self._ghost_marks = self.xp.zeros(0, dtype="uint8"), self.xp.zeros(1, dtype="uint8")
+                totals = (*totals, *ghost_arguments(fn, ghosts, *self._ghost_marks))
             self._launch_numba(kernel, blocks, (extent, *args, *totals))
         return totals[0] if size else None
 

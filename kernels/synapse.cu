@@ -123,7 +123,7 @@ extern "C" __global__ void choose_partner(long long n, const long long* live, lo
             if (best >= 0) {
                 partner[i] = (signed char)best;
                 synapse_steps[i] = 0;
-                engaged = true;
+                engaged = (state[i] & cells::GHOST) == 0;  // a copy of another process's cell: not counted
             }
         }
         // the warp's engagements, added to the launch's total by one lane

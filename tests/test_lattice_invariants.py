@@ -495,9 +495,9 @@ def test_a_step_launches_what_its_reach_counts(small):
     launched = []
     plain = sim.launch
 
-    def recording(fn, extent, *args):
+    def recording(fn, extent, *args, **options):
         launched.append(fn)
-        return plain(fn, extent, *args)
+        return plain(fn, extent, *args, **options)
 
     sim.launch = recording
     sim.step()  # step 5: the dose and the depletion as well

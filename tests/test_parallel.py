@@ -1,5 +1,6 @@
 """Splitting a run across MPI ranks: the slabs, the halo a step needs, and who is who under mpiexec."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import pytest
 
 from gpusim.engine import STEP_REACH
 from gpusim.parallel import DecompositionError, imbalance, launched_ranks, local_rank, plan_slabs
+
+from helpers import run_script
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"  # the mpich wheel's (pip install 'gpusim[mpi]')
 
@@ -164,3 +167,39 @@ def test_after_a_step_the_ranks_exchange_exactly_the_cells_each_needs(tmp_path, 
     assert result.returncode == 0, result.stderr[-3000:]
     answers = {path.name: path.read_text() for path in tmp_path.glob("rank-*.txt")}
     assert answers == {f"rank-{r}.txt": "ok" for r in range(ranks)}
+
+
+@pytest.mark.parametrize("simulated", [False, True], ids=["cpu", "cuda-simulator"])
+def test_ghost_cells_add_nothing_to_a_steps_tallies(simulated):
+    """A rank steps copies of its neighbours' cells (GHOST) beside its own; only its own may be counted.  From
+    one checkpoint, three steps with no cell marked, with half of the cells marked and with the other half:
+    every census and ledger of the whole is the sum of the halves', and neither half alone gives the whole
+    (tests/ghost_tally_run.py; the step had births, deaths and engagements, so each kind of tally is seen)."""
+    env = {"NUMBA_ENABLE_CUDASIM": "1", "GPUSIM_BACKEND": "cuda"} if simulated else {"GPUSIM_BACKEND": "cpu"}
+    result = run_script("ghost_tally_run.py", Path(__file__).parent, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["sums_equal"] and report["halves_differ"], report
+    assert report["births"] > 0 and report["deaths"] > 0 and report["engagements"] > 0, report
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4])
+def test_a_run_split_across_ranks_equals_one_process_bit_for_bit(tmp_path, ranks):
+    """tests/split_run.py under ``mpiexec -n ranks`` (oversubscribed: one numba thread a rank): a tumour across
+    every slab, infusions at the rim and at random, fields, necrosis, divisions of tumour cells and CAR-T cells,
+    migration, a depletion.  In debug mode every rank checks its lattice invariants and the whole run's (ids
+    unique over the ranks, none reused) after every step; at the end the time series, the ranks' cells put
+    together and the fields equal the single process's, and each rank held only its slab and halo."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    result = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(Path(__file__).parent / "split_run.py"),
+                             str(tmp_path), "20"], env=env, capture_output=True, text=True, timeout=900)
+    errors = [(tmp_path / f"rank-{r}.txt").read_text() for r in range(ranks) if (tmp_path / f"rank-{r}.txt").exists()]
+    assert result.returncode == 0 and errors == ["ok"] * ranks, (errors, result.stderr[-3000:])
+    report = json.loads((tmp_path / "result.json").read_text())
+    assert report["problems"] == []
+    for phenomenon in ("births_tumour", "births_car_t", "deaths_necrosis", "deaths_depletion", "engagements", "moves"):
+        assert report[phenomenon] > 0, phenomenon
+    plane = 10 * 10
+    assert report["voxels"] == [(stop - first) * plane for first, stop in report["slabs"]]
+    if ranks > 1:
+        assert max(report["held"]) < report["cells"]  # no rank holds every cell

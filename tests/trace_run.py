@@ -26,11 +26,11 @@ class Tracing:
         self.records = []
         self.signatures = set()  # (rule module, rule name, counted launch, numba types of the arguments)
 
-    def __call__(self, fn, n, *args):
+    def __call__(self, fn, n, *args, **options):
         import numba
 
         self.signatures.add((fn.__module__, fn.__name__, hasattr(n, "live"), tuple(numba.typeof(a) for a in args)))
-        result = self.inner(fn, n, *args)
+        result = self.inner(fn, n, *args, **options)
         h = hashlib.sha256()
         if hasattr(n, "live"):  # a launch over a count only the device knows: its host bound and the count
             h.update(repr(n.bound).encode())

@@ -56,7 +56,8 @@ def compile_kernels(signatures, capability=(9, 0), strided=False, machine_code=F
             label += " (strided)" if strided else ""
             rule = getattr(importlib.import_module(module), name)
             extent = nbtypes.int64[::1] if counted else nbtypes.int64
-            totals = (nbtypes.int64[::1],) if tally_size(rule) else ()
+            # a tallying kernel also takes the GHOST flags and their offset (kernels.cpu_launcher.ghost_arguments)
+            totals = (nbtypes.int64[::1], nbtypes.uint8[::1], nbtypes.int64) if tally_size(rule) else ()
             try:
                 ptx, _ = cuda.compile_ptx(launcher(rule, "cuda", counted, strided).py_func,
                                           (extent, *argument_types, *totals), cc=capability)

@@ -190,7 +190,7 @@ def step_traffic(sim, steps=1, echo=print):
     totals = defaultdict(lambda: [0, 0, 0, 0, 0, defaultdict(int)])
     launch = sim.launch
 
-    def recording_launch(fn, n, *args):
+    def recording_launch(fn, n, *args, **options):
         sectors = launch_sectors(fn, n, args)
         row = totals[fn.__name__]
         row[0] += 1
@@ -200,7 +200,7 @@ def step_traffic(sim, steps=1, echo=print):
         row[4] += sectors.warp_tally_adds
         for name, count in sectors.footprint_by_array().items():
             row[5][name] += count
-        return launch(fn, n, *args)
+        return launch(fn, n, *args, **options)
 
     sim.launch = sim.backend.launch = recording_launch  # the engine's launches, and the table's own
     try:
