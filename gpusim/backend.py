@@ -171,8 +171,9 @@ def numba_cuda_compile_problem(capability=(7, 5)):
     return None
 
 
-def select(requested=None, configured="auto"):
-    """The backend for ``requested`` (CLI), else ``GPUSIM_BACKEND``, else ``configured``."""
+def select(requested=None, configured="auto", device=None):
+    """The backend for ``requested`` (CLI), else ``GPUSIM_BACKEND``, else ``configured``.  ``device``: the GPU a
+    rank of a run under mpiexec takes (its rank on its node, modulo the GPUs there); None for the current one."""
     choice = requested or os.environ.get("GPUSIM_BACKEND") or configured or "auto"
     if choice not in ("auto", "cpu", "cuda"):
         raise BackendError(f"unknown backend {choice!r}; expected auto, cpu or cuda")
@@ -200,12 +201,24 @@ def select(requested=None, configured="auto"):
         return Backend("cuda", np, CUDALauncher(np, threads_per_block=32, options=options), simulated=True)
     import cupy
 
+    if device is not None:
+        take_device(cupy, device)
     if options.cuda_c:
         problem = cuda_c.capability_problem(device_capability(cupy))
         if problem is not None:
             raise BackendError(problem)
     configure_numba_cuda()
     return Backend("cuda", cupy, CUDALauncher(cupy, options=options))
+
+
+def take_device(cupy, rank_on_node):
+    """Make GPU ``rank_on_node`` (modulo the GPUs this node has) current for cupy and for numba-cuda, before
+    either allocates: ranks on one node share its GPUs round robin."""
+    index = int(rank_on_node) % cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(index).use()
+    from numba import cuda
+
+    cuda.select_device(index)
 
 
 def device_capability(cupy):

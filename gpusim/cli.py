@@ -24,9 +24,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail_input(problems):
-    for line in problems:
-        print(f"gpusim: error: {printable(line)}", file=sys.stderr)
+    if _speaks():
+        for line in problems:
+            print(f"gpusim: error: {printable(line)}", file=sys.stderr)
     return EXIT_INPUT
+
+
+def _speaks():
+    """Whether this process speaks for the run: always, but for the ranks past 0 of a run under mpiexec."""
+    from gpusim.parallel import launched_rank
+
+    return launched_rank() == 0
 
 
 def _parsed(text, convert, what):
@@ -288,18 +296,29 @@ def _stop_step(text, cfg, clock):
     return step
 
 
-def _execute(sim, store, args, wall_start, stop_step=None):
+def _execute(sim, store, args, wall_start, stop_step=None, comm=None):
     """Run ``sim`` into ``store`` to its end (or to ``stop_step``) with progress and summary; returns the exit
-    status."""
+    status.  Under mpiexec (``comm``) every rank runs this together: they stop at the step any of them is asked
+    to, and a rank that fails aborts the job."""
     from gpusim.store import disk_usage
 
     progress = _Progress(sim, args.quiet)
     try:
         with _StopRequest() as stop:
             planned = (lambda: stop() or sim.clock >= stop_step) if stop_step is not None else stop
+            if comm is not None:
+                from gpusim.mpi_run import any_rank
+
+                asked = planned
+                planned = lambda: any_rank(comm, asked())  # noqa: E731
             sim.run(store=store, progress=progress, should_stop=planned)
     except KeyboardInterrupt:
         progress.close()
+        if comm is not None:
+            from gpusim.mpi_run import abort
+
+            print(f"gpusim: aborted; `gpusim resume {args.output}` continues from the last checkpoint", file=sys.stderr)
+            abort(comm, 130)
         if store.building is not None:
             store.abandon()
             print(f"gpusim: aborted before the first checkpoint; {args.output} is as it was", file=sys.stderr)
@@ -312,6 +331,10 @@ def _execute(sim, store, args, wall_start, stop_step=None):
         progress.close()
         store.close_after_failure()
         print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if comm is not None:
+            from gpusim.mpi_run import abort
+
+            abort(comm, EXIT_RUNTIME)
         return EXIT_RUNTIME
     progress.close()
     if stop.requested:
@@ -335,7 +358,7 @@ def _execute(sim, store, args, wall_start, stop_step=None):
         print(f"gpusim: wrote {args.output}  ({format_minutes(sim.time_min)} simulated in {sim.clock} steps, "
               f"{store.meta['snapshots_written']} snapshots, {size / 2**20:.1f} MiB)")
         print(f"  wall time   {wall:.1f} s (first step incl. compilation {progress.first_step_s or 0:.1f} s) "
-              f"on {sim.backend.label}")
+              f"on {_label(sim.backend, comm)}")
         print(f"  throughput  {progress.agent_steps:.3g} agent-steps, {steady:.3g} agent-steps/s after the first step")
         print(f"  final cells {cells or 'none'}")
         print(f"  look at it  gpusim view {args.output}   |   gpusim report {args.output}   |   "
@@ -343,92 +366,205 @@ def _execute(sim, store, args, wall_start, stop_step=None):
     return EXIT_OK
 
 
+def _world():
+    """MPI's world communicator when the launcher started this process among several, else None; raises
+    ValueError or gpusim.mpi_run.MPIMissing (one line) when it cannot be had."""
+    from gpusim.parallel import launched_ranks
+
+    ranks = launched_ranks()
+    if ranks == 1:
+        return None
+    from gpusim.mpi_run import world
+
+    return world(ranks)
+
+
+def _agreed_problems(comm, problems):
+    """Input problems found by any rank (the first rank's that found some), on every rank; ``problems`` alone
+    in one process."""
+    if comm is None:
+        return problems
+    return next((found for found in comm.allgather(problems) if found), None)
+
+
+def _on_root(comm, make):
+    """``make()`` on rank 0 (in one process: here), its failure told to every rank: (value or None, None) or
+    (None, (exit status, line))."""
+    from gpusim.store import StoreError
+
+    value, failure = None, None
+    if comm is None or comm.Get_rank() == 0:
+        try:
+            value = make()
+        except StoreError as exc:
+            failure = (EXIT_INPUT, f"gpusim: error: {printable(str(exc))}")
+        except Exception as exc:
+            failure = (EXIT_RUNTIME, f"gpusim: run failed: {type(exc).__name__}: {exc}")
+    if comm is not None:
+        from gpusim.mpi_run import agreed
+
+        failure = agreed(comm, failure)
+    if failure is not None and (comm is None or comm.Get_rank() == 0):
+        print(failure[1], file=sys.stderr)
+    return value, failure
+
+
+def _split(comm, cfg):
+    """The slabs a run under mpiexec steps (DecompositionError, one line, when the lattice is too shallow for
+    them); None in one process."""
+    from gpusim.parallel import plan_slabs
+
+    if comm is None:
+        return None
+    return plan_slabs(cfg.lattice.shape[0], comm.Get_size(), align=cfg.fields.coarsening)
+
+
+def _simulation(make, store, comm):
+    """``make()`` (a Simulation), a store still being built abandoned if it fails; under mpiexec a failure
+    aborts the job."""
+    try:
+        return make()
+    except BaseException as exc:
+        if store is not None:
+            store.abandon()
+        if not isinstance(exc, Exception):
+            raise
+        print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if comm is not None:
+            from gpusim.mpi_run import abort
+
+            abort(comm, EXIT_RUNTIME)
+        raise SystemExit(EXIT_RUNTIME) from None
+
+
+def _run_new(path, cfg, raw, backend, args, comm, slabs, stop_step=None, overwrite=False):
+    """A new run of ``cfg`` into a new store at ``path``; returns the exit status."""
+    from gpusim.engine import Simulation
+    from gpusim.store import RunStore
+
+    wall_start = time.perf_counter()
+    store, failure = _on_root(comm, lambda: RunStore(path, cfg, raw, _label(backend, comm), overwrite=overwrite))
+    if failure is not None:
+        return failure[0]
+    domain = None
+    if comm is not None:
+        from gpusim.parallel import SlabDomain
+
+        domain = SlabDomain(comm, cfg.lattice.shape, slabs)
+    sim = _simulation(lambda: Simulation(cfg, backend=backend, debug=getattr(args, "debug", False), domain=domain), store, comm)
+    if comm is not None:
+        from gpusim.mpi_run import SplitStore
+
+        store = SplitStore(comm, store, domain)
+    return _execute(sim, store, args, wall_start, stop_step, comm)
+
+
+def _label(backend, comm):
+    """Where a run runs, as its store records it: the backend, and the ranks of a run under mpiexec."""
+    return backend.label if comm is None else f"{backend.label}, {comm.Get_size()} MPI ranks"
+
+
 def cmd_run(args):
     from gpusim import backend as backends
     from gpusim import config
-    from gpusim.engine import Simulation, preflight
+    from gpusim.engine import preflight
     from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
-    from gpusim.store import RunStore, StoreError, check_target
+    from gpusim.mpi_run import MPIMissing
+    from gpusim.parallel import DecompositionError
+    from gpusim.store import StoreError, check_target
 
+    try:
+        comm = _world()
+    except (ValueError, MPIMissing) as exc:
+        return _fail_input([str(exc)])
+    problems = None
     try:
         cfg, raw = config.load(args.config, args.overrides, seed=args.seed)
         check_target(args.output, args.overwrite)
         private_cache_dir()
         stop_step = _stop_step(args.stop_at, cfg, 0)
-        backend = backends.select(args.backend, cfg.run.backend)
-        preflight(cfg, backend)
+        slabs = _split(comm, cfg)
+        backend = backends.select(args.backend, cfg.run.backend, device=_device(comm))
+        if comm is None:
+            preflight(cfg, backend)
     except config.ConfigError as exc:
-        return _fail_input(exc.problems)
-    except (StoreError, backends.BackendError, CacheFolderError) as exc:
-        return _fail_input([str(exc)])
-    wall_start = time.perf_counter()
-    try:
-        store = RunStore(args.output, cfg, raw, backend.label, overwrite=args.overwrite)
-    except StoreError as exc:  # another writer holds the store it would replace
-        return _fail_input([str(exc)])
-    except Exception as exc:
-        print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
-    try:
-        sim = Simulation(cfg, backend=backend, debug=args.debug)
-    except BaseException as exc:
-        store.abandon()
-        if not isinstance(exc, Exception):
-            raise
-        print(f"gpusim: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
-    status = _execute(sim, store, args, wall_start, stop_step)
-    if status != EXIT_OK or not sim.done or not cfg.arms:
+        problems = exc.problems
+    except (StoreError, backends.BackendError, CacheFolderError, DecompositionError) as exc:
+        problems = [str(exc)]
+    problems = _agreed_problems(comm, problems)
+    if problems:
+        return _fail_input(problems)
+    if comm is not None and comm.Get_rank() != 0:
+        args.quiet = True
+    status = _run_new(args.output, cfg, raw, backend, args, comm, slabs, stop_step, overwrite=args.overwrite)
+    if status != EXIT_OK or stop_step is not None and stop_step < cfg.steps or not cfg.arms:
         return status
-    return _run_arms(args.output, cfg, raw, backend, args)
+    return _run_arms(args.output, cfg, raw, backend, args, comm)
 
 
-def _run_arms(store_path, cfg, raw, backend, args):
+def _device(comm):
+    """The GPU a rank takes: the one of its rank on its node (None in one process: the current one)."""
+    from gpusim.parallel import local_rank
+
+    return None if comm is None else local_rank()
+
+
+def _run_arms(store_path, cfg, raw, backend, args, comm=None):
     """Run the control arms of a complete run (cfg.arms), each with the run's seed into STORE/arms/NAME: a store of
     its own, resumed where one was stopped and skipped where one is complete.  The run's store stays locked
     meanwhile.  Returns the exit status."""
     from gpusim import assays
     from gpusim.config import validate
-    from gpusim.engine import Simulation
-    from gpusim.store import RunStore, StoreError, arm_path, arm_status
+    from gpusim.store import arm_path, arm_status
     from gpusim.store_lock import WriterLock
 
-    try:
+    def lock_arms():
         lock = WriterLock(store_path, "run").acquire()
-    except StoreError as exc:
-        return _fail_input([str(exc)])
-    try:
         folder = arm_path(store_path, "")
         if not folder.exists():
             import zarr
 
             zarr.open_group(str(folder), mode="w-", zarr_format=3).attrs["description"] = (
                 "the run's control arms, each a gpusim store of its own")
+        return lock
+
+    lock, failure = _on_root(comm, lock_arms)
+    if failure is not None:
+        return failure[0]
+    root = comm is None or comm.Get_rank() == 0
+    try:
         for number, name in enumerate(cfg.arms, 1):
             path = arm_path(store_path, name)
             arm_args = argparse.Namespace(**{**vars(args), "output": str(path), "quiet": True, "store": str(path)})
-            status = arm_status(store_path, name)
+            found, failure = _on_root(comm, lambda: (arm_status(store_path, name), path.exists()))
+            if failure is not None:
+                return failure[0]
+            status, exists = found if comm is None else _agree(comm, found)
             if status == "complete":
                 continue
-            if path.exists():
-                print(f"gpusim: resuming control arm {name} ({number} of {len(cfg.arms)}): {path}", file=sys.stderr)
+            if root:
+                doing = "resuming" if exists else "running"
+                print(f"gpusim: {doing} control arm {name} ({number} of {len(cfg.arms)}): {path}", file=sys.stderr)
+            if exists:
                 status = cmd_resume(arm_args)
             else:
-                print(f"gpusim: running control arm {name} ({number} of {len(cfg.arms)}): {path}", file=sys.stderr)
                 arm_raw = assays.arm_config(raw, name)
-                arm_cfg = validate(arm_raw)
-                store = RunStore(path, arm_cfg, arm_raw, backend.label, command="run")
-                status = _execute(Simulation(arm_cfg, backend=backend), store, arm_args, time.perf_counter())
+                status = _run_new(path, validate(arm_raw), arm_raw, backend, arm_args, comm, _split(comm, cfg))
             if status != EXIT_OK:
                 return status
-    except StoreError as exc:
-        return _fail_input([str(exc)])
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
     if not args.quiet:
         print(f"gpusim: control arms {', '.join(cfg.arms)} in {arm_path(store_path, '')}; gpusim report "
               f"{store_path} draws the run against them")
     return EXIT_OK
+
+
+def _agree(comm, value):
+    from gpusim.mpi_run import agreed
+
+    return agreed(comm, value)
 
 
 def cmd_resume(args):
@@ -436,46 +572,114 @@ def cmd_resume(args):
     from gpusim.config import ConfigError
     from gpusim.engine import Simulation, cells_to_come, preflight
     from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
+    from gpusim.mpi_run import MPIMissing
+    from gpusim.parallel import DecompositionError
     from gpusim.store import RunStore, StoreError, arm_status
 
     try:
-        private_cache_dir()
-        store = RunStore.reopen(args.store)
-    except (StoreError, CacheFolderError) as exc:
+        comm = _world()
+    except (ValueError, MPIMissing) as exc:
         return _fail_input([str(exc)])
-    try:
-        if store.meta["status"] == "complete":
-            if any(arm_status(args.store, name) != "complete" for name in store.cfg.arms):
-                store.close()
-                return _run_arms(args.store, store.cfg, store.meta["config"], backends.select(args.backend,
-                                 store.cfg.run.backend), args)
-            raise StoreError(f"{args.store}: the run is already complete ({store.meta['steps_done']} steps)")
-        clock, cells, _next_id = store.checkpoint_header()
-        stop_step = _stop_step(args.stop_at, store.cfg, clock)
-        backend = backends.select(args.backend, store.cfg.run.backend)
-        preflight(store.cfg, backend, cells=cells_to_come(store.cfg, clock, cells))
-        checkpoint, series = store.load_checkpoint()
+    root = comm is None or comm.Get_rank() == 0
+    store, plan, problems = None, None, None
+    if root:  # rank 0 holds the store: it reads and checks it
+        try:
+            private_cache_dir()
+            store = RunStore.reopen(args.store)
+        except (StoreError, CacheFolderError) as exc:
+            problems = [str(exc)]
+        if store is not None:
+            try:
+                plan = _resume_plan(store, args, arm_status)
+            except ConfigError as exc:
+                problems = exc.problems
+            except StoreError as exc:
+                problems = [str(exc)]
+            if problems:
+                store.close_after_failure()
+    if comm is not None:
+        problems, plan = _agree(comm, (problems, plan))
+    if problems:
+        return _fail_input(problems)
+    cfg, raw = plan["cfg"], plan["raw"]
+    try:  # every rank: its backend and, under mpiexec, its slab
+        backend = backends.select(args.backend, cfg.run.backend, device=_device(comm))
+        slabs = _split(comm, cfg)
+        if plan["arms"]:
+            problems = None
+        elif comm is None:
+            preflight(cfg, backend, cells=cells_to_come(cfg, plan["clock"], plan["cells"]))
+    except (StoreError, backends.BackendError, DecompositionError) as exc:
+        problems = [str(exc)]
     except ConfigError as exc:
-        store.close_after_failure()
-        return _fail_input(exc.problems)
-    except (StoreError, backends.BackendError) as exc:
-        store.close_after_failure()
-        return _fail_input([str(exc)])
-    changed = store.code_changed()
-    if changed:
-        print(f"gpusim: warning: {changed}: the run goes on under this version's rules, and its store notes "
-              "where they changed (gpusim info)", file=sys.stderr)
+        problems = exc.problems
+    problems = _agreed_problems(comm, problems)
+    if problems:
+        if store is not None:
+            store.close_after_failure()
+        return _fail_input(problems)
+    if comm is not None and not root:
+        args.quiet = True
+    if plan["arms"]:
+        if store is not None:
+            store.close()
+        return _run_arms(args.store, cfg, raw, backend, args, comm)
+    loaded, failure = _on_root(comm, lambda: _load_checkpoint(store))  # read once every check has passed
+    if failure is not None:
+        return failure[0]
+    checkpoint, series = loaded if root else (None, None)
+    if root:
+        changed = store.code_changed()
+        if changed:
+            print(f"gpusim: warning: {changed}: the run goes on under this version's rules, and its store notes "
+                  "where they changed (gpusim info)", file=sys.stderr)
     wall_start = time.perf_counter()
-    sim = Simulation.restore(store.cfg, checkpoint, series, backend=backend)
-    store.continue_on(backend.label, sim.clock)
+    domain = None
+    if comm is not None:
+        from gpusim.mpi_run import SplitStore, scatter_checkpoint
+        from gpusim.parallel import SlabDomain
+
+        domain = SlabDomain(comm, cfg.lattice.shape, slabs)
+        checkpoint = scatter_checkpoint(comm, domain, checkpoint)
+        series = _agree(comm, series)
+    sim = _simulation(lambda: Simulation.restore(cfg, checkpoint, series, backend=backend, domain=domain), None, comm)
+    if root:
+        store.continue_on(_label(backend, comm), sim.clock)
+    if comm is not None:
+        store = SplitStore(comm, store, domain)
+        store.checkpoint_clock = sim.clock
     if not args.quiet:
+        ranks = f" on {comm.Get_size()} ranks" if comm is not None else ""
         print(f"gpusim: resuming {args.store} at {format_minutes(sim.time_min)} (step {sim.clock} of {sim.end_step}) "
-              f"on {backend.label}")
+              f"on {backend.label}{ranks}")
     args.output = args.store
-    status = _execute(sim, store, args, wall_start, stop_step)
-    if status != EXIT_OK or not sim.done or not store.cfg.arms:
+    status = _execute(sim, store, args, wall_start, plan["stop_step"], comm)
+    if status != EXIT_OK or not sim.done or not cfg.arms:
         return status
-    return _run_arms(args.store, store.cfg, store.meta["config"], backend, args)
+    return _run_arms(args.store, cfg, raw, backend, args, comm)
+
+
+def _load_checkpoint(store):
+    """The store's checkpoint and time series; the store closed if they cannot be read."""
+    try:
+        return store.load_checkpoint()
+    except BaseException:
+        store.close_after_failure()
+        raise
+
+
+def _resume_plan(store, args, arm_status):
+    """What resuming a reopened store does (rank 0 decides): continue the run from its checkpoint, or run the
+    control arms of a complete run; StoreError when there is nothing left to do."""
+    from gpusim.store import StoreError
+
+    plan = {"cfg": store.cfg, "raw": store.meta["config"], "arms": False, "stop_step": None}
+    if store.meta["status"] == "complete":
+        if not any(arm_status(args.store, name) != "complete" for name in store.cfg.arms):
+            raise StoreError(f"{args.store}: the run is already complete ({store.meta['steps_done']} steps)")
+        return {**plan, "arms": True}
+    clock, cells, _next_id = store.checkpoint_header()
+    return {**plan, "clock": clock, "cells": cells, "stop_step": _stop_step(args.stop_at, store.cfg, clock)}
 
 
 # --- other commands ------------------------------------------------------------------------

@@ -184,12 +184,14 @@ class Simulation:
             self._seed_population()
 
     @classmethod
-    def restore(cls, cfg, checkpoint, timeseries_rows, backend=None, debug=False):
+    def restore(cls, cfg, checkpoint, timeseries_rows, backend=None, debug=False, domain=None):
         """A simulation continuing from a checkpoint (see :meth:`checkpoint`): bitwise the run it was taken from.
 
-        ``timeseries_rows`` are the observables from the start up to the checkpoint's clock.
+        ``timeseries_rows`` are the observables from the start up to the checkpoint's clock.  On a rank of a
+        split run (``domain``), ``checkpoint`` holds the rank's table (gpusim.parallel.local_columns: its own
+        cells, then its halo's) and the whole run's next id.
         """
-        sim = cls(cfg, backend=backend, debug=debug, _populate=False)
+        sim = cls(cfg, backend=backend, debug=debug, _populate=False, domain=domain)
         s = sim.state
         n = int(checkpoint["n"])
         s.reserve(max(n, 16))
@@ -205,6 +207,7 @@ class Simulation:
         if sim.fields:
             sim.fields.values[...] = sim.backend.to_device(checkpoint["columns"]["field_values"])
         sim._learn_from_census()
+        sim._daughters_next += sim.domain.received  # a rank's halo, which its census does not count
         return sim
 
     def checkpoint(self):
@@ -230,9 +233,9 @@ class Simulation:
         for _ in range(self.cfg.fields.settle if self.fields else 0):
             self.fields.update(s, NECROTIC)
         counts = self.census()
-        self.timeseries.record(0, self.dt, self.domain.sum(counts), np.zeros(STEP_TALLY, dtype=np.int64), dosed,
-                               infused)
-        self._learn_from_census(counts)
+        whole = self.domain.sum(counts)
+        self.timeseries.record(0, self.dt, whole, np.zeros(STEP_TALLY, dtype=np.int64), dosed, infused)
+        self._learn_from_census(counts, whole)
         self._exchange()  # a split run's halos filled
         if self.debug:
             self._check()
@@ -285,13 +288,16 @@ class Simulation:
         if self.debug:
             self._check()
 
-    def _learn_from_census(self, counts=None):
-        """From a census (``counts``; the set-up takes one): at most how many daughters the next step can have,
-        the dead slots the table holds, and the cells."""
+    def _learn_from_census(self, counts=None, whole=None):
+        """From this process's census (``counts``; the set-up takes one): at most how many daughters its next
+        step can have and the dead slots its table holds; from the run's (``whole``, the sum over processes),
+        its cells."""
         counts = self.census() if counts is None else counts
+        whole = self.domain.sum(counts) if whole is None else whole
         per_kind = counts[: N_KINDS * CENSUS_ROW].reshape(N_KINDS, CENSUS_ROW)
         self._daughters_next = int(per_kind[:, DIVISION_CANDIDATES].sum())
         self._dead_slots = int(per_kind[:, DEAD_SLOTS].sum())
+        per_kind = whole[: N_KINDS * CENSUS_ROW].reshape(N_KINDS, CENSUS_ROW)
         self.cell_count = int(per_kind[:, [LIVE, LIVE + QUIESCENT, NECROTIC_COUNT]].sum())
 
     def _exchange(self):
@@ -315,11 +321,10 @@ class Simulation:
                 f"internal error at step {self.clock}: {births} daughters where at most {daughters} were possible; "
                 "the bound in kernels.cell_cycle.could_divide_next_step is wrong"
             )
-        self._learn_from_census(counts)
         whole = self.domain.sum(np.concatenate((ledger, counts)))
-        ledger, counts = whole[:STEP_TALLY], whole[STEP_TALLY:]
+        self._learn_from_census(counts, whole[STEP_TALLY:])
         self.domain.settle_ids(s)
-        self.timeseries.record(self.clock, self.dt, counts, ledger, dosed, infused)
+        self.timeseries.record(self.clock, self.dt, whole[STEP_TALLY:], whole[:STEP_TALLY], dosed, infused)
 
     def profile_phases(self):
         """Start recording the wall time of every phase of every step in ``self.phase_seconds``."""
@@ -470,28 +475,33 @@ class Simulation:
 
     def field_volumes(self, channels=None):
         """The molecule fields ``[channel, z, y, x]`` (uint32; channels in kernels.occupancy.FIELD_NAMES, default
-        all) on the host, painted a chunk of the lattice and one channel at a time."""
-        s = self.state
+        all) on the host, painted a chunk of the lattice and one channel at a time: of the layers this process
+        steps (the whole lattice in one process)."""
         channels = range(len(FIELD_NAMES)) if channels is None else channels
-        volume = np.empty((len(channels),) + s.shape, dtype=np.uint32)
+        volume = np.empty((len(channels),) + self._own_shape(), dtype=np.uint32)
         for row, channel in enumerate(channels):
             self._paint(volume[row], np.uint32, paint_field, "field", channel=int(channel))
         return volume
 
     def kind_volume(self):
-        """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host."""
-        s = self.state
-        volume = np.empty(s.shape, dtype=np.uint8)
+        """The cell-kind map ``[z, y, x]`` (uint8: 0 empty, 1 + kind otherwise) on the host, of the layers this
+        process steps."""
+        volume = np.empty(self._own_shape(), dtype=np.uint8)
         self._paint(volume, np.uint8, paint_kind, "volume")
         return volume
 
+    def _own_shape(self):
+        first, stop = self.domain.own
+        return (stop - first,) + tuple(self.state.shape[1:])
+
     def _paint(self, volume, dtype, rule, out, **named):
-        """Fill the host ``volume`` with ``rule`` over the lattice (its output parameter named ``out``), a chunk of
-        voxels at a time through one device buffer."""
+        """Fill the host ``volume`` with ``rule`` over the layers this process steps (its output parameter named
+        ``out``), a chunk of voxels at a time through one device buffer."""
         flat = volume.reshape(-1)
+        first = self.domain.own_voxels[0]
         buffer = self.xp.empty(chunk_size(flat.shape[0]), dtype=dtype)
         for start, extent in voxel_chunks(flat.shape[0]):
-            self.launch_rule(rule, extent, first_voxel=start, **{out: buffer}, **named)
+            self.launch_rule(rule, extent, first_voxel=first + start, **{out: buffer}, **named)
             flat[start : start + extent] = self.backend.to_host(buffer[:extent])
 
     def run(self, steps=None, store=None, progress=None, should_stop=None):

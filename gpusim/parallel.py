@@ -26,6 +26,7 @@ from gpusim.kernels.occupancy import claim_own_voxel
 # PMI_*, Open MPI OMPI_COMM_WORLD_*, Slurm's srun SLURM_STEP_NUM_TASKS and SLURM_LOCALID.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
 
 
 class DecompositionError(ValueError):
@@ -48,8 +49,17 @@ def launched_ranks(environ=None):
 def local_rank(environ=None):
     """This process's rank among those the launcher started on its node (0 when it started none), which picks
     its GPU."""
+    return _rank_from(LOCAL_RANK_VARIABLES, environ)
+
+
+def launched_rank(environ=None):
+    """This process's rank among all the launcher started (0 when it started none): rank 0 speaks for a run."""
+    return _rank_from(RANK_VARIABLES, environ)
+
+
+def _rank_from(names, environ):
     environ = os.environ if environ is None else environ
-    for name in LOCAL_RANK_VARIABLES:
+    for name in names:
         value = environ.get(name, "").strip()
         if value.isdigit():
             return int(value)

@@ -561,10 +561,18 @@ class RunStore:
     def start(self, sim):
         """Begin (or continue) writing: the initial snapshot and checkpoint of a new run, on disk before the
         store moves to its path."""
-        self.meta["status"] = "running"
-        if self.meta["snapshots_written"] == 0 and sim.clock == 0:
+        if self.first_snapshot_due(sim.clock):
             self.snapshot(sim)
             self.checkpoint(sim)
+        self.take_path()
+
+    def first_snapshot_due(self, clock):
+        """Whether a run at step ``clock`` has yet to write its initial snapshot and checkpoint."""
+        return self.meta["snapshots_written"] == 0 and clock == 0
+
+    def take_path(self):
+        """Mark the run running and, once what was handed to the writer is on disk, move the store to its path."""
+        self.meta["status"] = "running"
         self.drain()
         self._move_in()
 

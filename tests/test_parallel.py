@@ -6,12 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gpusim.engine import STEP_REACH
 from gpusim.parallel import DecompositionError, imbalance, launched_ranks, local_rank, plan_slabs
 
-from helpers import run_script
+from helpers import run_gpusim, run_script
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"  # the mpich wheel's (pip install 'gpusim[mpi]')
 
@@ -203,3 +204,123 @@ def test_a_run_split_across_ranks_equals_one_process_bit_for_bit(tmp_path, ranks
     assert report["voxels"] == [(stop - first) * plane for first, stop in report["slabs"]]
     if ranks > 1:
         assert max(report["held"]) < report["cells"]  # no rank holds every cell
+
+
+SPLIT = ["tiny", "--set", "run.duration=40 min", "--set", "run.snapshot_every=10 min", "--set",
+         "run.checkpoint_every=10 min", "--set", "lattice.shape=[42, 12, 12]", "--set", "tumour.initial_cells=900",
+         "--set", "dose.0.time=5 min", "--set", "dose.0.count=150", "--set", "tumour.cycle_time=1 h", "--quiet"]
+
+
+def gpusim_on(ranks, *args, **popen):
+    """``gpusim ARGS`` under ``mpiexec -n ranks`` (one numba thread a rank: 2 cores oversubscribed)."""
+    command = [str(MPIEXEC), "-n", str(ranks), sys.executable, "-m", "gpusim", *map(str, args)]
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    if popen:
+        return subprocess.Popen(command, env=env, **popen)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def store_arrays(path):
+    """Every array of a store by its path in the store (labels at every level, fields, agent tables,
+    histograms, time series, the checkpoint)."""
+    import zarr
+
+    def walk(group, prefix):
+        found = {prefix + name: array[...] for name, array in group.arrays()}
+        for name, sub in group.groups():
+            found.update(walk(sub, prefix + name + "/"))
+        return found
+
+    return walk(zarr.open_group(str(path), mode="r"), "")
+
+
+def assert_same_store(one, other):
+    a, b = store_arrays(one), store_arrays(other)
+    assert sorted(a) == sorted(b) and len(a) > 100
+    for name, values in a.items():
+        assert np.array_equal(values, b[name], equal_nan=values.dtype.kind == "f"), name
+
+
+def test_gpusim_run_under_mpiexec_writes_the_store_one_process_writes(tmp_path):
+    """``mpiexec -n 3 gpusim run``: every array of the store (label images at every level, fields, agent
+    tables, histograms, time series, the final checkpoint) equals a plain ``gpusim run``'s; the store says it
+    ran on 3 ranks."""
+    from gpusim.store import open_store
+
+    one, three = tmp_path / "one.ome.zarr", tmp_path / "three.ome.zarr"
+    assert run_gpusim("run", *SPLIT, "-o", one).returncode == 0
+    result = gpusim_on(3, "run", *SPLIT, "-o", three)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_store(one, three)
+    assert open_store(three).meta["backend"].endswith("3 MPI ranks")
+
+
+def test_a_split_run_killed_resumes_on_one_and_on_three_ranks_to_the_same_store(tmp_path):
+    """A 2-rank run killed with SIGKILL after a checkpoint resumes on 1 rank and, killed again the same way, on
+    3 ranks: both end where the uninterrupted run does, store for store."""
+    import signal
+    import shutil
+    import time
+
+    from test_resume import checkpoint_clock
+
+    straight = tmp_path / "straight.ome.zarr"
+    assert run_gpusim("run", *SPLIT, "-o", straight).returncode == 0
+    killed = tmp_path / "killed.ome.zarr"
+    process = gpusim_on(2, "run", *SPLIT, "-o", killed, "--set", "run.checkpoint_every=5 min",
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while checkpoint_clock(killed) < 10 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # mpiexec and every rank
+    process.wait()
+    stopped_at = checkpoint_clock(killed)
+    assert 10 <= stopped_at < 40, "the run was not killed midway"
+    again = tmp_path / "again.ome.zarr"
+    shutil.copytree(killed, again)
+    on_one = run_gpusim("resume", killed, "--quiet")
+    assert on_one.returncode == 0, on_one.stderr
+    on_three = gpusim_on(3, "resume", again, "--quiet")
+    assert on_three.returncode == 0, on_three.stderr[-3000:]
+    for resumed in (killed, again):
+        assert_same_store_data(straight, resumed)
+
+
+def assert_same_store_data(one, other):
+    """As assert_same_store, but for the checkpoints a killed run leaves at other clocks."""
+    a, b = store_arrays(one), store_arrays(other)
+    final = {name for name in a if not name.startswith("checkpoints/")}
+    assert final <= set(b)
+    for name in final:
+        assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), name
+    checkpoints = {name for name in a if name.startswith("checkpoints/")}
+    for name in checkpoints:
+        assert np.array_equal(a[name], b[name]), name
+
+
+def test_a_split_run_refuses_more_ranks_than_its_lattice_has_room_for(tmp_path):
+    """4 ranks need 56 layers along z (each slab as deep as a step reaches): one line, exit 2, nothing
+    written, from every rank."""
+    out = tmp_path / "x.ome.zarr"
+    result = gpusim_on(4, "run", *SPLIT, "-o", out)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["gpusim: error: 4 ranks need at least 56 layers along z (each rank's slab as deep as the 14 "
+                     "layers one step reaches, in blocks of 2); lattice.shape gives 42: run on at most 3 ranks"]
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_a_run_started_by_an_mpi_launcher_without_mpi4py_is_refused(tmp_path):
+    """The launcher's variables say several processes, but mpi4py cannot be imported (a stand-in package
+    that fails to import): one line, exit 2, nothing written."""
+    fake = tmp_path / "fake"
+    (fake / "mpi4py").mkdir(parents=True)
+    (fake / "mpi4py" / "__init__.py").write_text("raise ImportError('no MPI library here')\n")
+    out = tmp_path / "x.ome.zarr"
+    result = run_gpusim("run", *SPLIT, "-o", out, env={"PMI_SIZE": "2", "PMI_RANK": "0",
+                                                       "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "gpusim: error: the MPI launcher started 2 processes, but mpi4py cannot be imported (no MPI library here); "
+        "install it with pip install 'gpusim[mpi]'"]
+    assert not out.exists()
