@@ -11,15 +11,13 @@ launcher sets, without importing MPI: a plain ``gpusim run`` never loads mpi4py.
 """
 
 import dataclasses
-import math
 import os
 
 import numpy as np
 
 from gpusim.domain import WholeLattice
 from gpusim.engine import STEP_REACH
-from gpusim.kernels.cells import GHOST
-from gpusim.kernels.occupancy import claim_own_voxel
+from gpusim.kernels.cells import DEAD, GHOST
 
 # What MPI launchers set in each process they start: the number of processes, and this one's rank among
 # those of its node (each takes the GPU of that number).  MPICH's and Intel MPI's Hydra and Slurm's PMI-2 set
@@ -178,31 +176,6 @@ def global_columns(parts, slabs, shape):
     return _taken(joined, np.argsort(joined["voxel"], kind="stable"))
 
 
-def exchange(comm, columns, slabs, shape):
-    """A rank's table after a step, made its table for the next.  ``columns``: host arrays ``[..., cell]``, voxels
-    counted from the rank's first held layer; returns the same, the rank's own cells first, then its halo
-    marked GHOST.  ``comm`` is an mpi4py communicator whose ranks are the slabs' ranks.
-
-    Two rounds between neighbours only: the halo (GHOST) is dropped and every own cell (daughters included)
-    that now sits in a neighbour's slab moves there (a step moves no cell farther than a slab is deep); then
-    each rank sends copies of its own cells within a neighbour's halo (no halo reaches past a neighbour's
-    slab, which is at least as deep).
-    """
-    rank = comm.Get_rank()
-    first = slabs[rank].held[0] * _plane(shape)
-    neighbours = [other for other in (rank - 1, rank + 1) if 0 <= other < len(slabs)]
-    own = _own_cells(columns, first)
-    routed = route(own["voxel"], shape, slabs)
-    if any(routed[other][0].size for other in range(len(slabs)) if abs(other - rank) > 1):
-        raise RuntimeError(f"rank {rank}: a cell left for a slab beyond its neighbours' in one step; slabs must be "
-                           "at least as deep as a step reaches")
-    arrived = _swap(comm, own, {other: routed[other][0] for other in neighbours})
-    own = _joined([_taken(own, routed[rank][0])] + arrived)
-    routed = route(own["voxel"], shape, slabs)  # every cell now the rank's own: what each neighbour's halo holds
-    ghosts = _swap(comm, own, {other: routed[other][1] for other in neighbours})
-    return _held_table(own, ghosts, first)
-
-
 def _plane(shape):
     """Voxels in one layer of a lattice of ``shape``."""
     return int(shape[1]) * int(shape[2])
@@ -232,36 +205,6 @@ def _held_table(own, halos, first):
     out["state"][own["voxel"].shape[-1]:] |= GHOST
     out["voxel"] = out["voxel"] - first
     return out
-
-
-def _swap(comm, cells, sending):
-    """Send each neighbour ``other`` the cells ``sending[other]`` (indices into ``cells``) and receive theirs:
-    a count, then every column packed in one buffer; returns what arrived, a table per neighbour."""
-    names = list(cells)
-    requests, keep = [], []
-    for other, indices in sending.items():
-        count = np.array([indices.size], dtype=np.int64)
-        payload = np.concatenate([np.ascontiguousarray(cells[name][..., indices]).view(np.uint8).ravel()
-                                  for name in names])  # column after column, each C-ordered
-        keep += [count, payload]  # alive until the sends complete
-        requests += [comm.Isend(count, dest=other, tag=1), comm.Isend(payload, dest=other, tag=2)]
-    arrived = []
-    for other in sending:
-        count = np.empty(1, dtype=np.int64)
-        comm.Recv(count, source=other, tag=1)
-        cells_in = int(count[0])
-        sizes = [cells[name].dtype.itemsize * math.prod(cells[name].shape[:-1]) * cells_in for name in names]
-        payload = np.empty(sum(sizes), dtype=np.uint8)
-        comm.Recv(payload, source=other, tag=2)
-        table, at = {}, 0
-        for name, size in zip(names, sizes):
-            like = cells[name]
-            table[name] = payload[at : at + size].view(like.dtype).reshape(like.shape[:-1] + (cells_in,))
-            at += size
-        arrived.append(table)
-    for request in requests:
-        request.Wait()
-    return arrived
 
 
 # --- a rank's part of a run -----------------------------------------------------------------------------------
@@ -332,23 +275,75 @@ class SlabDomain(WholeLattice):
             values[...] = backend.to_device(host)
 
     def after_step(self, sim):
-        """Trade cells with the neighbours (:func:`exchange`) and take the table that results: the rank's own
-        cells, then its halo; the occupancy grid made again from it."""
+        """The rank's table after a step made its table for the next, in place, over MPI between neighbours only,
+        in two rounds: the halo (GHOST) is dropped and every own cell now in a neighbour's slab (a step moves
+        none farther than a slab is deep) moves there; then each rank sends copies of its own cells within each
+        neighbour's halo (no halo reaches past a neighbour's slab).  Only the slots that change move: the
+        cells that stay keep theirs but for the few that fill the holes the others leave
+        (gpusim.state.State.keep_slots), and the cells that come are written after them."""
         s = sim.state
-        columns = s.host_columns()
+        s.synchronize()
+        xp, n = s.xp, s.n
         first_own, stop_own = self.own_voxels
-        kept = np.count_nonzero(((columns["state"] & GHOST) == 0) & (columns["voxel"] >= first_own)
-                                & (columns["voxel"] < stop_own))
-        table = exchange(self.comm, columns, self.slabs, self.shape)
-        n = int(table["voxel"].shape[-1])
-        self.received = n - int(kept)
-        s.reserve(max(n, 16))
-        s.load_columns(table, n)
-        s.n = n
-        s.voxel_ordered = False
+        voxel, flags = s["voxel"][:n], s["state"][:n]
+        own = (flags & (GHOST | DEAD)) == 0
+        leaving = {self.rank - 1: xp.flatnonzero(own & (voxel < first_own)),
+                   self.rank + 1: xp.flatnonzero(own & (voxel >= stop_own))}
+        leaving = {other: slots for other, slots in leaving.items() if 0 <= other < self.ranks}
+        sent = self._send(s, leaving)
+        kept = s.keep_slots(own & (voxel >= first_own) & (voxel < stop_own))
+        arrived = self._receive(s, leaving, kept, ghosts=False)
+        owned = kept + arrived
+        voxel = s["voxel"][:owned]
+        halos = {}
+        if self.rank > 0:  # the layers of this slab in the halo of the one below
+            halos[self.rank - 1] = xp.flatnonzero(voxel < first_own + self.slabs[self.rank - 1].above * self.plane)
+        if self.rank < self.ranks - 1:
+            halos[self.rank + 1] = xp.flatnonzero(voxel >= stop_own - self.slabs[self.rank + 1].below * self.plane)
+        sent += self._send(s, halos)
+        ghosts = self._receive(s, halos, owned, ghosts=True)
+        s.n = owned + ghosts
         s.publish()
-        s.occ[:] = -1
-        sim.launch_rule(claim_own_voxel, n)
+        self.received = arrived + ghosts
+        self.exchanged_bytes = sent
+
+    def _send(self, state, sending):
+        """Start sending each neighbour the slots ``sending[other]`` of the table (a count, then the slots
+        packed); returns the bytes sent.  The sends complete in :meth:`_receive`."""
+        self._pending = []
+        total = 0
+        for other, slots in sending.items():
+            payload = state.packed_slots(slots)
+            count = np.array([int(slots.shape[0])], dtype=np.int64)
+            self._pending += [(count, payload), self.comm.Isend(count, dest=other, tag=1),
+                              self.comm.Isend(payload, dest=other, tag=2)]
+            total += payload.nbytes
+        return total
+
+    def _receive(self, state, sending, first, ghosts):
+        """Receive from each neighbour in ``sending`` what it sends, written to slots ``first`` onwards (its
+        voxels counted from this rank's first held layer, marked GHOST with ``ghosts``) with occupancy; returns
+        how many came."""
+        at = first
+        for other in sending:
+            count = np.empty(1, dtype=np.int64)
+            self.comm.Recv(count, source=other, tag=1)
+            payload = np.empty(int(count[0]) * state.slot_bytes_packed(), dtype=np.uint8)
+            self.comm.Recv(payload, source=other, tag=2)
+            state.n = at
+            state.reserve(at + int(count[0]))
+            came = state.put_slots(at, payload)
+            shift = (self.slabs[other].held[0] - self.held[0]) * self.plane  # its voxels counted from its first layer
+            state["voxel"][at : at + came] += shift
+            if ghosts:
+                state["state"][at : at + came] |= GHOST
+            state.claim_voxels(at, at + came)
+            at += came
+        for request in self._pending:
+            if not isinstance(request, tuple):
+                request.Wait()
+        self._pending = []
+        return at - first
 
     def check(self, sim, previous_ids, previous_next_id):
         """Each rank's lattice invariants, then the whole run's: no cell stepped by two ranks, ids unique and
@@ -356,6 +351,10 @@ class SlabDomain(WholeLattice):
         s = sim.state
         s.check_invariants()
         own = (s.backend.to_host(s.view("state")) & GHOST) == 0
+        voxel = s.backend.to_host(s.view("voxel"))[own]
+        first_own, stop_own = self.own_voxels
+        if voxel.size and (voxel.min() < first_own or voxel.max() >= stop_own):
+            raise AssertionError(f"rank {self.rank}: lattice invariants broken: a cell it steps is outside its slab")
         ids = np.sort(np.concatenate(self.comm.allgather(s.backend.to_host(s.view("agent_id"))[own])))
         problems = []
         if ids.size and np.any(ids[1:] == ids[:-1]):

@@ -20,6 +20,7 @@ False), which is all a launch needs (:class:`gpusim.kernels.cpu_launcher.Count`)
 
 import numpy as np
 
+from gpusim.kernels.cell_cycle import TABLE_DTYPES
 from gpusim.kernels.cells import DEAD
 from gpusim.kernels.cpu_launcher import Count
 from gpusim.kernels.decorators import launch_named
@@ -486,6 +487,57 @@ class State:
         """
         if not self.voxel_ordered:
             self.sort_by_voxel()
+
+    # --- whole slots, for a split run's exchange of cells between ranks --------------------------------------
+    def packed_slots(self, slots):
+        """The column rows of ``slots`` (backend indices) in one host byte buffer: each dtype's block in the order
+        of TABLE_DTYPES (kernels.cell_cycle), ``[row, slot]`` C-ordered.  A table with the same rows (a rank of the
+        same run) puts them back with :meth:`put_slots`."""
+        if int(slots.shape[0]) == 0:
+            return np.zeros(0, dtype=np.uint8)
+        parts = [self.backend.to_host(block[:, slots]) for block in self.column_rows(TABLE_DTYPES)]
+        return np.concatenate([np.ascontiguousarray(part).view(np.uint8).ravel() for part in parts])
+
+    def slot_bytes_packed(self):
+        """Bytes :meth:`packed_slots` takes per slot."""
+        return sum(block.shape[0] * block.dtype.itemsize for block in self.column_rows(TABLE_DTYPES))
+
+    def put_slots(self, first, payload):
+        """Write the slots of ``payload`` (:meth:`packed_slots` of a table with the same rows) to slots ``first``
+        onwards (the table has room); returns how many."""
+        count = payload.shape[0] // self.slot_bytes_packed()
+        at = 0
+        for block in self.column_rows(TABLE_DTYPES):
+            size = block.shape[0] * block.dtype.itemsize * count
+            rows = payload[at : at + size].view(block.dtype).reshape(block.shape[0], count)
+            block[:, first : first + count] = self.backend.to_device(rows)
+            at += size
+        return count
+
+    def keep_slots(self, keep):
+        """Keep the slots marked in ``keep`` (a backend bool array over the ``n`` slots), the others dropped: the
+        kept slots past the new count fill the holes below it, the rest of the table stays where it is (a few
+        slots move, not the table).  Occupancy follows: the voxels of the dropped cells that were in one are
+        freed.  Returns the new count."""
+        xp = self.xp
+        self._require_exact("keep slots")
+        n = self.n
+        kept = int(keep.sum())
+        dropped = xp.flatnonzero(~keep)
+        in_voxel = dropped[(self["state"][dropped] & DEAD) == 0]  # the dead left their voxels when they died
+        self.occ[self["voxel"][in_voxel]] = -1
+        holes = xp.flatnonzero(~keep[:kept])
+        fillers = xp.flatnonzero(keep[kept:n]) + kept
+        for block in self.column_rows(TABLE_DTYPES):
+            block[:, holes] = block[:, fillers]
+        self.occ[self["voxel"][holes]] = holes.astype(self.occ.dtype)
+        self.n, self.holds_dead, self.voxel_ordered = kept, False, False
+        self.publish()
+        return kept
+
+    def claim_voxels(self, first, stop):
+        """Occupancy for the cells in slots ``first`` to ``stop``, just written there."""
+        self.occ[self["voxel"][first:stop]] = self.xp.arange(first, stop, dtype=self.occ.dtype)
 
     def host_columns(self):
         """Host copies of every column for the cells (dead slots compacted away first), in slot order, with every

@@ -1,6 +1,6 @@
 """One rank of tests/test_parallel.py's exchange test (run under mpiexec): a real table split into slabs, its
-cells moved as a step could move them, the ranks' exchange, and what each rank then holds against the split of
-the moved table.  Writes ``rank-N.txt`` in the working folder: ``ok`` or what differs."""
+cells moved as a step could move them, the ranks' exchange (gpusim.parallel.SlabDomain.after_step, in the
+rank's table), and what each rank then holds against the split of the moved table.  Writes ``rank-N.txt`` in the working folder: ``ok`` or what differs."""
 
 import sys
 
@@ -12,7 +12,7 @@ def main():
 
     from gpusim.engine import Simulation
     from gpusim.kernels.cells import GHOST
-    from gpusim.parallel import exchange, local_columns, plan_slabs, route
+    from gpusim.parallel import SlabDomain, local_columns, plan_slabs, route
     from gpusim.state import COLUMNS
 
     sys.path.insert(0, sys.argv[1])  # tests/, for helpers
@@ -36,9 +36,15 @@ def main():
     rank = comm.Get_rank()
     owned, halo = route(before["voxel"], shape, slabs)[rank]
     mine = local_columns(before, owned, halo, slabs[rank], shape)  # the rank's table as the step began
-    moved = np.concatenate([owned, halo])
-    mine["voxel"] = after["voxel"][moved] - slabs[rank].held[0] * plane  # its own cells moved (halo: stale)
-    got = exchange(comm, mine, slabs, shape)
+    mine["voxel"] = np.concatenate([after["voxel"][owned], before["voxel"][halo]]) - slabs[rank].held[0] * plane
+    held = Simulation(cfg, domain=SlabDomain(comm, shape, slabs), _populate=False)  # the rank's table, as a step ends
+    n = mine["voxel"].size
+    held.state.reserve(n)
+    held.state.load_columns(mine, n)
+    held.state.n = n
+    held.state.publish()
+    held.domain.after_step(held)
+    got = held.state.host_columns()
     owned, halo = route(after["voxel"], shape, slabs)[rank]
     want = local_columns(after, owned, halo, slabs[rank], shape)
     problems = []
