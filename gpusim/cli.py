@@ -172,7 +172,24 @@ def build_parser():
     bench.add_argument("--snapshots", type=_positive_int, default=4, help="snapshot intervals to run for --snapshot-cost")
     bench.add_argument("--repeats", type=_positive_int, default=1,
                        help="alternating pairs of runs for --snapshot-cost (medians)")
+    bench.add_argument("--ranks", type=_rank_counts, metavar="K,K,...",
+                       help="scaling across MPI ranks (launches mpiexec itself): strong at the first --agents size "
+                            "and weak (that many agents per rank), e.g. --ranks 1,2")
+    bench.add_argument("--threads-per-rank", type=_positive_int, metavar="T",
+                       help="numba threads of each rank with --ranks (default: the cores shared among the ranks)")
+    bench.add_argument("--plot", metavar="PNG", help="with --ranks: also draw agent-steps/s against ranks")
     return parser
+
+
+def _rank_counts(text):
+    """argparse type of ``bench --ranks``: comma-separated rank counts such as 1,2,4 (each from 1 to 1024)."""
+    counts = set()
+    for item in text.split(","):
+        value = _parsed(item, int, f"comma-separated whole numbers such as 1,2 in {text!r}")
+        if not 1 <= value <= 1024:
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not a number of ranks from 1 to 1024")
+        counts.add(value)
+    return sorted(counts)
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -227,7 +244,8 @@ class _Progress:
 
         last = self.sim.timeseries.last()
         parts = [f"{KIND_LABELS[k]} {last[f'cells_{n}']:,}" for k, n in enumerate(KIND_NAMES) if last[f"cells_{n}"]]
-        return " · ".join(parts) or "no cells"
+        imbalance = self.sim.domain.imbalance  # a run split across MPI ranks: max / mean cells a rank steps
+        return " · ".join(parts or ["no cells"]) + (f" · imbalance {imbalance:.2f}" if imbalance is not None else "")
 
     def rate(self):
         if len(self.window) < 2:
@@ -830,9 +848,12 @@ def cmd_bench(args):
         private_cache_dir()
     except CacheFolderError as exc:
         return _fail_input([str(exc)])
-    problem = outputs_problem(("--record", args.record, ".md"), ("--json", args.json, ".json"))
+    problem = outputs_problem(("--record", args.record, ".md"), ("--json", args.json, ".json"),
+                              ("--plot", args.plot, ".png"))
     if problem:
         return _fail_input([problem])
+    if args.ranks:
+        return _bench_ranks(args)
     try:
         if args.snapshot_cost:
             table = bench.snapshot_markdown(bench.snapshot_cost(sizes[0], every_min=args.snapshot_every,
@@ -852,6 +873,39 @@ def cmd_bench(args):
     if args.record:
         bench.record(args.record, table, rows=None if args.snapshot_cost else rows, args=args)
         print(f"gpusim: recorded in {args.record} (and JOURNAL.md beside it)")
+    return EXIT_OK
+
+
+def _bench_ranks(args):
+    """``gpusim bench --ranks``: scaling across MPI ranks (gpusim.scaling)."""
+    import json
+
+    from gpusim import bench, config, scaling
+
+    command = f"gpusim bench --ranks {','.join(map(str, args.ranks))} --agents {bench.agents_text(args).split(',')[0]} " \
+              f"--steps {args.steps}" + (f" --threads-per-rank {args.threads_per_rank}" if args.threads_per_rank else "")
+    try:
+        import mpi4py  # noqa: F401  (the ranks need it; say so before launching them)
+    except ImportError:
+        return _fail_input(["--ranks: mpi4py cannot be imported; install it with pip install 'gpusim[mpi]'"])
+    try:
+        rows = scaling.run(args.ranks, args.agents[0], steps=args.steps, threads=args.threads_per_rank)
+    except config.ConfigError as exc:
+        return _fail_input(exc.problems)
+    except RuntimeError as exc:
+        print(f"gpusim: bench failed: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    table = scaling.markdown(rows, command)
+    print(table)
+    if args.plot:
+        scaling.plot(rows, args.plot)
+        print(f"gpusim: drew {args.plot}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": bench.machine(), "rows": rows}, f, indent=1)
+    if args.record:
+        bench.record(args.record, table)
+        print(f"gpusim: appended to JOURNAL.md beside {args.record}")
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ class WholeLattice:
         self.held = (0, self.shape[0])  # the layers (z) this process holds, halo included
         self.own = (0, self.shape[0])  # the layers whose cells it steps and counts
         self.received = 0  # cells the last exchange brought (none here)
+        self.imbalance = None  # a split run's: the most cells a rank steps over the mean, after the last exchange
 
     @property
     def held_shape(self):

@@ -62,6 +62,7 @@ class _Whole:
 
     def __init__(self, sim, **parts):
         self.clock, self.done, self.timeseries, self.fields = sim.clock, sim.done, sim.timeseries, sim.fields
+        self.domain = sim.domain
         self._parts = parts
         self.state = self
 

@@ -306,6 +306,8 @@ class SlabDomain(WholeLattice):
         s.publish()
         self.received = arrived + ghosts
         self.exchanged_bytes = sent
+        stepped = self.comm.allgather(owned)
+        self.imbalance = max(stepped) * len(stepped) / sum(stepped) if sum(stepped) else 1.0
 
     def _send(self, state, sending):
         """Start sending each neighbour the slots ``sending[other]`` of the table (a count, then the slots

@@ -493,10 +493,18 @@ class State:
         """The column rows of ``slots`` (backend indices) in one host byte buffer: each dtype's block in the order
         of TABLE_DTYPES (kernels.cell_cycle), ``[row, slot]`` C-ordered.  A table with the same rows (a rank of the
         same run) puts them back with :meth:`put_slots`."""
-        if int(slots.shape[0]) == 0:
-            return np.zeros(0, dtype=np.uint8)
-        parts = [self.backend.to_host(block[:, slots]) for block in self.column_rows(TABLE_DTYPES)]
-        return np.concatenate([np.ascontiguousarray(part).view(np.uint8).ravel() for part in parts])
+        count = int(slots.shape[0])
+        payload = np.empty(count * self.slot_bytes_packed(), dtype=np.uint8)
+        at = 0
+        for block in self.column_rows(TABLE_DTYPES):
+            size = block.shape[0] * block.dtype.itemsize * count
+            rows = payload[at : at + size].view(block.dtype).reshape(block.shape[0], count)
+            if self.xp is np:
+                np.take(block, slots, axis=1, out=rows)  # straight into the buffer
+            else:
+                rows[...] = self.backend.to_host(self.xp.take(block, slots, axis=1))
+            at += size
+        return payload
 
     def slot_bytes_packed(self):
         """Bytes :meth:`packed_slots` takes per slot."""

@@ -588,6 +588,7 @@ class RunStore:
                 "diffusing": sim.fields.host_values().astype(np.float32) if self.diffusing else None,
                 "table": sim.state.snapshot() if self.agent_arrays else None,
                 "cytometer": sim.flow_cytometry(),
+                "imbalance": sim.domain.imbalance,  # a split run's (gpusim.parallel), None in one process
             }
         start, rows = self._take_rows(sim)
         self._submit(lambda: self._write_snapshot(payload, start, rows, clock))
@@ -603,6 +604,8 @@ class RunStore:
                 self._write_agents(payload["table"], index)
             self.histograms[index] = payload["cytometer"]
             self.meta["snapshots_written"] = index + 1
+            if payload["imbalance"] is not None:
+                self.meta.setdefault("imbalance", {})[str(clock)] = round(float(payload["imbalance"]), 4)
         self._write_rows(start, rows, clock)
         self.writer_seconds += time.perf_counter() - began  # the writer thread's busy time (gpusim bench)
 

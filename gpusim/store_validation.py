@@ -107,6 +107,10 @@ class RootAttributes(_Strict):
     field_channels: dict[Text, Text] = {}
     diffusing_fields: dict[Text, Text] = {}
     field_grid_coarsening: Annotated[int, Field(ge=1, le=64)] | None = None
+    # a run split across MPI ranks: at each snapshot (by step), the most cells a rank stepped over the mean
+    imbalance: Annotated[dict[Annotated[str, Field(pattern=r"^[0-9]{1,7}$")],
+                              Annotated[float, Field(ge=1.0, le=1e6, allow_inf_nan=False)]],
+                         Field(max_length=2**20 + 1)] = {}
 
 
 def _describe(error):

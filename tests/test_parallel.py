@@ -252,7 +252,11 @@ def test_gpusim_run_under_mpiexec_writes_the_store_one_process_writes(tmp_path):
     result = gpusim_on(3, "run", *SPLIT, "-o", three)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_store(one, three)
-    assert open_store(three).meta["backend"].endswith("3 MPI ranks")
+    meta = open_store(three).meta
+    assert meta["backend"].endswith("3 MPI ranks")
+    assert sorted(map(int, meta["imbalance"])) == meta["snapshot_steps"]  # at every snapshot
+    assert all(1.0 <= value <= 3.0 for value in meta["imbalance"].values())  # a tumour in the middle: up to K
+    assert "imbalance" not in open_store(one).meta
 
 
 def test_a_split_run_killed_resumes_on_one_and_on_three_ranks_to_the_same_store(tmp_path):
@@ -324,3 +328,20 @@ def test_a_run_started_by_an_mpi_launcher_without_mpi4py_is_refused(tmp_path):
         "gpusim: error: the MPI launcher started 2 processes, but mpi4py cannot be imported (no MPI library here); "
         "install it with pip install 'gpusim[mpi]'"]
     assert not out.exists()
+
+
+def test_bench_ranks_measures_strong_and_weak_scaling(tmp_path):
+    """``gpusim bench --ranks 1,2`` launches mpiexec itself: a row per rank count, strong and weak, with the bytes
+    exchanged, the exchange's share of the step and the imbalance; a table, JSON and a plot.  (Figures are
+    not judged here: benchmarks/RESULTS.md holds them.)"""
+    plot, figures = tmp_path / "scaling.png", tmp_path / "scaling.json"
+    result = run_gpusim("bench", "--ranks", "1,2", "--agents", "2e4", "--steps", "2", "--plot", plot, "--json", figures)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| strong | 2 x 1 |" in result.stdout and "| weak | 2 x 1 |" in result.stdout
+    rows = json.loads(figures.read_text())["rows"]
+    assert [(r["mode"], r["ranks"]) for r in rows] == [("strong", 1), ("strong", 2), ("weak", 2)]
+    split = rows[1]
+    assert split["bytes_sent_per_step"] > 0 and split["exchange_ms"] > 0 and split["imbalance"] >= 1.0
+    assert len(split["cells_held"]) == 2 and sum(split["cells_stepped"]) <= sum(split["cells_held"])
+    assert rows[0]["bytes_sent_per_step"] == 0 and plot.stat().st_size > 10_000
+    assert run_gpusim("bench", "--ranks", "0,2").returncode == 2
