@@ -142,7 +142,6 @@ class Simulation:
         self.dt = float(cfg.run.dt)
         self.clock = 0
         inputs = parameters.build(cfg, held=self.domain.held if self.domain.splits else None)
-        self.params = self.backend.to_device(inputs["params"])
         self.tables = self.backend.to_device(inputs["tables"])
         self.cycle_table = self.backend.to_device(inputs["cycle_table"])
         self.age_table = self.backend.to_device(inputs["age_table"])
@@ -161,19 +160,16 @@ class Simulation:
         self.doses = sorted(
             ((cfg.steps_of(d.time), n, d) for n, d in enumerate(cfg.dose)), key=lambda item: (item[0], item[1])
         )
-        initial = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) == 0)
-        self.state = State(
-            self.backend, self.domain.held_shape, capacity=max(1024, int(initial * HEADROOM)), held=inputs["held"]
-        )
-        if debug:
-            self.state.watch_scratch()  # a phase using two scratch arrays of one row raises (gpusim.state)
-        # what rules take by name besides the state's columns (launch_rule): fixed for the run
+        # what rules take by name besides the state's columns (launch_rule): fixed for the run, but for the
+        # parameters and the occupancy grid of the layers held (_hold_layers)
         self.run_arguments = {
-            "seed": self.seed, "params": self.params, "tables": self.tables, "occ": self.state.occ,
-            "detection": self.detection, "cycle_table": self.cycle_table, "age_table": self.age_table,
-            "inheritance_table": self.inheritance_table, "oxygen_levels": self.oxygen_levels,
-            "sensitivity": self.chemotaxis_sensitivity, "set_point_table": self.set_point_table,
+            "seed": self.seed, "tables": self.tables, "detection": self.detection, "cycle_table": self.cycle_table,
+            "age_table": self.age_table, "inheritance_table": self.inheritance_table,
+            "oxygen_levels": self.oxygen_levels, "sensitivity": self.chemotaxis_sensitivity,
+            "set_point_table": self.set_point_table,
         }
+        initial = cfg.tumour.initial_cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) == 0)
+        self._hold_layers(initial, inputs)
         self.timeseries = Timeseries()
         self._seen_ids = None
         self._daughters_next = None  # bound on the next step's daughters, from the last census
@@ -192,15 +188,7 @@ class Simulation:
         cells, then its halo's) and the whole run's next id.
         """
         sim = cls(cfg, backend=backend, debug=debug, _populate=False, domain=domain)
-        s = sim.state
-        n = int(checkpoint["n"])
-        s.reserve(max(n, 16))
-        s.load_columns(checkpoint["columns"], n)
-        s.n = n
-        s.next_id = int(checkpoint["next_id"])
-        s.publish()
-        s.occ[:] = -1
-        sim.launch_rule(claim_own_voxel, n)
+        sim._load_table(checkpoint)
         sim.clock = int(checkpoint["clock"])
         for name, values in timeseries_rows.items():
             sim.timeseries.rows[name] = list(values.tolist())
@@ -209,6 +197,39 @@ class Simulation:
         sim._learn_from_census()
         sim._daughters_next += sim.domain.received  # a rank's halo, which its census does not count
         return sim
+
+    def take_layers(self, checkpoint):
+        """Go on stepping other layers: a split run moved its slab boundaries (the domain's slab has changed,
+        gpusim.mpi_run), and ``checkpoint`` holds this rank's new table (as :meth:`restore` takes it).  The run
+        continues as it would have: what a rank holds changes, never what a cell does."""
+        self._hold_layers(int(checkpoint["n"]))
+        self._load_table(checkpoint)
+        self._learn_from_census()
+        self._daughters_next += self.domain.received
+
+    def _hold_layers(self, cells, inputs=None):
+        """The parameters and an empty agent table (room for ``cells``) for the layers the domain holds."""
+        if inputs is None:
+            inputs = parameters.build(self.cfg, held=self.domain.held if self.domain.splits else None)
+        self.params = self.backend.to_device(inputs["params"])
+        self.state = State(
+            self.backend, self.domain.held_shape, capacity=max(1024, int(cells * HEADROOM)), held=inputs["held"]
+        )
+        if self.debug:
+            self.state.watch_scratch()  # a phase using two scratch arrays of one row raises (gpusim.state)
+        self.run_arguments.update(params=self.params, occ=self.state.occ)
+
+    def _load_table(self, checkpoint):
+        """The table and occupancy of a checkpoint (its cells, count and next id)."""
+        s = self.state
+        n = int(checkpoint["n"])
+        s.reserve(max(n, 16))
+        s.load_columns(checkpoint["columns"], n)
+        s.n = n
+        s.next_id = int(checkpoint["next_id"])
+        s.publish()
+        s.occ[:] = -1
+        self.launch_rule(claim_own_voxel, n)
 
     def checkpoint(self):
         """The complete state as host arrays: enough to continue the run bit for bit."""

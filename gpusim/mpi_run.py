@@ -13,7 +13,9 @@ checkpoint.
 
 import numpy as np
 
-from gpusim.parallel import global_columns, local_columns, route
+from gpusim.parallel import global_columns, imbalance, local_columns, plan_slabs, route
+
+REBALANCE_GAIN = 0.05  # the least share of the imbalance new slab boundaries must remove to be taken
 
 
 class MPIMissing(RuntimeError):
@@ -140,6 +142,26 @@ class SplitStore:
                      "next_id": self.domain.next_id, "columns": columns}
             self.inner.checkpoint(_Whole(sim, checkpoint=whole))
         self.checkpoint_clock = state["clock"]
+        self._rebalance(sim, whole if self.root else None)
+
+    def _rebalance(self, sim, whole):
+        """At a checkpoint, with the whole table on rank 0: move the slab boundaries to where the cells divide
+        evenly if that lowers the imbalance by REBALANCE_GAIN or more (a tumour at the centre leaves the outer
+        slabs nearly empty), every rank then taking its new slab from the checkpoint."""
+        domain = self.domain
+        slabs = None
+        if self.root and not sim.done:
+            depth, plane = domain.shape[0], domain.plane
+            layer_cells = np.bincount(whole["columns"]["voxel"] // plane, minlength=depth)
+            balanced = plan_slabs(depth, domain.ranks, layer_cells=layer_cells, align=sim.fields.coarsening)
+            now, then = imbalance(layer_cells, domain.slabs), imbalance(layer_cells, balanced)
+            if then <= now * (1 - REBALANCE_GAIN):
+                slabs = balanced
+        slabs = agreed(self.comm, slabs)
+        if slabs is None:
+            return
+        domain.take_slabs(slabs)
+        sim.take_layers(scatter_checkpoint(self.comm, domain, whole))
 
     def finish(self, sim):
         if self.root:

@@ -225,8 +225,7 @@ class SlabDomain(WholeLattice):
         self.rank, self.ranks = comm.Get_rank(), comm.Get_size()
         if self.ranks != len(self.slabs):
             raise ValueError(f"{len(self.slabs)} slabs for {self.ranks} ranks")
-        slab = self.slabs[self.rank]
-        self.held, self.own = slab.held, (slab.start, slab.stop)
+        self.take_slabs(self.slabs)
         self.next_id = 0  # the whole run's next agent id
         self.exchanged_bytes = 0  # sent by this rank in the last exchange
 
@@ -237,6 +236,12 @@ class SlabDomain(WholeLattice):
         total = np.empty_like(mine)
         self.comm.Allreduce(mine, total, op=self._mpi.SUM)
         return total
+
+    def take_slabs(self, slabs):
+        """Step this rank's slab of ``slabs`` (new boundaries: gpusim.mpi_run moves them at checkpoints)."""
+        self.slabs = list(slabs)
+        slab = self.slabs[self.rank]
+        self.held, self.own = slab.held, (slab.start, slab.stop)
 
     def _below(self, count):
         """The sum of ``count`` over the ranks before this one (their slabs lie below)."""

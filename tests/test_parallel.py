@@ -345,3 +345,20 @@ def test_bench_ranks_measures_strong_and_weak_scaling(tmp_path):
     assert len(split["cells_held"]) == 2 and sum(split["cells_stepped"]) <= sum(split["cells_held"])
     assert rows[0]["bytes_sent_per_step"] == 0 and plot.stat().st_size > 10_000
     assert run_gpusim("bench", "--ranks", "0,2").returncode == 2
+
+
+def test_a_split_run_moves_its_slab_boundaries_to_where_the_cells_are(tmp_path):
+    """A tumour in the middle of a 56-layer lattice on 3 even slabs: the middle rank steps every cell
+    (imbalance 3).  At the first checkpoint the boundaries move to where the cells divide evenly (each slab still
+    14 layers at least) and the imbalance halves; the store is still the one a single process writes."""
+    from gpusim.store import open_store
+
+    deeper = [*SPLIT, "--set", "lattice.shape=[56, 12, 12]"]
+    one, three = tmp_path / "one.ome.zarr", tmp_path / "three.ome.zarr"
+    assert run_gpusim("run", *deeper, "-o", one).returncode == 0
+    result = gpusim_on(3, "run", *deeper, "-o", three)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_store(one, three)
+    imbalance = open_store(three).meta["imbalance"]
+    assert imbalance["0"] > 2.9  # as the slabs were planned: even
+    assert all(value < 1.6 for clock, value in imbalance.items() if clock != "0")
