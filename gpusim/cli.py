@@ -503,8 +503,7 @@ def cmd_run(args):
         stop_step = _stop_step(args.stop_at, cfg, 0)
         slabs = _split(comm, cfg)
         backend = backends.select(args.backend, cfg.run.backend, device=_device(comm))
-        if comm is None:
-            preflight(cfg, backend)
+        preflight(cfg, backend, layers=_held_layers(comm, slabs))
     except config.ConfigError as exc:
         problems = exc.problems
     except (StoreError, backends.BackendError, CacheFolderError, DecompositionError) as exc:
@@ -518,6 +517,14 @@ def cmd_run(args):
     if status != EXIT_OK or stop_step is not None and stop_step < cfg.steps or not cfg.arms:
         return status
     return _run_arms(args.output, cfg, raw, backend, args, comm)
+
+
+def _held_layers(comm, slabs):
+    """The layers this rank holds (None in one process: the whole lattice)."""
+    if comm is None:
+        return None
+    first, stop = slabs[comm.Get_rank()].held
+    return stop - first
 
 
 def _device(comm):
@@ -623,10 +630,9 @@ def cmd_resume(args):
     try:  # every rank: its backend and, under mpiexec, its slab
         backend = backends.select(args.backend, cfg.run.backend, device=_device(comm))
         slabs = _split(comm, cfg)
-        if plan["arms"]:
-            problems = None
-        elif comm is None:
-            preflight(cfg, backend, cells=cells_to_come(cfg, plan["clock"], plan["cells"]))
+        if not plan["arms"]:
+            preflight(cfg, backend, cells=cells_to_come(cfg, plan["clock"], plan["cells"]),
+                      layers=_held_layers(comm, slabs))
     except (StoreError, backends.BackendError, DecompositionError) as exc:
         problems = [str(exc)]
     except ConfigError as exc:

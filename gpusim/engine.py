@@ -99,22 +99,23 @@ def cells_to_come(cfg, clock=0, cells=None):
     return cells + sum(d.count for d in cfg.dose if cfg.steps_of(d.time) >= clock)
 
 
-def memory_needed(cfg, cells=None):
+def memory_needed(cfg, cells=None, layers=None):
     """Bytes the run needs: the occupancy grid, the agent table (columns, scratch, work and spare buffers) for
     ``cells`` (by default every cell placed or infused, :func:`cells_to_come`) with the first table's headroom,
     the most held for a moment (placing cells, sorting the table, or a snapshot's buffer, each a chunk of the
-    lattice at a time), and the diffusing fields."""
-    voxels = cfg.voxels
+    lattice at a time), and the diffusing fields.  ``layers``: a rank of a split run holding that many layers
+    of the lattice (its grid is those layers'; its table may hold every cell, as before the first rebalance)."""
+    voxels = cfg.voxels if layers is None else cfg.voxels // cfg.lattice.shape[0] * int(layers)
     agents = max(cells_to_come(cfg) if cells is None else cells, 1024)
     table = int(agents * HEADROOM) * bytes_per_agent(parameters.build(cfg)["held"])
     transient = max(placement_bytes(voxels), sort_bytes(voxels), chunk_size(voxels) * 4)
     return voxels * 4 + table + transient + fields_memory_needed(cfg)
 
 
-def preflight(cfg, backend, cells=None):
+def preflight(cfg, backend, cells=None, layers=None):
     """Refuse, before allocating anything, a run that will not fit in the backend's memory (with ``cells``, a
-    run resumed with that many cells and the doses still to come)."""
-    needed = memory_needed(cfg, cells)
+    run resumed with that many cells and the doses still to come; with ``layers``, a rank of a split run)."""
+    needed = memory_needed(cfg, cells, layers)
     available = backend.memory_available()
     if needed > available:
         z, y, x = cfg.lattice.shape

@@ -4,7 +4,8 @@ after every step), against the same scenario in one process.
 
 Rank 0 runs the single process too and writes ``result.json``: what differs (time series, the cells of every
 rank put together in voxel order, the fields) at the end, and how many cells each rank held.  Every rank writes
-``rank-N.txt`` (``ok`` or its error).  ``python split_run.py TESTS_FOLDER STEPS``.
+``rank-N.txt`` (``ok`` or its error).  ``python split_run.py FOLDER STEPS [TUMOUR_CELLS]``; the backend is
+GPUSIM_BACKEND's (the CUDA simulator's with NUMBA_ENABLE_CUDASIM=1).
 """
 
 import json
@@ -16,7 +17,7 @@ import numpy as np
 SHAPE = (56, 10, 10)  # 4 slabs of 14 layers at most: each as deep as one step reaches
 
 
-def scenario(steps):
+def scenario(steps, tumour_cells=1400):
     """A tumour across every slab, effectors infused at the rim and at random (a second kind later), fields,
     necrosis, divisions of both kinds, a depletion: cells cross slab boundaries in every way a step moves them."""
     from gpusim.config import validate
@@ -24,7 +25,7 @@ def scenario(steps):
     return validate({
         "run": {"duration": f"{steps} min", "snapshot_every": f"{steps} min", "sort_every": "7 min", "seed": 9},
         "lattice": {"shape": list(SHAPE)},
-        "tumour": {"initial_cells": 1400, "cycle_time": "30 min", "apoptosis_rate": "0.5 /h", "necrosis_time": "8 min",
+        "tumour": {"initial_cells": tumour_cells, "cycle_time": "30 min", "apoptosis_rate": "0.5 /h", "necrosis_time": "8 min",
                    "anoxia": "3 mmHg", "hypoxia": "6 mmHg", "debris_clearance": "5 min"},
         "effectors": {"car_t": {"trogocytosis": "0.3 /min", "synapse_time": "4 min", "hit_chance": 0.5,
                                 "chemotaxis": 0.8, "division_time": "3 min", "proliferation_threshold": 400}},
@@ -61,7 +62,7 @@ def main():
     folder, steps = sys.argv[1], int(sys.argv[2])
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
-    cfg = scenario(steps)
+    cfg = scenario(steps, *map(int, sys.argv[3:4]))
     slabs = plan_slabs(SHAPE[0], comm.Get_size(), align=cfg.fields.coarsening)
     sim = Simulation(cfg, debug=True, domain=SlabDomain(comm, SHAPE, slabs))
     sim.run()
