@@ -85,7 +85,8 @@ def main():
                        "births_tumour": int(sum(rows["births_tumour"])), "births_car_t": int(sum(rows["births_car_t"])),
                        "deaths_necrosis": int(sum(rows["deaths_necrosis"])),
                        "deaths_depletion": int(sum(rows["deaths_depletion"])),
-                       "engagements": int(sum(rows["engagements"])), "moves": int(sum(rows["moves"]))}, f)
+                       "engagements": int(sum(rows["engagements"])), "moves": int(sum(rows["moves"])),
+                       "backend": sim.backend.label}, f)
     with open(f"{folder}/rank-{rank}.txt", "w") as f:
         f.write("ok")
 

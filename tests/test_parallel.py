@@ -206,6 +206,20 @@ def test_a_run_split_across_ranks_equals_one_process_bit_for_bit(tmp_path, ranks
         assert max(report["held"]) < report["cells"]  # no rank holds every cell
 
 
+def test_a_split_run_on_the_cuda_backend_equals_one_process_in_the_cuda_simulator(tmp_path):
+    """The GPU launch path of a split run (numba's CUDA kernels, the GHOST flag gating their tallies, the
+    exchange of the backend's table) under numba's CUDA simulator, 2 ranks, a few steps of tests/split_run.py
+    with fewer cells: the same time series, cells and fields as one process on that backend."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "NUMBA_ENABLE_CUDASIM": "1", "GPUSIM_BACKEND": "cuda"}
+    result = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(Path(__file__).parent / "split_run.py"),
+                             str(tmp_path), "6", "300"], env=env, capture_output=True, text=True, timeout=1200)
+    errors = [(tmp_path / f"rank-{r}.txt").read_text() for r in range(2) if (tmp_path / f"rank-{r}.txt").exists()]
+    assert result.returncode == 0 and errors == ["ok", "ok"], (errors, result.stderr[-3000:])
+    report = json.loads((tmp_path / "result.json").read_text())
+    assert report["problems"] == [] and report["backend"] == "cuda (CUDA simulator)"
+    assert report["births_tumour"] > 0 and report["engagements"] > 0 and report["moves"] > 0
+
+
 SPLIT = ["tiny", "--set", "run.duration=40 min", "--set", "run.snapshot_every=10 min", "--set",
          "run.checkpoint_every=10 min", "--set", "lattice.shape=[42, 12, 12]", "--set", "tumour.initial_cells=900",
          "--set", "dose.0.time=5 min", "--set", "dose.0.count=150", "--set", "tumour.cycle_time=1 h", "--quiet"]
