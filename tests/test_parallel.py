@@ -328,6 +328,24 @@ def test_a_split_run_refuses_more_ranks_than_its_lattice_has_room_for(tmp_path):
     assert not out.exists() and os.listdir(tmp_path) == []
 
 
+def test_a_resume_on_more_ranks_than_the_lattice_has_room_for_is_refused_and_leaves_the_store(tmp_path):
+    """A run stopped at 20 min resumed on 4 ranks (its lattice has room for 3): one line, exit 2, the store as
+    it was (no writer's lock left behind: it then resumes on 2 ranks)."""
+    from test_resume import checkpoint_clock
+
+    store = tmp_path / "x.ome.zarr"
+    assert run_gpusim("run", *SPLIT, "-o", store, "--stop-at", "20 min").returncode == 0
+    before = sorted((path.relative_to(store), path.stat().st_mtime_ns) for path in store.rglob("*"))
+    result = gpusim_on(4, "resume", store)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("lattice.shape gives 42: run on at most 3 ranks")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted((path.relative_to(store), path.stat().st_mtime_ns) for path in store.rglob("*")) == before
+    resumed = gpusim_on(2, "resume", store, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert checkpoint_clock(store) == 40
+
+
 def test_a_run_started_by_an_mpi_launcher_without_mpi4py_is_refused(tmp_path):
     """The launcher's variables say several processes, but mpi4py cannot be imported (a stand-in package
     that fails to import): one line, exit 2, nothing written."""
