@@ -273,6 +273,18 @@ def test_gpusim_run_under_mpiexec_writes_the_store_one_process_writes(tmp_path):
     assert "imbalance" not in open_store(one).meta
 
 
+def test_a_split_run_with_control_arms_runs_them_split_to_the_stores_one_process_writes(tmp_path):
+    """hamieh2019_coculture (two control arms) for 30 min on 2 ranks: the run and both arms (STORE/arms/...)
+    equal a plain run's, array for array."""
+    short = ["hamieh2019_coculture", "--set", "run.duration=30 min", "--set", "run.snapshot_every=10 min", "--quiet"]
+    one, two = tmp_path / "one.ome.zarr", tmp_path / "two.ome.zarr"
+    assert run_gpusim("run", *short, "-o", one).returncode == 0
+    result = gpusim_on(2, "run", *short, "-o", two)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {path.name for path in (two / "arms").iterdir() if path.is_dir()} == {"untreated", "no_trogocytosis"}
+    assert_same_store(one, two)  # the arms' arrays among the store's
+
+
 def test_a_split_run_killed_resumes_on_one_and_on_three_ranks_to_the_same_store(tmp_path):
     """A 2-rank run killed with SIGKILL after a checkpoint resumes on 1 rank and, killed again the same way, on
     3 ranks: both end where the uninterrupted run does, store for store."""
