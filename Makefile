@@ -36,7 +36,7 @@ bench: $(STAMP)
 # and pytest), at the versions of this checkout's .venv. numpy travels too: the H200 image's numpy 2.5 lacks
 # np.row_stack, which numba-cuda (0.30.4 and before) registers as it compiles its first kernel.
 GPU_PYTHON ?= 3.12
-GPU_DEPENDENCIES := numpy pydantic pydantic_core annotated-types typing-inspection zarr numcodecs donfig google-crc32c
+GPU_DEPENDENCIES := numpy pydantic pydantic_core annotated-types typing-inspection zarr numcodecs donfig google-crc32c mpi4py mpich
 gpu-wheels: $(STAMP)
 	rm -rf .whl build && mkdir -p .whl  # setuptools would pack modules left in build/ by an older tree
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .

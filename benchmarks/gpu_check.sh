@@ -11,7 +11,7 @@
 # reads the GPU's counters ncu_step.csv and ncu_step.md: per rule of one step at 1e7 agents, the DRAM bandwidth
 # and issue capacity it used and the warps it kept resident (GPU_CHECK_PROFILE=AGENTS, or 0 to skip).
 #
-# Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 28 MB)
+# Prepare the wheels here, with network:   make gpu-wheels        (writes .whl/, about 43 MB with the MPI wheels)
 # To try other branches in the same run:   make gpu-variant BRANCH=name   (writes .whl-name/, its gpusim wheel),
 # carry .whl-name too and set GPU_CHECK_VARIANTS=".whl-name ..." (each variant adds about a minute; in the
 # order given, until the budget runs out; ".whl-name@1e6" times that one at 1e6 agents instead of 1e8); a variant
@@ -29,10 +29,13 @@
 # GPU_CHECK_VARIANTS="GPUSIM_CUDA_C=all GPUSIM_CUDA_GRID=all GPUSIM_CUDA_DIRECT=1@1e6", with the device tool's
 # timeout at 590 s; the variant "best" then times the fastest forms together at 1e8, the figure the new defaults
 # would give.
+# The MPI stage (two ranks sharing the GPU: tests/split_run.py against one process, then gpusim bench --ranks 1,2)
+# needs the mpi4py and mpich wheels among .whl (make gpu-wheels carries them); GPU_CHECK_MPI=0 skips it.
 # Rehearsal without a GPU (numba's CUDA simulator, tiny sizes):
 #   NUMBA_ENABLE_CUDASIM=1 GPU_CHECK_SKIP_INSTALL=1 PYTHON=.venv/bin/python GPU_CHECK_EDGE=8 GPU_CHECK_STEPS=3 \
 #   GPU_CHECK_AGENTS=300 GPU_CHECK_BENCH_STEPS=2 GPU_CHECK_LARGEST=100 GPU_CHECK_OVERHEAD_AGENTS=300 \
-#   GPU_CHECK_OVERHEAD_LAUNCHES=2 bash benchmarks/gpu_check.sh
+#   GPU_CHECK_OVERHEAD_LAUNCHES=2 GPU_CHECK_MPI_STEPS=6 GPU_CHECK_MPI_CELLS=300 GPU_CHECK_MPI_AGENTS=2e4 \
+#   bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -111,6 +114,24 @@ echo "pytest exit status: $?"
 stage "GPU vs CPU, ${EDGE}^3, $STEPS steps"
 timeout 150 "$PY" benchmarks/gpu_equality.py --edge "$EDGE" --steps "$STEPS" --json "$OUT/equality.json"
 echo "equality exit status: $?"
+
+if [ "${GPU_CHECK_MPI:-1}" != 0 ]; then
+    # issue 24: two MPI ranks sharing the GPU step one run as one process does, and what the exchange costs there
+    stage "2 MPI ranks on the GPU: bit for bit against one process, then scaling at ${GPU_CHECK_MPI_AGENTS:-1e6} agents"
+    mpiexec="$SITE/bin/mpiexec"  # the mpich wheel's, installed with the others
+    [ -x "$mpiexec" ] || mpiexec=$(command -v mpiexec || true)
+    if [ -z "$mpiexec" ]; then
+        echo "no mpiexec (carry the mpich and mpi4py wheels: make gpu-wheels): skipped"
+    else
+        mkdir -p "$OUT/split"
+        GPUSIM_BACKEND=cuda timeout 150 "$mpiexec" -n 2 "$PY" tests/split_run.py "$OUT/split" \
+            "${GPU_CHECK_MPI_STEPS:-20}" ${GPU_CHECK_MPI_CELLS:-}
+        echo "split run exit status: $?"; cat "$OUT/split/result.json" 2>/dev/null; echo
+        PATH="$(dirname "$mpiexec"):$PATH" timeout 150 "$PY" -m gpusim bench --ranks 1,2 \
+            --agents "${GPU_CHECK_MPI_AGENTS:-1e6}" --steps "${GPU_CHECK_BENCH_STEPS:-10}" --json "$OUT/scaling.json"
+        echo "bench --ranks exit status: $?"
+    fi
+fi
 
 stage "throughput, agents $AGENTS"
 # one process per size, each adding its own table, so a size cut short by its time limit loses only itself
