@@ -101,6 +101,17 @@ def test_tally_adds_are_counted_as_written_and_as_each_warp_would_sum_them():
     assert (first_warp.tally_adds, first_warp.warp_tally_adds) == (13, 1)
 
 
+def test_a_tallying_launch_of_a_split_run_reads_each_index_ghost_flag():
+    """With the launchers' ``ghosts`` (a split run's), a tallying rule that takes no ``state`` reads the flags
+    it is given, a byte an index, before it runs: 64 indices, 64 bytes, apart from the rule's own reads."""
+    source = sector_aligned(4096)
+    source[:] = np.arange(4096)
+    flags = sector_aligned(1024).view(np.uint8)  # 4096 bytes, sector-aligned
+    plain = memory_traffic.launch_sectors(count_positive, 64, (source, np.ones(1, np.int32)))
+    gated = memory_traffic.launch_sectors(count_positive, 64, (source, np.ones(1, np.int32)), ghosts=(flags, 0))
+    assert gated.footprint_by_array() == {**plain.footprint_by_array(), "ghost_flags": 64 // memory_traffic.SECTOR_BYTES}
+
+
 def test_a_fused_launch_counts_its_rules_together():
     source, target = sector_aligned(4096), sector_aligned(4096)
     sectors = memory_traffic.launch_sectors(copy_value_and_add_right_neighbour, 63, (source, target))

@@ -39,6 +39,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from gpusim.kernels.codegen import ghost_gate
 from gpusim.kernels.cpu_launcher import Count
 from gpusim.kernels.decorators import Fused, rule_parameters, tally_size
 
@@ -150,9 +151,11 @@ class RecordedTally:
         return len(self.counters)
 
 
-def launch_sectors(fn, n, args):
+def launch_sectors(fn, n, args, ghosts=None):
     """Run launch ``fn`` (a rule or a fused launch) over ``n`` indices (an int or a Count) as plain Python on
-    copies of ``args``; returns its :class:`_Sectors`.  The arrays given are left as they were."""
+    copies of ``args``; returns its :class:`_Sectors`.  The arrays given are left as they were.  With
+    ``ghosts`` (the launchers' argument, kernels.cpu_launcher), a tallying launch also reads each index's GHOST
+    flag before the rule runs, as its kernel does."""
     extent = min(n.bound, int(n.live[0])) if isinstance(n, Count) else int(n)
     sectors = _Sectors()
     recorded = []
@@ -170,8 +173,14 @@ def launch_sectors(fn, n, args):
         if tally_size(r):
             arguments.append(RecordedTally(tally_size(r), sectors))  # shared memory on the GPU: apart
         calls.append((r, arguments))
+    gate, offset = None, 0
+    if ghosts is not None and tally_size(fn):
+        flags, offset = ghosts
+        gate = given["state"] if ghost_gate(fn) == "state" else RecordedArray(flags, sectors, "ghost_flags")
     with np.errstate(over="ignore"):  # the hash's uint64 arithmetic wraps by design (silent on the devices)
         for i in range(extent):
+            if gate is not None:
+                gate[offset + i]  # noqa: B018 - a read the model records
             for r, arguments in calls:
                 r(i, *arguments)
             if i % WARP == WARP - 1:
@@ -191,7 +200,7 @@ def step_traffic(sim, steps=1, echo=print):
     launch = sim.launch
 
     def recording_launch(fn, n, *args, **options):
-        sectors = launch_sectors(fn, n, args)
+        sectors = launch_sectors(fn, n, args, options.get("ghosts"))
         row = totals[fn.__name__]
         row[0] += 1
         row[1] += sectors.footprint
