@@ -541,6 +541,7 @@ def _run_arms(store_path, cfg, raw, backend, args, comm=None):
     from gpusim import assays
     from gpusim.config import validate
     from gpusim.store import arm_path, arm_status
+    from gpusim.mpi_run import agreed
     from gpusim.store_lock import WriterLock
 
     def lock_arms():
@@ -564,7 +565,7 @@ def _run_arms(store_path, cfg, raw, backend, args, comm=None):
             found, failure = _on_root(comm, lambda: (arm_status(store_path, name), path.exists()))
             if failure is not None:
                 return failure[0]
-            status, exists = found if comm is None else _agree(comm, found)
+            status, exists = found if comm is None else agreed(comm, found)
             if status == "complete":
                 continue
             if root:
@@ -586,18 +587,12 @@ def _run_arms(store_path, cfg, raw, backend, args, comm=None):
     return EXIT_OK
 
 
-def _agree(comm, value):
-    from gpusim.mpi_run import agreed
-
-    return agreed(comm, value)
-
-
 def cmd_resume(args):
     from gpusim import backend as backends
     from gpusim.config import ConfigError
     from gpusim.engine import Simulation, cells_to_come, preflight
     from gpusim.kernels.codegen import CacheFolderError, private_cache_dir
-    from gpusim.mpi_run import MPIMissing
+    from gpusim.mpi_run import MPIMissing, agreed
     from gpusim.parallel import DecompositionError
     from gpusim.store import RunStore, StoreError, arm_status
 
@@ -623,7 +618,7 @@ def cmd_resume(args):
             if problems:
                 store.close_after_failure()
     if comm is not None:
-        problems, plan = _agree(comm, (problems, plan))
+        problems, plan = agreed(comm, (problems, plan))
     if problems:
         return _fail_input(problems)
     cfg, raw = plan["cfg"], plan["raw"]
@@ -665,7 +660,7 @@ def cmd_resume(args):
 
         domain = SlabDomain(comm, cfg.lattice.shape, slabs)
         checkpoint = scatter_checkpoint(comm, domain, checkpoint)
-        series = _agree(comm, series)
+        series = agreed(comm, series)
     sim = _simulation(lambda: Simulation.restore(cfg, checkpoint, series, backend=backend, domain=domain), None, comm)
     if root:
         store.continue_on(_label(backend, comm), sim.clock)
@@ -673,9 +668,8 @@ def cmd_resume(args):
         store = SplitStore(comm, store, domain)
         store.checkpoint_clock = sim.clock
     if not args.quiet:
-        ranks = f" on {comm.Get_size()} ranks" if comm is not None else ""
         print(f"gpusim: resuming {args.store} at {format_minutes(sim.time_min)} (step {sim.clock} of {sim.end_step}) "
-              f"on {backend.label}{ranks}")
+              f"on {_label(backend, comm)}")
     args.output = args.store
     status = _execute(sim, store, args, wall_start, plan["stop_step"], comm)
     if status != EXIT_OK or not sim.done or not cfg.arms:

@@ -189,14 +189,12 @@ class Simulation:
         cells, then its halo's) and the whole run's next id.
         """
         sim = cls(cfg, backend=backend, debug=debug, _populate=False, domain=domain)
-        sim._load_table(checkpoint)
         sim.clock = int(checkpoint["clock"])
         for name, values in timeseries_rows.items():
             sim.timeseries.rows[name] = list(values.tolist())
         if sim.fields:
             sim.fields.values[...] = sim.backend.to_device(checkpoint["columns"]["field_values"])
-        sim._learn_from_census()
-        sim._daughters_next += sim.domain.received  # a rank's halo, which its census does not count
+        sim._load_table(checkpoint)
         return sim
 
     def take_layers(self, checkpoint):
@@ -205,8 +203,6 @@ class Simulation:
         continues as it would have: what a rank holds changes, never what a cell does."""
         self._hold_layers(int(checkpoint["n"]))
         self._load_table(checkpoint)
-        self._learn_from_census()
-        self._daughters_next += self.domain.received
 
     def _hold_layers(self, cells, inputs=None):
         """The parameters and an empty agent table (room for ``cells``) for the layers the domain holds."""
@@ -221,7 +217,9 @@ class Simulation:
         self.run_arguments.update(params=self.params, occ=self.state.occ)
 
     def _load_table(self, checkpoint):
-        """The table and occupancy of a checkpoint (its cells, count and next id)."""
+        """The table and occupancy of a checkpoint (its cells, count and next id), and what the next step
+        learns from a census: its bound on daughters grows by a rank's halo, which the census does not
+        count."""
         s = self.state
         n = int(checkpoint["n"])
         s.reserve(max(n, 16))
@@ -231,6 +229,8 @@ class Simulation:
         s.publish()
         s.occ[:] = -1
         self.launch_rule(claim_own_voxel, n)
+        self._learn_from_census()
+        self._daughters_next += self.domain.received
 
     def checkpoint(self):
         """The complete state as host arrays: enough to continue the run bit for bit."""

@@ -135,6 +135,7 @@ class SplitStore:
     def checkpoint(self, sim):
         state = sim.checkpoint()
         columns = self._cells(state["columns"])
+        whole = None  # rank 0's
         if self.root:
             if "field_values" in state["columns"]:  # the same on every rank
                 columns["field_values"] = state["columns"]["field_values"]
@@ -142,7 +143,7 @@ class SplitStore:
                      "next_id": self.domain.next_id, "columns": columns}
             self.inner.checkpoint(_Whole(sim, checkpoint=whole))
         self.checkpoint_clock = state["clock"]
-        self._rebalance(sim, whole if self.root else None)
+        self._rebalance(sim, whole)
 
     def _rebalance(self, sim, whole):
         """At a checkpoint, with the whole table on rank 0: move the slab boundaries to where the cells divide

@@ -18,6 +18,7 @@ import numpy as np
 from gpusim.domain import WholeLattice
 from gpusim.engine import STEP_REACH
 from gpusim.kernels.cells import DEAD, GHOST
+from gpusim.state import id_problems
 
 # What MPI launchers set in each process they start: the number of processes, and this one's rank among
 # those of its node (each takes the GPU of that number).  MPICH's and Intel MPI's Hydra and Slurm's PMI-2 set
@@ -133,10 +134,14 @@ def _balanced_bounds(layer_cells, ranks, least):
 
 
 def imbalance(layer_cells, slabs):
-    """The most cells a rank steps over the mean (1.0 when shared evenly; 0 cells: 1.0)."""
-    cells = [sum(int(c) for c in layer_cells[slab.start : slab.stop]) for slab in slabs]
-    mean = sum(cells) / len(cells)
-    return max(cells) / mean if mean > 0 else 1.0
+    """The most cells a rank steps over the mean, for slabs ``slabs`` of layers holding ``layer_cells``."""
+    return over_mean([sum(int(c) for c in layer_cells[slab.start : slab.stop]) for slab in slabs])
+
+
+def over_mean(cells):
+    """The most of ``cells`` (a count per rank) over their mean: 1.0 when shared evenly, or when there are none."""
+    total = sum(cells)
+    return max(cells) * len(cells) / total if total > 0 else 1.0
 
 
 # --- which rank holds which cell ----------------------------------------------------------------------------------
@@ -243,15 +248,15 @@ class SlabDomain(WholeLattice):
         slab = self.slabs[self.rank]
         self.held, self.own = slab.held, (slab.start, slab.stop)
 
-    def _below(self, count):
-        """The sum of ``count`` over the ranks before this one (their slabs lie below)."""
-        before = self.comm.exscan(int(count), op=self._mpi.SUM)
-        return 0 if self.rank == 0 else int(before)
+    def _below_and_all(self, count):
+        """The sum of ``count`` over the ranks before this one (their slabs lie below), and over every rank."""
+        counts = self.comm.allgather(int(count))
+        return sum(counts[: self.rank]), sum(counts)
 
     def new_ids(self, state, count):
-        counts = self.comm.allgather(int(count))
-        first = self.next_id + sum(counts[: self.rank])
-        self.next_id += sum(counts)
+        below, everywhere = self._below_and_all(count)
+        first = self.next_id + below
+        self.next_id += everywhere
         return first
 
     def settle_ids(self, state):
@@ -271,7 +276,8 @@ class SlabDomain(WholeLattice):
 
     def ties_to_take(self, wanted, count_ties):
         mine = count_ties()
-        return max(0, min(mine, wanted - self._below(mine)))
+        below, _ = self._below_and_all(mine)
+        return max(0, min(mine, wanted - below))
 
     def combine_grid(self, backend, *arrays):
         for values in arrays:
@@ -295,9 +301,9 @@ class SlabDomain(WholeLattice):
         leaving = {self.rank - 1: xp.flatnonzero(own & (voxel < first_own)),
                    self.rank + 1: xp.flatnonzero(own & (voxel >= stop_own))}
         leaving = {other: slots for other, slots in leaving.items() if 0 <= other < self.ranks}
-        sent = self._send(s, leaving)
+        sent, sending = self._send(s, leaving)
         kept = s.keep_slots(own & (voxel >= first_own) & (voxel < stop_own))
-        arrived = self._receive(s, leaving, kept, ghosts=False)
+        arrived = self._receive(s, sending, kept, ghosts=False)
         owned = kept + arrived
         voxel = s["voxel"][:owned]
         halos = {}
@@ -305,34 +311,33 @@ class SlabDomain(WholeLattice):
             halos[self.rank - 1] = xp.flatnonzero(voxel < first_own + self.slabs[self.rank - 1].above * self.plane)
         if self.rank < self.ranks - 1:
             halos[self.rank + 1] = xp.flatnonzero(voxel >= stop_own - self.slabs[self.rank + 1].below * self.plane)
-        sent += self._send(s, halos)
-        ghosts = self._receive(s, halos, owned, ghosts=True)
+        halo_bytes, sending = self._send(s, halos)
+        ghosts = self._receive(s, sending, owned, ghosts=True)
         s.n = owned + ghosts
         s.publish()
         self.received = arrived + ghosts
-        self.exchanged_bytes = sent
-        stepped = self.comm.allgather(owned)
-        self.imbalance = max(stepped) * len(stepped) / sum(stepped) if sum(stepped) else 1.0
+        self.exchanged_bytes = sent + halo_bytes
+        self.imbalance = over_mean(self.comm.allgather(owned))
 
     def _send(self, state, sending):
         """Start sending each neighbour the slots ``sending[other]`` of the table (a count, then the slots
-        packed); returns the bytes sent.  The sends complete in :meth:`_receive`."""
-        self._pending = []
-        total = 0
+        packed); returns the bytes sent and, per neighbour, the sends in flight with their buffers, which
+        :meth:`_receive` completes."""
+        total, in_flight = 0, {}
         for other, slots in sending.items():
-            payload = state.packed_slots(slots)
             count = np.array([int(slots.shape[0])], dtype=np.int64)
-            self._pending += [(count, payload), self.comm.Isend(count, dest=other, tag=1),
-                              self.comm.Isend(payload, dest=other, tag=2)]
+            payload = state.packed_slots(slots)
+            in_flight[other] = (count, payload, [self.comm.Isend(count, dest=other, tag=1),
+                                                 self.comm.Isend(payload, dest=other, tag=2)])
             total += payload.nbytes
-        return total
+        return total, in_flight
 
-    def _receive(self, state, sending, first, ghosts):
-        """Receive from each neighbour in ``sending`` what it sends, written to slots ``first`` onwards (its
-        voxels counted from this rank's first held layer, marked GHOST with ``ghosts``) with occupancy; returns
-        how many came."""
+    def _receive(self, state, in_flight, first, ghosts):
+        """Receive from each neighbour ``_send`` sent to what it sends, written to slots ``first`` onwards (its
+        voxels counted from this rank's first held layer, marked GHOST with ``ghosts``) with occupancy, then
+        complete the sends; returns how many came."""
         at = first
-        for other in sending:
+        for other in in_flight:
             count = np.empty(1, dtype=np.int64)
             self.comm.Recv(count, source=other, tag=1)
             payload = np.empty(int(count[0]) * state.slot_bytes_packed(), dtype=np.uint8)
@@ -346,10 +351,9 @@ class SlabDomain(WholeLattice):
                 state["state"][at : at + came] |= GHOST
             state.claim_voxels(at, at + came)
             at += came
-        for request in self._pending:
-            if not isinstance(request, tuple):
+        for _count, _payload, requests in in_flight.values():  # the buffers stay alive until their sends end
+            for request in requests:
                 request.Wait()
-        self._pending = []
         return at - first
 
     def check(self, sim, previous_ids, previous_next_id):
@@ -363,15 +367,7 @@ class SlabDomain(WholeLattice):
         if voxel.size and (voxel.min() < first_own or voxel.max() >= stop_own):
             raise AssertionError(f"rank {self.rank}: lattice invariants broken: a cell it steps is outside its slab")
         ids = np.sort(np.concatenate(self.comm.allgather(s.backend.to_host(s.view("agent_id"))[own])))
-        problems = []
-        if ids.size and np.any(ids[1:] == ids[:-1]):
-            problems.append("two ranks step cells of one id")
-        if ids.size and ids[-1] >= self.next_id:
-            problems.append("an id beyond the run's id counter")
-        if previous_ids is not None:
-            new = np.setdiff1d(ids, previous_ids, assume_unique=True)
-            if new.size and new.min() < previous_next_id:
-                problems.append("an id was reused")
+        problems = id_problems(ids, self.next_id, previous_ids, previous_next_id)  # the cells every rank steps
         if problems:
-            raise AssertionError(f"rank {self.rank}: lattice invariants broken: " + "; ".join(problems))
+            raise AssertionError(f"rank {self.rank}: the whole run's lattice invariants broken: " + "; ".join(problems))
         return ids

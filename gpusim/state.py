@@ -152,6 +152,22 @@ def row_blocks(held=None):
     return blocks
 
 
+def id_problems(sorted_ids, next_id, previous_ids=None, previous_next_id=0):
+    """What is wrong with the ids of a table's live cells (``sorted_ids``, sorted), against the id counter
+    ``next_id`` and the last check's ids and counter: none shared, none beyond the counter, no new one below
+    the last counter (an id reused)."""
+    problems = []
+    if sorted_ids.size and np.any(sorted_ids[1:] == sorted_ids[:-1]):
+        problems.append("two cells share an id")
+    if sorted_ids.size and sorted_ids[-1] >= next_id:
+        problems.append("an id beyond the id counter")
+    if previous_ids is not None:
+        new = np.setdiff1d(sorted_ids, previous_ids, assume_unique=True)
+        if new.size and new.min() < previous_next_id:
+            problems.append("an id was reused")
+    return problems
+
+
 def chunk_size(voxels):
     """Voxels in the largest chunk of a lattice of ``voxels`` (what a lattice walk holds buffers for)."""
     return min(int(voxels), VOXEL_CHUNK)
@@ -495,15 +511,11 @@ class State:
         same run) puts them back with :meth:`put_slots`."""
         count = int(slots.shape[0])
         payload = np.empty(count * self.slot_bytes_packed(), dtype=np.uint8)
-        at = 0
-        for block in self.column_rows(TABLE_DTYPES):
-            size = block.shape[0] * block.dtype.itemsize * count
-            rows = payload[at : at + size].view(block.dtype).reshape(block.shape[0], count)
+        for block, rows in self._packed_blocks(payload, count):
             if self.xp is np:
                 np.take(block, slots, axis=1, out=rows)  # straight into the buffer
             else:
                 rows[...] = self.backend.to_host(self.xp.take(block, slots, axis=1))
-            at += size
         return payload
 
     def slot_bytes_packed(self):
@@ -514,13 +526,18 @@ class State:
         """Write the slots of ``payload`` (:meth:`packed_slots` of a table with the same rows) to slots ``first``
         onwards (the table has room); returns how many."""
         count = payload.shape[0] // self.slot_bytes_packed()
+        for block, rows in self._packed_blocks(payload, count):
+            block[:, first : first + count] = self.backend.to_device(rows)
+        return count
+
+    def _packed_blocks(self, payload, count):
+        """Each dtype's column rows (TABLE_DTYPES order) with its ``[row, slot]`` view of ``count`` slots in the
+        host byte buffer ``payload``: the layout :meth:`packed_slots` and :meth:`put_slots` share."""
         at = 0
         for block in self.column_rows(TABLE_DTYPES):
             size = block.shape[0] * block.dtype.itemsize * count
-            rows = payload[at : at + size].view(block.dtype).reshape(block.shape[0], count)
-            block[:, first : first + count] = self.backend.to_device(rows)
+            yield block, payload[at : at + size].view(block.dtype).reshape(block.shape[0], count)
             at += size
-        return count
 
     def keep_slots(self, keep):
         """Keep the slots marked in ``keep`` (a backend bool array over the ``n`` slots), the others dropped: the
@@ -614,14 +631,7 @@ class State:
         if np.count_nonzero(occ >= 0) != n:
             problems.append(f"occupancy grid holds {np.count_nonzero(occ >= 0)} cells, agent table {n}")
         sorted_ids = np.sort(ids)
-        if n and np.any(sorted_ids[1:] == sorted_ids[:-1]):
-            problems.append("two cells share an id")
-        if n and sorted_ids[-1] >= self.next_id:
-            problems.append("an id beyond the id counter")
-        if previous_ids is not None:
-            new = np.setdiff1d(sorted_ids, previous_ids, assume_unique=True)
-            if new.size and new.min() < previous_next_id:
-                problems.append("an id was reused")
+        problems += id_problems(sorted_ids, self.next_id, previous_ids, previous_next_id)
         if problems:
             raise AssertionError("lattice invariants broken: " + "; ".join(problems))
         return sorted_ids
