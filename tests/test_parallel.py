@@ -406,3 +406,32 @@ def test_a_split_run_moves_its_slab_boundaries_to_where_the_cells_are(tmp_path):
     imbalance = open_store(three).meta["imbalance"]
     assert imbalance["0"] > 2.9  # as the slabs were planned: even
     assert all(value < 1.6 for clock, value in imbalance.items() if clock != "0")
+
+
+class _Answers:
+    """A stand-in communicator for rank ``rank`` of ``ranks`` whose allgather returns ``gathered`` (what every
+    rank would have said)."""
+
+    def __init__(self, rank, ranks, gathered):
+        self.rank, self.ranks, self.gathered = rank, ranks, gathered
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.ranks
+
+    def allgather(self, value):
+        assert value == self.gathered[self.rank]
+        return list(self.gathered)
+
+
+def test_voxels_tied_at_the_threshold_are_taken_in_slab_order():
+    """Placement wants 6 more voxels whose key equals the threshold; the 3 ranks hold 4, 5 and 3 of them: rank 0
+    takes its 4, rank 1 the first 2 of its 5, rank 2 none — what one process walking the lattice in voxel order
+    takes.  Without the ranks below counted, each would take min(its own, 6): 4 + 5 + 3 = 12."""
+    from gpusim.parallel import SlabDomain
+
+    slabs, tied = plan_slabs(42, 3), [4, 5, 3]
+    taken = [SlabDomain(_Answers(r, 3, tied), (42, 8, 8), slabs).ties_to_take(6, lambda r=r: tied[r]) for r in range(3)]
+    assert taken == [4, 2, 0] and sum(taken) == 6
